@@ -1,0 +1,72 @@
+# echod: every target a developer runs is the one CI runs (.ci/run calls make test).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
+TEST_PACKAGES := curl
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: install
+install: $(INSTALLED) ## create .venv and install echod with its development tools
+
+.PHONY: run
+run: $(INSTALLED) ## serve on 3000 (HTTP) and 10000 (HTTPS); ARGS="--workers 2" adds flags
+	$(BIN)/echod $(ARGS)
+
+.PHONY: test
+test: lint system-packages ## lint, then the unit and integration tests
+	$(BIN)/pytest
+
+.PHONY: unit
+unit: $(INSTALLED) ## the unit tests only (no sockets, no processes)
+	$(BIN)/pytest tests/unit
+
+.PHONY: lint
+lint: $(INSTALLED) ## ruff (lint and format) and mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: $(INSTALLED) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: system-packages
+system-packages:
+	@scripts/debian-packages $(TEST_PACKAGES)
+
+.PHONY: doc
+doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
+	$(BIN)/pdoc --docformat google --output-directory build/doc echod
+
+.PHONY: bench
+bench: $(INSTALLED) ## wrk against a local echod with the reference workload
+	@scripts/debian-packages wrk
+	$(BIN)/python bench/quick.py
+
+.PHONY: constraints
+constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyproject.toml
+	rm -rf build/pin && $(PYTHON) -m venv build/pin
+	build/pin/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; build/pin/bin/python -m pip freeze --exclude-editable \
+	  --disable-pip-version-check | grep -v '^-e'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf build/pin
+
+.PHONY: clean
+clean: ## remove the virtualenv and build output
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

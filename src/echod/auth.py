@@ -1,0 +1,209 @@
+"""Auth: HTTP basic credentials (RFC 7617) checked against an htpasswd file of bcrypt hashes.
+
+bcrypt is slow on purpose, so it is not paid per request. A password that bcrypt
+accepted is remembered as a keyed digest, one per user, and compared in constant time;
+a refused one is remembered too, in a bounded table, so repeating it costs nothing.
+Only new credentials are hashed: on one thread per process, with a bounded queue,
+so a flood of wrong passwords cannot starve users whose credentials are known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import hmac
+import os
+from base64 import b64decode
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import bcrypt
+
+from echod.config import ConfigError
+from echod.errors import ServiceUnavailable, Unauthorized
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "MAX_PENDING_HASHES",
+    "MAX_REFUSED_REMEMBERED",
+    "Authenticator",
+    "Credentials",
+    "demo_users_file",
+    "load_users",
+    "parse_basic_auth",
+]
+
+#: Credentials that may wait for bcrypt in one process; more are answered 503.
+MAX_PENDING_HASHES = 64
+#: Refused credentials remembered per process, so that repeating them is cheap.
+MAX_REFUSED_REMEMBERED = 10_000
+
+# bcrypt reads at most 72 bytes of a password; htpasswd and most libraries drop the rest.
+_BCRYPT_MAX_PASSWORD = 72
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+_WRONG = "wrong user name or password"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and password as the client sent them."""
+
+    user: str
+    password: bytes = b""
+
+    def __repr__(self) -> str:
+        """Show the user, never the password."""
+        return f"Credentials(user={self.user!r})"
+
+
+def parse_basic_auth(header: str | None) -> Credentials:
+    """Parse an ``Authorization`` header of the Basic scheme (RFC 7617).
+
+    Raises:
+        Unauthorized: the header is missing, of another scheme, not base64, has no
+            colon, or names a user that is not UTF-8.
+    """
+    if not header:
+        raise Unauthorized("credentials are required (HTTP basic auth)")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("only the Basic authentication scheme is supported")
+    try:
+        decoded = b64decode(token.strip(" "), validate=True)
+    except (binascii.Error, ValueError):
+        raise Unauthorized("the Basic credentials are not valid base64") from None
+    user, colon, password = decoded.partition(b":")
+    if not colon:
+        raise Unauthorized("the Basic credentials have no colon between user and password")
+    try:
+        return Credentials(user.decode(), password)
+    except UnicodeDecodeError:
+        raise Unauthorized("the user name is not valid UTF-8") from None
+
+
+def demo_users_file() -> Path:
+    """Return the bundled htpasswd file of the four demo users."""
+    return Path(str(resources.files("echod") / "demo-users.htpasswd"))
+
+
+def load_users(path: Path) -> dict[str, bytes]:
+    """Read an htpasswd file of bcrypt hashes (``htpasswd -B``) into user -> hash.
+
+    Raises:
+        ConfigError: the file cannot be read, has no users, repeats a user, or holds a
+            line that is not ``user:bcrypt-hash``; the message names the file and line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"users file {path}: cannot be read: {error}") from None
+    users: dict[str, bytes] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, colon, hashed = line.partition(":")
+        where = f"users file {path}, line {number}"
+        if not colon or not user:
+            raise ConfigError(f"{where}: expected user:hash")
+        if not hashed.startswith(_BCRYPT_PREFIXES) or len(hashed) != 60:  # noqa: PLR2004
+            raise ConfigError(
+                f"{where}: the hash of {user!r} is not bcrypt; make it with htpasswd -B"
+            )
+        if user in users:
+            raise ConfigError(f"{where}: user {user!r} appears twice")
+        users[user] = hashed.encode()
+    if not users:
+        raise ConfigError(f"users file {path}: no users")
+    return users
+
+
+class Authenticator:
+    """Checks credentials; knows when bcrypt is needed and keeps its work bounded."""
+
+    def __init__(
+        self,
+        users: Mapping[str, bytes],
+        *,
+        max_pending: int = MAX_PENDING_HASHES,
+        max_refused: int = MAX_REFUSED_REMEMBERED,
+    ) -> None:
+        """Check against ``users`` (name -> bcrypt hash); the limits bound the work."""
+        self._users = dict(users)
+        self._max_pending = max_pending
+        self._max_refused = max_refused
+        # A per-process key, so the remembered digests are useless outside this process.
+        self._key = os.urandom(32)
+        self._verified: dict[str, bytes] = {}
+        self._refused: dict[bytes, None] = {}
+        self._pending = 0
+        self._executor: ThreadPoolExecutor | None = None
+        # Unknown users are hashed too, against this, so timing does not reveal them.
+        self._unknown_user_hash = next(iter(self._users.values()))
+
+    def check(self, header: str | None) -> str | Credentials:
+        """Return the user when the credentials are known to be good.
+
+        Otherwise return the parsed credentials, which :meth:`verify` must hash.
+
+        Raises:
+            Unauthorized: the header is unusable, or these credentials were refused.
+        """
+        credentials = parse_basic_auth(header)
+        digest = self._digest(credentials)
+        known = self._verified.get(credentials.user)
+        if known is not None and hmac.compare_digest(known, digest):
+            return credentials.user
+        if digest in self._refused:
+            raise Unauthorized(_WRONG)
+        return credentials
+
+    async def verify(self, credentials: Credentials) -> str:
+        """Hash ``credentials`` with bcrypt, off the event loop, and remember the outcome.
+
+        Raises:
+            Unauthorized: the user is unknown or the password is wrong.
+            ServiceUnavailable: too many credentials are already waiting for bcrypt.
+        """
+        if self._pending >= self._max_pending:
+            raise ServiceUnavailable("too many new credentials are being checked; retry shortly")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="echod-bcrypt")
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            good = await loop.run_in_executor(self._executor, self._bcrypt, credentials)
+        finally:
+            self._pending -= 1
+        digest = self._digest(credentials)
+        if good:
+            self._verified[credentials.user] = digest
+            return credentials.user
+        if len(self._refused) >= self._max_refused:
+            del self._refused[next(iter(self._refused))]  # the oldest
+        self._refused[digest] = None
+        raise Unauthorized(_WRONG)
+
+    def close(self) -> None:
+        """Stop the hashing thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _digest(self, credentials: Credentials) -> bytes:
+        message = credentials.user.encode() + b"\0" + credentials.password
+        return hashlib.blake2b(message, key=self._key, digest_size=32).digest()
+
+    def _bcrypt(self, credentials: Credentials) -> bool:
+        hashed = self._users.get(credentials.user)
+        password = credentials.password[:_BCRYPT_MAX_PASSWORD]
+        try:
+            matched = bcrypt.checkpw(password, hashed or self._unknown_user_hash)
+        except ValueError:  # bcrypt refuses some passwords, such as ones with NUL bytes
+            return False
+        return matched and hashed is not None

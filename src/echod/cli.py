@@ -1,0 +1,55 @@
+"""CLI: the ``echod`` command. Parses its settings, then serves until told to stop.
+
+Exit status: 0 after a clean shutdown, 1 when serving fails (a port in use, a listener
+that dies), 2 for bad settings. Setting errors go to stderr; everything else is a JSON
+line on stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from echod.auth import demo_users_file, load_users
+from echod.config import ConfigError, load_settings
+from echod.logs import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["main"]
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("echod")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run echod with ``argv`` (default: the command line) and ``environ`` (default: os.environ)."""
+    try:
+        settings = load_settings(argv, environ)
+    except ConfigError as error:
+        return _config_error(error)
+    except SystemExit as done:  # --help and --version
+        return int(done.code or 0)
+    log_config = configure_logging(settings.log_level)
+    try:
+        users = load_users(settings.users_file or demo_users_file())
+        if settings.users_file is None:
+            log.warning(
+                "using the bundled demo users, whose passwords are public; "
+                "set --users-file (ECHOD_USERS_FILE) to an htpasswd file of your own"
+            )
+        from echod.server import serve  # noqa: PLC0415 - imports granian, only when serving
+
+        return serve(settings, users, log_config=log_config)
+    except ConfigError as error:
+        return _config_error(error)
+
+
+def _config_error(error: ConfigError) -> int:
+    print(f"echod: error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's own message
+    print("echod: run 'echod --help' for the settings", file=sys.stderr)  # noqa: T201
+    return EXIT_CONFIG

@@ -1,0 +1,264 @@
+"""Settings: the only reader of command-line flags and ``ECHOD_*`` variables.
+
+Every setting has a flag and an environment variable; the flag wins. Values are
+checked here, once, and errors name the flag or variable that carried the bad value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from echod import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "ConfigError",
+    "LogLevel",
+    "Settings",
+    "load_settings",
+]
+
+#: Largest request body accepted; a larger one is answered 413 without being read.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Largest request head (request line and headers); a larger one is answered 431.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a client has to send a request head, and the idle keep-alive timeout.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds in-flight requests get to finish once shutdown has begun.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+_MAX_WORKERS = 64
+_MAX_BODY_LIMIT = 1024 * 1024 * 1024
+# granian (hyper) refuses read buffers under 8 KiB.
+_MIN_HEADER_BYTES = 8 * 1024
+_MAX_HEADER_LIMIT = 1024 * 1024
+_MAX_SECONDS = 3600.0
+
+
+class ConfigError(ValueError):
+    """A setting has a value echod cannot run with; the message names it."""
+
+
+class LogLevel(enum.StrEnum):
+    """The log levels echod accepts, lowest first."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything echod is configured with, typed and checked."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces by default
+    port: int = 3000
+    tls_port: int = 10000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    users_file: Path | None = None
+    workers: int = 1
+    log_level: LogLevel = LogLevel.INFO
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    drain_delay: float = 0.0
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the HTTPS listener runs."""
+        return self.tls_port != 0
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip(), 10)
+        except ValueError:
+            raise ValueError(f"not an integer (expected {low}-{high})") from None
+        if not low <= value <= high:
+            raise ValueError(f"out of range (expected {low}-{high})")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"not a number of seconds (expected {low:g}-{high:g})") from None
+        if not low <= value <= high:  # also rejects nan
+            raise ValueError(f"out of range (expected {low:g}-{high:g} seconds)")
+        return value
+
+    return parse
+
+
+def _host(raw: str) -> str:
+    value = raw.strip().removeprefix("[").removesuffix("]")
+    if not value:
+        raise ValueError("empty host")
+    return value
+
+
+def _readable_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError("no such file")
+    if not os.access(path, os.R_OK):
+        raise ValueError("file is not readable")
+    return path
+
+
+def _log_level(raw: str) -> LogLevel:
+    try:
+        return LogLevel(raw.strip().lower())
+    except ValueError:
+        choices = ", ".join(level.value for level in LogLevel)
+        raise ValueError(f"not a log level (expected one of {choices})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    field: str
+    parse: Callable[[str], Any]
+    metavar: str
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "ECHOD_" + self.field.upper()
+
+
+_PORT = _integer(1, 65535)
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option("host", _host, "HOST", "address to listen on (default 0.0.0.0; :: for IPv6)"),
+    _Option("port", _PORT, "N", "plain HTTP port (default 3000)"),
+    _Option("tls_port", _integer(0, 65535), "N", "HTTPS port, 0 turns it off (default 10000)"),
+    _Option("tls_cert", _readable_file, "FILE", "PEM certificate chain for HTTPS"),
+    _Option("tls_key", _readable_file, "FILE", "PEM private key for HTTPS"),
+    _Option("users_file", _readable_file, "FILE", "htpasswd file of bcrypt hashes"),
+    _Option("workers", _integer(1, _MAX_WORKERS), "N", "worker processes (default 1)"),
+    _Option("log_level", _log_level, "LEVEL", "debug, info, warning or error (default info)"),
+    _Option(
+        "max_body_bytes",
+        _integer(1, _MAX_BODY_LIMIT),
+        "N",
+        f"largest request body in bytes (default {DEFAULT_MAX_BODY_BYTES})",
+    ),
+    _Option(
+        "max_header_bytes",
+        _integer(_MIN_HEADER_BYTES, _MAX_HEADER_LIMIT),
+        "N",
+        f"largest request head in bytes (default {DEFAULT_MAX_HEADER_BYTES})",
+    ),
+    _Option(
+        "header_timeout",
+        _seconds(1.0, _MAX_SECONDS),
+        "S",
+        f"seconds to read a request head; also the keep-alive idle timeout "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    ),
+    _Option(
+        "shutdown_timeout",
+        _seconds(0.1, _MAX_SECONDS),
+        "S",
+        f"seconds in-flight requests get on shutdown (default {DEFAULT_SHUTDOWN_TIMEOUT:g})",
+    ),
+    _Option(
+        "drain_delay",
+        _seconds(0.0, _MAX_SECONDS),
+        "S",
+        "seconds /ready answers 503 before the listeners close on SIGTERM (default 0)",
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises instead of exiting, so ``main`` owns exit codes."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser; every option defaults to "not given"."""
+    parser = _Parser(
+        prog="echod",
+        description="A JSON echo API: POST or PUT a JSON object to /api/echo.",
+        epilog="Every option can also be set with its ECHOD_* variable "
+        "(--max-body-bytes is ECHOD_MAX_BODY_BYTES); the flag wins.",
+    )
+    parser.add_argument("--version", action="version", version=f"echod {__version__}")
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag, dest=option.field, metavar=option.metavar, help=option.help
+        )
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from flags, then ``ECHOD_*`` variables, then defaults.
+
+    Raises:
+        ConfigError: a value is malformed or out of range; the message names the flag
+            or variable and the value.
+    """
+    environ = os.environ if environ is None else environ
+    given = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        raw = getattr(given, option.field)
+        source = option.flag
+        if raw is None:
+            raw = environ.get(option.env)
+            source = option.env
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{source}={raw!r}: {error}") from None
+        sources[option.field] = source
+    settings = Settings(**values)
+    _check_combinations(settings, sources)
+    return settings
+
+
+def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given = "tls_cert" if settings.tls_cert is not None else "tls_key"
+        missing = next(o for o in OPTIONS if o.field in {"tls_cert", "tls_key"} - {given})
+        raise ConfigError(
+            f"{sources[given]} is set but {missing.flag} ({missing.env}) is not: "
+            "HTTPS needs both a certificate and its key"
+        )
+    if settings.tls_port == settings.port:
+        raise ConfigError(
+            f"{sources.get('tls_port', '--tls-port')}={settings.tls_port}: "
+            f"the HTTPS port must differ from the HTTP port"
+        )

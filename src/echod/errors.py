@@ -1,0 +1,131 @@
+"""Errors: the one hierarchy of HTTP problems, and the one place that renders them.
+
+Every answer other than a 2xx is a :class:`Problem`, rendered as RFC 9457 problem
+details (``application/problem+json``) that carry the request id::
+
+    Problem                      any error answer; status 500 unless a subclass says
+    ├── BadRequest               400  the body is empty, not JSON, not an object, ...
+    ├── Unauthorized             401  credentials missing, malformed or wrong
+    ├── NotFound                 404  no such path
+    ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
+    ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``
+    ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
+    └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
+
+:class:`echod.config.ConfigError` is apart: it stops echod before it serves.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import ClassVar
+
+import msgspec
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "BadRequest",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "render_problem",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Problem(Exception):  # noqa: N818 - an RFC 9457 "problem", not an "error" by name
+    """An error answer: a status, a human-readable detail and extra response headers."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Describe the problem in ``detail``; ``headers`` go on the response as they are."""
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+    @property
+    def title(self) -> str:
+        """The reason phrase of the status."""
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequest(Problem):
+    """The request body cannot be echoed."""
+
+    status = 400
+
+
+class Unauthorized(Problem):
+    """Credentials are missing, malformed or wrong (RFC 7617)."""
+
+    status = 401
+    #: The challenge sent with every 401 (RFC 7617 section 2.1 defines ``charset``).
+    CHALLENGE: ClassVar[tuple[str, str]] = (
+        "www-authenticate",
+        'Basic realm="echod", charset="UTF-8"',
+    )
+
+    def __init__(self, detail: str) -> None:
+        """Describe why the credentials were refused; the challenge header is added."""
+        super().__init__(detail, (self.CHALLENGE,))
+
+
+class NotFound(Problem):
+    """No route has this path."""
+
+    status = 404
+
+
+class MethodNotAllowed(Problem):
+    """The path exists, but not for this method."""
+
+    status = 405
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        """Name the refused method and send ``Allow`` with the ones that exist."""
+        allow = ", ".join(allowed)
+        super().__init__(f"{method} is not allowed here; use {allow}", (("allow", allow),))
+
+
+class PayloadTooLarge(Problem):
+    """The body is over the configured limit."""
+
+    status = 413
+
+
+class UnsupportedMediaType(Problem):
+    """The body is encoded in a way echod does not decode."""
+
+    status = 415
+
+
+class ServiceUnavailable(Problem):
+    """echod cannot take this request now; the client may retry after ``Retry-After``."""
+
+    status = 503
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        """Describe the condition; ``Retry-After`` is ``retry_after`` seconds."""
+        super().__init__(detail, (("retry-after", str(retry_after)),))
+
+
+def render_problem(problem: Problem, instance: str, request_id: str) -> bytes:
+    """Return the RFC 9457 body of ``problem`` for the request to ``instance``."""
+    return _encode(
+        {
+            "type": "about:blank",
+            "title": problem.title,
+            "status": problem.status,
+            "detail": problem.detail,
+            "instance": instance,
+            "requestId": request_id,
+        }
+    )
