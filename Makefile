@@ -57,7 +57,7 @@ doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
 .PHONY: bench
 bench: $(INSTALLED) ## wrk against a local echod with the reference workload
 	@scripts/debian-packages wrk
-	$(BIN)/python bench/quick.py
+	$(BIN)/python bench/run.py
 
 .PHONY: constraints
 constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyproject.toml

@@ -74,8 +74,11 @@ def parse_basic_auth(header: str | None) -> Credentials:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic":
         raise Unauthorized("only the Basic authentication scheme is supported")
+    token = token.strip(" ")
+    if not token:
+        raise Unauthorized("the Basic scheme carries no credentials")
     try:
-        decoded = b64decode(token.strip(" "), validate=True)
+        decoded = b64decode(token, validate=True)
     except (binascii.Error, ValueError):
         raise Unauthorized("the Basic credentials are not valid base64") from None
     user, colon, password = decoded.partition(b":")

@@ -1,0 +1,1 @@
+"""echod tests: unit tests without sockets, integration tests against real processes."""

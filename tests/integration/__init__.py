@@ -1,0 +1,1 @@
+"""Integration tests: a real echod process on a free loopback port, driven by real clients."""

@@ -1,0 +1,145 @@
+"""Real echod processes on free loopback ports, for the integration tests."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ECHOD = Path(sys.executable).with_name("echod")
+USER, PASSWORD = "remarkablebob", "2rFtex"
+AUTH = (USER, PASSWORD)
+AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Echod:
+    """One echod process: started with its arguments, stopped at the end of its test."""
+
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        tls: bool = False,
+        port: int | None = None,
+        tls_port: int | None = None,
+    ) -> None:
+        """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``."""
+        self.port = port or free_port()
+        self.tls_port = (tls_port or free_port()) if tls else 0
+        self.args = [
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--tls-port", str(self.tls_port),
+            *args,
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The plain HTTP base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        """The HTTPS base URL."""
+        return f"https://localhost:{self.tls_port}"
+
+    def start(self, *, wait: bool = True) -> Echod:
+        """Start the process and, by default, wait until /health answers."""
+        self.process = subprocess.Popen(
+            [str(ECHOD), *self.args], stdout=self._out, stderr=self._err, env=self.env
+        )
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> float:
+        """Wait for GET /health to answer 200; return the seconds it took."""
+        assert self.process is not None
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                pytest.fail(f"echod exited with {self.process.returncode}: {self.stderr()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            time.sleep(0.02)
+        pytest.fail(f"echod did not answer /health within {timeout}s: {self.stdout()}")
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the supervisor."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the process to exit; return its status."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> int | None:
+        """Stop with SIGTERM (SIGKILL after 30 s); return the exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def stdout(self) -> str:
+        """Everything echod wrote to stdout so far."""
+        self._out.seek(0)
+        return self._out.read().decode(errors="replace")
+
+    def stderr(self) -> str:
+        """Everything echod wrote to stderr so far."""
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """stdout as JSON lines; a line that is not JSON fails the test."""
+        lines = []
+        for raw in self.stdout().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                pytest.fail(f"echod wrote a line that is not JSON: {raw!r}")
+        return lines
+
+    def request_lines(self, settle: float = 0.3) -> list[dict[str, Any]]:
+        """The per-request log lines, after giving the buffers time to be written."""
+        time.sleep(settle)
+        return [line for line in self.log_lines() if "status" in line]
+
+    def close(self) -> None:
+        """Stop the process and release its output files."""
+        self.stop()
+        self._out.close()
+        self._err.close()

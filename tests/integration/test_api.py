@@ -1,0 +1,264 @@
+"""The HTTP contract, end to end: a real echod, a real client."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.integration.support import AUTH_HEADER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.integration.support import Echod
+
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes and read until the server closes or stays quiet."""
+    with socket.create_connection(("127.0.0.1", echod.port), timeout=timeout) as conn:
+        conn.sendall(request)
+        chunks = []
+        try:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+class TestEcho:
+    @pytest.mark.parametrize("method", ["POST", "PUT"])
+    def test_object_is_echoed_with_echoed_true(self, client: httpx.Client, method: str) -> None:
+        """The seed's contract, both methods."""
+        response = client.request(method, "/api/echo", content=b'{"foo": "bar"}')
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == b'{"foo":"bar","echoed":true}'
+
+    def test_order_numbers_and_unicode_come_back_exactly(self, client: httpx.Client) -> None:
+        """Keys keep their order; big integers, decimals and unicode are exact."""
+        body = '{"z": 123456789012345678901234567890, "a": 1.10, "u": "日本 😀", "e": 1e400}'
+        response = client.post("/api/echo", content=body.encode())
+        expected = '{"z":123456789012345678901234567890,"a":1.10,"u":"日本 😀","e":1E+400,'
+        assert response.content == (expected + '"echoed":true}').encode()
+
+    @pytest.mark.parametrize(
+        ("body", "detail"),
+        [
+            (b"", "empty"),
+            (b"{", "not valid JSON"),
+            (b'{"a": "\xff"}', "Invalid UTF-8"),
+            (b"[1]", "not an array"),
+            (b"null", "not null"),
+            (b'{"echoed": true}', "already echoed"),
+            (b'{"echoed": "true"}', "already echoed"),
+            (b'{"a":' + b"[" * 10_000 + b"]" * 10_000 + b"}", "deeper than 128"),
+        ],
+        ids=["empty", "invalid", "utf8", "array", "null", "echoed", "echoed-string", "deep"],
+    )
+    def test_bad_bodies_are_400_problems(
+        self, client: httpx.Client, body: bytes, detail: str
+    ) -> None:
+        """Every refusal is problem+json with a reason and the request id."""
+        response = client.post("/api/echo", content=body)
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert detail in problem["detail"]
+        assert problem["requestId"] == response.headers["x-request-id"]
+
+    def test_body_over_the_limit_is_413_with_content_length(self, client: httpx.Client) -> None:
+        """A declared body over 1 MiB is refused."""
+        response = client.post("/api/echo", content=b" " * (1024 * 1024 + 1))
+        assert response.status_code == 413
+        assert "1048576 bytes" in response.json()["detail"]
+
+    def test_body_over_the_limit_is_413_when_chunked(self, client: httpx.Client) -> None:
+        """A chunked body is counted as it arrives."""
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(200):
+                yield b" " * 8192
+
+        response = client.post("/api/echo", content=chunks())
+        assert response.status_code == 413
+
+    def test_chunked_body_within_the_limit_is_echoed(self, client: httpx.Client) -> None:
+        """Transfer-Encoding: chunked works like a declared length."""
+        response = client.post("/api/echo", content=iter([b'{"a":', b" 1}"]))
+        assert response.content == b'{"a":1,"echoed":true}'
+
+
+class TestHeaders:
+    def test_request_id_is_kept_when_safe(self, client: httpx.Client) -> None:
+        """A valid X-Request-ID comes back as sent."""
+        response = client.post("/api/echo", content=b"{}", headers={"x-request-id": "abc.1:2-3_4"})
+        assert response.headers["x-request-id"] == "abc.1:2-3_4"
+
+    def test_unsafe_request_id_is_replaced(self, client: httpx.Client) -> None:
+        """An id that is too long or has other characters gets a fresh UUID4."""
+        response = client.post("/api/echo", content=b"{}", headers={"x-request-id": "x" * 200})
+        assert UUID4.fullmatch(response.headers["x-request-id"])
+
+    def test_response_time_is_in_milliseconds(self, client: httpx.Client) -> None:
+        """X-Response-Time: <ms>ms."""
+        response = client.post("/api/echo", content=b"{}")
+        assert re.fullmatch(r"\d+\.\d{3}ms", response.headers["x-response-time"])
+
+    def test_every_response_has_a_request_id(self, client: httpx.Client) -> None:
+        """Probes, errors and echoes alike."""
+        for response in (
+            client.get("/health"),
+            client.get("/metrics"),
+            client.get("/ready"),
+            client.get("/nope"),
+            client.post("/api/echo", content=b"{}"),
+        ):
+            assert response.headers["x-request-id"]
+
+
+class TestRoutes:
+    def test_unknown_path_needs_auth_then_is_404(self, echod: Echod) -> None:
+        """404 only for authenticated clients; others get 401."""
+        assert httpx.get(echod.url + "/nope").status_code == 401
+        response = httpx.get(echod.url + "/nope", headers={"authorization": AUTH_HEADER})
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+
+    def test_wrong_method_is_405_with_allow(self, client: httpx.Client) -> None:
+        """GET /api/echo names POST and PUT."""
+        response = client.get("/api/echo")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST, PUT"
+        assert response.headers["content-type"] == "application/problem+json"
+
+    @pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+    def test_probes_need_no_auth(self, echod: Echod, path: str) -> None:
+        """Liveness, readiness and metrics are open."""
+        assert httpx.get(echod.url + path).status_code == 200
+        assert httpx.head(echod.url + path).status_code == 200
+
+    def test_head_has_no_body(self, echod: Echod) -> None:
+        """HEAD /health answers the headers of GET without the body."""
+        raw = raw_exchange(echod, b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b""
+
+    def test_unknown_method_is_405(self, echod: Echod) -> None:
+        """A method echod does not know is refused, not crashed on."""
+        response = httpx.request(
+            "BREW", echod.url + "/api/echo", headers={"authorization": AUTH_HEADER}
+        )
+        assert response.status_code == 405
+
+
+class TestProtocol:
+    def test_header_over_the_limit_is_431(self, client: httpx.Client) -> None:
+        """The request head is bounded by --max-header-bytes (16 KiB by default)."""
+        response = client.post("/api/echo", content=b"{}", headers={"x-big": "a" * 20_000})
+        assert response.status_code == 431
+
+    def test_http_1_0_without_host_is_answered(self, echod: Echod) -> None:
+        """Old clients still get an echo."""
+        body = b'{"a":1}'
+        raw = raw_exchange(
+            echod,
+            b"POST /api/echo HTTP/1.0\r\nAuthorization: " + AUTH_HEADER.encode()
+            + b"\r\nContent-Length: 7\r\n\r\n" + body,
+        )  # fmt: skip
+        assert raw.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
+        assert raw.endswith(b'{"a":1,"echoed":true}')
+
+    def test_pipelined_requests_are_answered_in_order(self, echod: Echod) -> None:
+        """Three requests in one write get three answers, in order."""
+        requests = b"".join(
+            b"POST /api/echo HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH_HEADER.encode()
+            + b'\r\nContent-Length: 7\r\n\r\n{"n":' + str(n).encode() + b"}"
+            for n in range(3)
+        )  # fmt: skip
+        raw = raw_exchange(
+            echod, requests + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        bodies = re.findall(rb'\{"n":(\d),"echoed":true\}', raw)
+        assert bodies == [b"0", b"1", b"2"]
+
+    def test_expect_100_continue_is_honoured(self, echod: Echod) -> None:
+        """A client that waits for 100 Continue gets it, then its echo."""
+        with socket.create_connection(("127.0.0.1", echod.port), timeout=5) as conn:
+            conn.sendall(
+                b"POST /api/echo HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH_HEADER.encode()
+                + b"\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+            )  # fmt: skip
+            assert conn.recv(1024).startswith(b"HTTP/1.1 100")
+            conn.sendall(b"{}")
+            assert conn.recv(4096).endswith(b'{"echoed":true}')
+
+
+class TestMetrics:
+    def test_requests_are_counted_with_route_labels(
+        self, echod: Echod, client: httpx.Client
+    ) -> None:
+        """http_requests_total{status,method,path} counts echoes; probes are not counted."""
+        before = metric(echod, 'http_requests_total{method="PUT",path="/api/echo",status="200"}')
+        client.put("/api/echo", content=b"{}")
+        client.get("/health")
+        after = metric(echod, 'http_requests_total{method="PUT",path="/api/echo",status="200"}')
+        assert after == before + 1
+        text = httpx.get(echod.url + "/metrics").text
+        assert 'path="/health"' not in text
+        assert 'path="/metrics"' not in text
+
+    def test_random_paths_create_no_new_series(self, echod: Echod, client: httpx.Client) -> None:
+        """A scan of random URLs is counted under path="unmatched"."""
+        client.get("/first-miss")
+        before = series(echod)
+        for n in range(50):
+            client.get(f"/scan/{n}/x")
+            client.request("PROPFIND", f"/scan/{n}")
+        assert series(echod) == before | {
+            'http_requests_total{method="other",path="unmatched",status="404"}'
+        }
+
+    def test_histogram_is_in_milliseconds(self, echod: Echod) -> None:
+        """Buckets run from 0.1 to 10000."""
+        text = httpx.get(echod.url + "/metrics").text
+        assert 'http_request_duration_milliseconds_bucket{le="0.1"}' in text
+        assert 'http_request_duration_milliseconds_bucket{le="10000.0"}' in text
+        assert "echod_build_info{version=" in text
+        assert "process_resident_memory_bytes " in text
+
+
+def metric(echod: Echod, sample: str) -> float:
+    """The value of one sample line, 0 when absent."""
+    for line in httpx.get(echod.url + "/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def series(echod: Echod) -> set[str]:
+    """The http_requests_total series /metrics shows now."""
+    text = httpx.get(echod.url + "/metrics").text
+    return {
+        line.rsplit(" ", 1)[0]
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{")
+    }
+
+
+def test_form_encoded_curl_style_body_is_echoed(client: httpx.Client) -> None:
+    """The README's curl sends application/x-www-form-urlencoded; it is echoed anyway."""
+    response = client.post(
+        "/api/echo",
+        content=b'{"foo": "bar"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert json.loads(response.content) == {"foo": "bar", "echoed": True}

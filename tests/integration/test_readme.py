@@ -1,0 +1,76 @@
+"""The README's examples, run as written against echod on its default ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).parents[2] / "README.md"
+DEFAULT_PORTS = (3000, 10000)
+
+
+def examples() -> list[tuple[str, str]]:
+    """Each ``curl`` line of the README with the ``# output`` line under it."""
+    lines = README.read_text().splitlines()
+    found = [
+        (line, lines[n + 1].removeprefix("# "))
+        for n, line in enumerate(lines[:-1])
+        if line.startswith("curl ") and lines[n + 1].startswith("# ")
+    ]
+    assert len(found) >= 2, "the README lost its curl examples"
+    return found
+
+
+def ports_free() -> bool:
+    """Whether echod's default ports can be bound."""
+    for port in DEFAULT_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def default_echod() -> Any:
+    """echod started with no arguments at all, as make run starts it."""
+    from tests.integration.support import Echod  # noqa: PLC0415
+
+    if not ports_free():
+        if os.environ.get("CI"):
+            pytest.fail(f"ports {DEFAULT_PORTS} are in use; the README examples need them")
+        pytest.skip(f"ports {DEFAULT_PORTS} are in use (is make run going?)")
+    echod = Echod(port=3000, tls=True, tls_port=10000)
+    echod.args = []  # exactly `echod`, as the README runs it
+    yield echod.start()
+    echod.close()
+
+
+@pytest.mark.usefixtures("default_echod")
+@pytest.mark.parametrize(("command", "expected"), examples(), ids=lambda text: text[:40])
+def test_example_prints_what_the_readme_says(command: str, expected: str) -> None:
+    """The command, run by a shell as written, prints the documented output."""
+    assert shutil.which("curl"), "curl is needed (Debian package curl; make test installs it)"
+    # The README's own command line, through a shell, exactly as a reader would run it.
+    done = subprocess.run(  # noqa: S602
+        command, shell=True, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def test_configuration_table_lists_every_setting() -> None:
+    """Each flag and variable of echod has its row in the README."""
+    from echod.config import OPTIONS  # noqa: PLC0415
+
+    text = README.read_text()
+    for option in OPTIONS:
+        assert re.search(rf"\| `{option.flag}` \| `{option.env}` \|", text), option.flag

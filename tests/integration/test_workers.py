@@ -1,0 +1,22 @@
+"""Several workers: one instance, one set of metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.integration.support import AUTH
+
+SAMPLE = 'http_requests_total{method="POST",path="/api/echo",status="200"}'
+
+
+def test_metrics_sum_over_two_workers(make_echod: Any) -> None:
+    """With --workers 2, every scrape, whichever worker answers it, shows every request."""
+    echod = make_echod("--workers", "2")
+    for _ in range(40):  # a new connection each time, so both workers get some
+        httpx.post(echod.url + "/api/echo", content=b"{}", auth=AUTH)
+    for _ in range(10):
+        text = httpx.get(echod.url + "/metrics").text
+        assert f"{SAMPLE} 40.0" in text.splitlines()
+        assert "echod_processes 4.0" in text.splitlines()  # supervisor, listener, 2 workers

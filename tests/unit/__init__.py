@@ -1,0 +1,1 @@
+"""Unit tests: pure functions and the app handler, no sockets and no processes."""

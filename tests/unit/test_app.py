@@ -1,0 +1,384 @@
+"""App: routing, auth, limits and the record of each request, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from echod import __version__
+from echod.app import create_app
+from echod.config import Settings
+from echod.metrics import Layout, MetricsStore, build_registry
+from tests.unit.fakes import FakeHeaders, FakeProto, FakeScope
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from echod.app import EchoApp
+
+ALICE = "Basic " + base64.b64encode(b"alice:wonderland").decode()
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+class Harness:
+    """An app wired to a real store and registry, logging into a pipe."""
+
+    def __init__(self, tmp_path: Path, users: dict[str, bytes], **settings: Any) -> None:
+        """Build the app as a worker would, with ``settings`` overriding the defaults."""
+        from echod.app import ROUTES  # noqa: PLC0415
+
+        self.store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
+        self.registry: CollectorRegistry = build_registry(
+            self.store, root_pid=os.getpid(), version=__version__
+        )
+        self.ready = True
+        self._read, write = os.pipe()
+        self.app: EchoApp = create_app(
+            Settings(**settings),
+            users=users,
+            recorder=self.store.claim(),
+            registry=self.registry,
+            is_ready=lambda: self.ready,
+            log_fd=write,
+        )
+        self._write = write
+
+    def request(
+        self,
+        method: str = "POST",
+        path: str = "/api/echo",
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        proto: FakeProto | None = None,
+    ) -> FakeProto:
+        """Send one request through the app and return the protocol that recorded it."""
+        all_headers = FakeHeaders(headers or {})
+        if body and "content-length" not in all_headers:
+            all_headers["content-length"] = str(len(body))
+        proto = proto or FakeProto(body)
+        asyncio.run(self.app.__rsgi__(FakeScope(method, path, all_headers), proto))  # type: ignore[arg-type]
+        return proto
+
+    def authed(
+        self, method: str = "POST", path: str = "/api/echo", body: bytes = b"", **headers: str
+    ) -> FakeProto:
+        """Send a request as alice."""
+        return self.request(method, path, body, {"authorization": ALICE, **headers})
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The request lines logged so far."""
+        os.set_blocking(self._read, False)
+        try:
+            data = os.read(self._read, 1 << 20)
+        except BlockingIOError:
+            return []
+        return [json.loads(line) for line in data.decode().splitlines()]
+
+    def count(self, status: str, method: str, path: str) -> float | None:
+        """One http_requests_total sample."""
+        labels = {"status": status, "method": method, "path": path}
+        return self.registry.get_sample_value("http_requests_total", labels)
+
+    def close(self) -> None:
+        """Release the pipe and the store."""
+        os.close(self._read)
+        os.close(self._write)
+        self.store.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
+    """An app with default settings."""
+    made = Harness(tmp_path, users)
+    yield made
+    made.close()
+
+
+def problem(proto: FakeProto) -> dict[str, Any]:
+    """The problem+json body of the response, checked for its content type."""
+    assert proto.response.header("content-type") == "application/problem+json"
+    body: dict[str, Any] = json.loads(proto.response.body)
+    return body
+
+
+class TestEcho:
+    @pytest.mark.parametrize("method", ["POST", "PUT"])
+    def test_object_is_echoed(self, harness: Harness, method: str) -> None:
+        """POST and PUT echo the object with echoed: true."""
+        proto = harness.authed(method, body=b'{"foo": "bar"}')
+        assert proto.response.status == 200
+        assert proto.response.header("content-type") == "application/json"
+        assert proto.response.body == b'{"foo":"bar","echoed":true}'
+
+    def test_bad_json_is_a_problem_with_the_request_id(self, harness: Harness) -> None:
+        """A 400 in RFC 9457 form names the request and carries its id."""
+        proto = harness.authed(body=b"{nope", **{"x-request-id": "abc-1"})
+        assert proto.response.status == 400
+        body = problem(proto)
+        assert body["type"] == "about:blank"
+        assert body["title"] == "Bad Request"
+        assert body["status"] == 400
+        assert body["instance"] == "/api/echo"
+        assert body["requestId"] == "abc-1"
+        assert "not valid JSON" in body["detail"]
+
+    def test_content_type_is_not_required(self, harness: Harness) -> None:
+        """curl --data sends a form type; the JSON body is echoed anyway."""
+        proto = harness.authed(
+            body=b'{"foo": "bar"}', **{"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert proto.response.status == 200
+
+    def test_encoded_bodies_are_refused_with_415(self, harness: Harness) -> None:
+        """A gzip body is not mistaken for bad JSON."""
+        proto = harness.authed(body=b"\x1f\x8b", **{"content-encoding": "gzip"})
+        assert proto.response.status == 415
+        assert "gzip" in problem(proto)["detail"]
+
+    def test_identity_encoding_is_fine(self, harness: Harness) -> None:
+        """Content-Encoding: identity means no encoding."""
+        assert harness.authed(body=b"{}", **{"content-encoding": "identity"}).response.status == 200
+
+
+class TestBodyLimit:
+    def test_declared_length_over_the_limit_is_refused_unread(
+        self, tmp_path: Path, users: dict[str, bytes]
+    ) -> None:
+        """A Content-Length over the limit is a 413 before any byte is read."""
+        small = Harness(tmp_path, users, max_body_bytes=10)
+        proto = small.authed(body=b'{"a": "0123456789"}')
+        assert proto.response.status == 413
+        assert not proto.body_read
+        assert "limit of 10 bytes" in problem(proto)["detail"]
+        small.close()
+
+    def test_undeclared_length_is_counted_while_reading(
+        self, tmp_path: Path, users: dict[str, bytes]
+    ) -> None:
+        """Chunked bodies are refused as soon as they pass the limit."""
+        small = Harness(tmp_path, users, max_body_bytes=10)
+        chunks = [b'{"a": ', b'"0123', b"456789", b'"}']
+        proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
+        assert proto.response.status == 413
+        small.close()
+
+    def test_undeclared_length_within_the_limit_is_joined(self, harness: Harness) -> None:
+        """Chunks are put back together in order."""
+        proto = harness.request(
+            headers={"authorization": ALICE}, proto=FakeProto(chunks=[b'{"a"', b": 1", b"}"])
+        )
+        assert proto.response.body == b'{"a":1,"echoed":true}'
+
+    def test_body_exactly_at_the_limit_is_accepted(
+        self, tmp_path: Path, users: dict[str, bytes]
+    ) -> None:
+        """The limit is inclusive."""
+        small = Harness(tmp_path, users, max_body_bytes=9)
+        assert small.authed(body=b'{"a": 1}' + b" ").response.status == 200
+        small.close()
+
+    def test_malformed_content_length_is_a_400(self, harness: Harness) -> None:
+        """The app never trusts the header to be a number."""
+        proto = harness.authed(body=b"{}", **{"content-length": "12, 12"})
+        assert proto.response.status == 400
+
+    def test_client_leaving_mid_body_is_recorded_as_499(self, harness: Harness) -> None:
+        """No answer can be sent; the request is still logged and counted."""
+        proto = harness.request(
+            headers={"authorization": ALICE, "content-length": "100"}, proto=FakeProto(closed=True)
+        )
+        assert proto.responses == []
+        assert harness.count("499", "POST", "/api/echo") == 1
+
+
+class TestRouting:
+    def test_unknown_path_is_404_after_auth(self, harness: Harness) -> None:
+        """Unknown paths are authenticated, then 404."""
+        assert harness.request("GET", "/nope").response.status == 401
+        proto = harness.authed("GET", "/nope")
+        assert proto.response.status == 404
+        assert problem(proto)["instance"] == "/nope"
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("GET", "/api/echo", "POST, PUT"),
+            ("DELETE", "/api/echo", "POST, PUT"),
+            ("HEAD", "/api/echo", "POST, PUT"),
+            ("POST", "/health", "GET, HEAD"),
+            ("PUT", "/metrics", "GET, HEAD"),
+            ("DELETE", "/ready", "GET, HEAD"),
+        ],
+        ids=lambda value: str(value).replace("/", ""),
+    )
+    def test_wrong_method_is_405_with_allow(
+        self, harness: Harness, method: str, path: str, allow: str
+    ) -> None:
+        """A known path with another method names the allowed ones."""
+        assert harness.request(method, path).response.status == 401
+        proto = harness.authed(method, path)
+        assert proto.response.status == 405
+        assert proto.response.header("allow") == allow
+
+    def test_trailing_slash_and_case_are_different_paths(self, harness: Harness) -> None:
+        """Routes match exactly; /api/echo/ and /API/echo are unknown."""
+        assert harness.authed(path="/api/echo/", body=b"{}").response.status == 404
+        assert harness.authed(path="/API/echo", body=b"{}").response.status == 404
+
+
+class TestAuth:
+    def test_missing_credentials_get_the_basic_challenge(self, harness: Harness) -> None:
+        """RFC 7617 challenge with realm and charset."""
+        proto = harness.request(body=b"{}")
+        assert proto.response.status == 401
+        assert proto.response.header("www-authenticate") == 'Basic realm="echod", charset="UTF-8"'
+        assert problem(proto)["title"] == "Unauthorized"
+
+    def test_wrong_password_is_401(self, harness: Harness) -> None:
+        """bcrypt refuses it."""
+        header = "Basic " + base64.b64encode(b"alice:nope").decode()
+        proto = harness.request(body=b"{}", headers={"authorization": header})
+        assert proto.response.status == 401
+        assert "wrong user name or password" in problem(proto)["detail"]
+
+    def test_body_is_not_read_before_auth(self, harness: Harness) -> None:
+        """Unauthenticated clients cannot make echod read their bodies."""
+        proto = harness.request(body=b"{}")
+        assert not proto.body_read
+
+    def test_hashing_queue_full_is_503_with_retry_after(self, harness: Harness) -> None:
+        """Overload of new credentials is a 503 the client may retry."""
+        harness.app._auth._pending = 10_000
+        header = "Basic " + base64.b64encode(b"bob:builder").decode()
+        proto = harness.request(body=b"{}", headers={"authorization": header})
+        assert proto.response.status == 503
+        assert proto.response.header("retry-after") == "1"
+
+
+class TestPublicEndpoints:
+    @pytest.mark.parametrize("method", ["GET", "HEAD"])
+    def test_health_needs_no_auth_and_is_not_recorded(self, harness: Harness, method: str) -> None:
+        """Probes are answered without credentials, logs or metrics."""
+        proto = harness.request(method, "/health")
+        assert proto.response.status == 200
+        assert json.loads(proto.response.body) == {"status": "ok"}
+        assert harness.log_lines() == []
+        assert harness.count("200", method, "/health") is None
+
+    def test_ready_turns_503_when_draining(self, harness: Harness) -> None:
+        """Readiness follows the shared flag."""
+        assert harness.request("GET", "/ready").response.status == 200
+        harness.ready = False
+        proto = harness.request("GET", "/ready")
+        assert proto.response.status == 503
+        assert problem(proto)["detail"] == "echod is shutting down"
+        assert harness.log_lines() == []
+
+    def test_metrics_render_what_was_counted(self, harness: Harness) -> None:
+        """The counter of a request shows in the next scrape, which is not counted itself."""
+        harness.authed(body=b"{}")
+        proto = harness.request("GET", "/metrics")
+        assert proto.response.status == 200
+        assert proto.response.header(
+            "content-type",
+        ).startswith("text/plain")  # type: ignore[union-attr]
+        text = proto.response.body.decode()
+        assert 'http_requests_total{method="POST",path="/api/echo",status="200"} 1.0' in text
+        assert 'path="/metrics"' not in text
+
+
+class TestRecord:
+    def test_each_request_is_logged_once_with_its_facts(self, harness: Harness) -> None:
+        """The log line repeats the request id, user, status and route."""
+        harness.authed(body=b"{}", **{"x-request-id": "req.1:a-b_c"})
+        [line] = harness.log_lines()
+        assert line["status"] == 200
+        assert line["requestId"] == "req.1:a-b_c"
+        assert line["userId"] == "alice"
+        assert line["method"] == "POST"
+        assert line["path"] == "/api/echo"
+        assert line["message"] == "POST /api/echo HTTP/1.1"
+        assert line["remote"] == "127.0.0.1:40000"
+        assert line["level"] == "info"
+
+    def test_unauthenticated_requests_log_no_user(self, harness: Harness) -> None:
+        """The user is only named once verified."""
+        harness.request(
+            body=b"{}", headers={"authorization": "Basic " + base64.b64encode(b"eve:x").decode()}
+        )
+        [line] = harness.log_lines()
+        assert line["userId"] is None
+        assert line["level"] == "warning"
+
+    def test_credentials_never_reach_the_log(self, harness: Harness) -> None:
+        """Neither the password nor the Authorization header is written."""
+        harness.authed(body=b"{}")
+        harness.request(
+            body=b"{}",
+            headers={"authorization": "Basic " + base64.b64encode(b"alice:hunter2").decode()},
+        )
+        text = json.dumps(harness.log_lines())
+        assert "wonderland" not in text
+        assert "hunter2" not in text
+        assert ALICE.split()[1] not in text
+
+    def test_unmatched_paths_share_one_series(self, harness: Harness) -> None:
+        """A scan of random URLs adds no series."""
+        for n in range(20):
+            harness.authed("GET", f"/scan/{n}")
+        assert harness.count("404", "GET", "unmatched") == 20
+
+    def test_request_id_and_response_time_are_on_every_answer(self, harness: Harness) -> None:
+        """Both headers are set, on success and on errors."""
+        for proto in (
+            harness.authed(body=b"{}"),
+            harness.request(body=b"{}"),
+            harness.authed("GET", "/x"),
+        ):
+            assert UUID4.fullmatch(proto.response.header("x-request-id") or "")
+            assert re.fullmatch(r"\d+\.\d{3}ms", proto.response.header("x-response-time") or "")
+
+    @pytest.mark.parametrize(
+        "given",
+        ["", "a" * 129, "has space", "new\nline", "é", "semi;colon", "a/b"],
+        ids=["empty", "too-long", "space", "newline", "non-ascii", "semicolon", "slash"],
+    )
+    def test_unsafe_request_ids_are_replaced(self, harness: Harness, given: str) -> None:
+        """Only 1-128 of [A-Za-z0-9._:-] is kept; anything else gets a UUID4."""
+        proto = harness.authed(body=b"{}", **{"x-request-id": given})
+        assert UUID4.fullmatch(proto.response.header("x-request-id") or "")
+
+    def test_probe_answers_carry_a_request_id(self, harness: Harness) -> None:
+        """Even /health returns X-Request-ID."""
+        proto = harness.request("GET", "/health", headers={"x-request-id": "probe-1"})
+        assert proto.response.header("x-request-id") == "probe-1"
+
+
+class TestFailures:
+    def test_an_unexpected_error_is_a_500_logged_with_its_traceback(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The edge catches it, answers problem+json and logs one error line."""
+
+        def explode(_body: bytes) -> bytes:
+            raise RuntimeError("kaput")
+
+        monkeypatch.setattr("echod.app.echo", explode)
+        proto = harness.authed(body=b"{}")
+        assert proto.response.status == 500
+        body = problem(proto)
+        assert "kaput" not in body["detail"]
+        [line] = harness.log_lines()
+        assert line["level"] == "error"
+        assert line["error"] == "RuntimeError('kaput')"
+        assert "explode" in line["traceback"]
+        assert harness.count("500", "POST", "/api/echo") == 1

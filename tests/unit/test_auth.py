@@ -1,0 +1,253 @@
+"""Auth: parsing basic credentials, reading htpasswd files, and bounded bcrypt work."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+from typing import TYPE_CHECKING, TypeVar
+
+import bcrypt
+import pytest
+
+from echod.auth import (
+    Authenticator,
+    Credentials,
+    demo_users_file,
+    load_users,
+    parse_basic_auth,
+)
+from echod.config import ConfigError
+from echod.errors import ServiceUnavailable, Unauthorized
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from pathlib import Path
+
+
+def basic(raw: bytes) -> str:
+    """Return an Authorization header carrying ``raw`` as its credentials."""
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[object, object, T]) -> T:
+    """Run one coroutine to completion."""
+    return asyncio.run(coroutine)
+
+
+class TestParseBasicAuth:
+    def test_user_and_password_are_split_at_the_first_colon(self) -> None:
+        """RFC 7617: the password may contain colons, the user may not."""
+        credentials = parse_basic_auth(basic(b"alice:pass:word"))
+        assert credentials == Credentials("alice", b"pass:word")
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "basic " + base64.b64encode(b"u:p").decode(),
+            "BASIC  " + base64.b64encode(b"u:p").decode(),
+        ],
+        ids=["lowercase-scheme", "uppercase-extra-space"],
+    )
+    def test_scheme_is_case_insensitive(self, header: str) -> None:
+        """The scheme name is matched case-insensitively (RFC 9110 section 11.1)."""
+        assert parse_basic_auth(header) == Credentials("u", b"p")
+
+    def test_utf8_user_names_are_decoded(self) -> None:
+        """RFC 7617 charset="UTF-8"."""
+        assert parse_basic_auth(basic("zoë:pw".encode())).user == "zoë"
+
+    def test_empty_password_is_allowed_by_the_syntax(self) -> None:
+        """An empty password parses; the check refuses it later."""
+        assert parse_basic_auth(basic(b"u:")) == Credentials("u", b"")
+
+    @pytest.mark.parametrize(
+        ("header", "detail"),
+        [
+            (None, "credentials are required"),
+            ("", "credentials are required"),
+            ("Bearer abc", "only the Basic authentication scheme"),
+            ("Basic", "carries no credentials"),
+            ("Basic   ", "carries no credentials"),
+            ("Basic !!!!", "not valid base64"),
+            ("Basic dXNlcjpwYXM", "not valid base64"),
+            ("Basic " + base64.b64encode(b"no-colon").decode(), "no colon"),
+            ("Basic " + base64.b64encode(b"\xff\xfe:pw").decode(), "not valid UTF-8"),
+        ],
+        ids=[
+            "missing",
+            "empty",
+            "bearer",
+            "no-token",
+            "spaces-only",
+            "bad-base64",
+            "bad-padding",
+            "no-colon",
+            "user-not-utf8",
+        ],
+    )
+    def test_unusable_headers_are_refused_with_a_challenge(
+        self, header: str | None, detail: str
+    ) -> None:
+        """Each refusal is a 401 that says why and carries the Basic challenge."""
+        with pytest.raises(Unauthorized) as caught:
+            parse_basic_auth(header)
+        assert detail in caught.value.detail
+        assert caught.value.headers == (
+            ("www-authenticate", 'Basic realm="echod", charset="UTF-8"'),
+        )
+
+    def test_password_never_shows_in_repr(self) -> None:
+        """Credentials can be logged by accident without leaking the password."""
+        assert "secret" not in repr(Credentials("alice", b"secret"))
+
+
+class TestLoadUsers:
+    def test_demo_file_holds_the_four_demo_users(self) -> None:
+        """The bundled file has the seed's users, hashed, and their passwords match."""
+        users = load_users(demo_users_file())
+        assert sorted(users) == ["dextroussheep", "luckyslug", "pettyrabbit", "remarkablebob"]
+        assert all(hashed.startswith(b"$2y$") for hashed in users.values())
+        assert b"2rFtex" not in demo_users_file().read_bytes()
+        assert bcrypt.checkpw(b"2rFtex", users["remarkablebob"])
+        assert bcrypt.checkpw(b"2BpgwH", users["pettyrabbit"])
+
+    def test_comments_and_blank_lines_are_skipped(
+        self, tmp_path: Path, users: dict[str, bytes]
+    ) -> None:
+        """htpasswd files may carry comments."""
+        path = tmp_path / "users"
+        path.write_text(f"# comment\n\nalice:{users['alice'].decode()}\n")
+        assert load_users(path) == {"alice": users["alice"]}
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            ("", "no users"),
+            ("# only a comment\n", "no users"),
+            ("alice\n", "line 1: expected user:hash"),
+            (":$2y$" + "x" * 56 + "\n", "line 1: expected user:hash"),
+            ("alice:{SHA}abc\n", "line 1: the hash of 'alice' is not bcrypt"),
+            ("alice:plain\n", "line 1: the hash of 'alice' is not bcrypt"),
+            ("a:$2y$" + "x" * 56 + "\na:$2y$" + "y" * 56 + "\n", "line 2: user 'a' appears twice"),
+        ],
+        ids=["empty", "comment-only", "no-colon", "no-user", "sha1", "plain", "duplicate"],
+    )
+    def test_bad_files_name_the_file_and_line(
+        self, tmp_path: Path, content: str, message: str
+    ) -> None:
+        """A bad users file stops echod with a message pointing at the problem."""
+        path = tmp_path / "users"
+        path.write_text(content)
+        with pytest.raises(ConfigError, match=f"users file {path}.*{message}"):
+            load_users(path)
+
+    def test_unreadable_file_is_a_config_error(self, tmp_path: Path) -> None:
+        """A file that is not UTF-8 text is refused, not crashed on."""
+        path = tmp_path / "users"
+        path.write_bytes(b"\xff\xfe\x00")
+        with pytest.raises(ConfigError, match="cannot be read"):
+            load_users(path)
+
+
+class TestAuthenticator:
+    def test_good_credentials_need_bcrypt_once(self, users: dict[str, bytes]) -> None:
+        """The first check hashes; later ones are answered from the cache."""
+        auth = Authenticator(users)
+        header = basic(b"alice:wonderland")
+        pending = auth.check(header)
+        assert isinstance(pending, Credentials)
+        assert run(auth.verify(pending)) == "alice"
+        assert auth.check(header) == "alice"
+
+    def test_wrong_password_is_refused_and_remembered(self, users: dict[str, bytes]) -> None:
+        """A refused password is refused again without hashing."""
+        auth = Authenticator(users)
+        header = basic(b"alice:wrong")
+        pending = auth.check(header)
+        assert isinstance(pending, Credentials)
+        with pytest.raises(Unauthorized, match="wrong user name or password"):
+            run(auth.verify(pending))
+        with pytest.raises(Unauthorized, match="wrong user name or password"):
+            auth.check(header)
+
+    def test_unknown_user_is_refused(self, users: dict[str, bytes]) -> None:
+        """An unknown user is hashed like a known one, then refused."""
+        auth = Authenticator(users)
+        pending = auth.check(basic(b"mallory:wonderland"))
+        assert isinstance(pending, Credentials)
+        with pytest.raises(Unauthorized):
+            run(auth.verify(pending))
+
+    def test_a_cached_user_with_another_password_is_checked_again(
+        self, users: dict[str, bytes]
+    ) -> None:
+        """The cache holds a digest of the good password, not a pass for the user."""
+        auth = Authenticator(users)
+        run(auth.verify(Credentials("alice", b"wonderland")))
+        other = auth.check(basic(b"alice:wonderland2"))
+        assert other == Credentials("alice", b"wonderland2")
+        with pytest.raises(Unauthorized):
+            run(auth.verify(other))
+        assert auth.check(basic(b"alice:wonderland")) == "alice"
+
+    def test_long_passwords_follow_bcrypt_72_byte_rule(self) -> None:
+        """bcrypt reads 72 bytes: a longer password is checked on those, not crashed on."""
+        password = b"p" * 100
+        auth = Authenticator({"long": bcrypt.hashpw(password[:72], bcrypt.gensalt(4))})
+        assert run(auth.verify(Credentials("long", password))) == "long"
+
+    def test_nul_in_password_is_a_refusal_not_a_crash(self, users: dict[str, bytes]) -> None:
+        """bcrypt cannot hash some passwords; they are simply wrong."""
+        auth = Authenticator(users)
+        with pytest.raises(Unauthorized):
+            run(auth.verify(Credentials("alice", b"wonder\0land")))
+
+    def test_refused_table_is_bounded(self, users: dict[str, bytes]) -> None:
+        """Remembered refusals never exceed the bound; the oldest go first."""
+        auth = Authenticator(users, max_refused=3)
+        for n in range(5):
+            with pytest.raises(Unauthorized):
+                run(auth.verify(Credentials("alice", f"wrong{n}".encode())))
+        assert isinstance(auth.check(basic(b"alice:wrong0")), Credentials)
+        with pytest.raises(Unauthorized):
+            auth.check(basic(b"alice:wrong4"))
+
+    def test_hashing_queue_is_bounded(self, users: dict[str, bytes]) -> None:
+        """Past max_pending waiting credentials, more are answered 503 at once."""
+        gate = threading.Event()
+        hashed = users["alice"]
+
+        def slow_checkpw(password: bytes, hashed_password: bytes) -> bool:
+            gate.wait(5)
+            return password == b"wonderland" and hashed_password == hashed
+
+        async def flood() -> list[object]:
+            auth = Authenticator(users, max_pending=4)
+            tasks = [
+                asyncio.ensure_future(auth.verify(Credentials("alice", f"w{n}".encode())))
+                for n in range(10)
+            ]
+            await asyncio.sleep(0.05)
+            gate.set()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", slow_checkpw)
+            outcomes = run(flood())
+        busy = [o for o in outcomes if isinstance(o, ServiceUnavailable)]
+        refused = [o for o in outcomes if isinstance(o, Unauthorized)]
+        assert (len(busy), len(refused)) == (6, 4)
+        assert busy[0].headers == (("retry-after", "1"),)
+
+    def test_known_users_pass_while_the_queue_is_full(self, users: dict[str, bytes]) -> None:
+        """A flood of new passwords does not touch users already verified."""
+        auth = Authenticator(users, max_pending=1)
+        run(auth.verify(Credentials("bob", b"builder")))
+        auth._pending = 1
+        with pytest.raises(ServiceUnavailable):
+            run(auth.verify(Credentials("alice", b"x")))
+        assert auth.check(basic(b"bob:builder")) == "bob"

@@ -1,0 +1,142 @@
+"""Settings: flags, ECHOD_* variables, defaults and the errors that name them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from echod.config import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    OPTIONS,
+    ConfigError,
+    LogLevel,
+    Settings,
+    load_settings,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class TestDefaults:
+    def test_no_flags_and_no_environment_give_the_documented_defaults(self) -> None:
+        """With nothing set, echod serves HTTP on 3000 and HTTPS on 10000 with one worker."""
+        settings = load_settings([], {})
+        assert settings == Settings()
+        assert (settings.host, settings.port, settings.tls_port) == ("0.0.0.0", 3000, 10000)
+        assert settings.workers == 1
+        assert settings.log_level is LogLevel.INFO
+        assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 1024 * 1024
+        assert settings.shutdown_timeout == DEFAULT_SHUTDOWN_TIMEOUT == 10.0
+        assert settings.header_timeout == DEFAULT_HEADER_TIMEOUT
+        assert settings.users_file is None
+        assert settings.tls_enabled
+
+    def test_tls_port_zero_turns_https_off(self) -> None:
+        """--tls-port 0 means no HTTPS listener."""
+        assert not load_settings(["--tls-port", "0"], {}).tls_enabled
+
+    def test_unrelated_environment_is_ignored(self) -> None:
+        """Only ECHOD_* names are read."""
+        assert load_settings([], {"PORT": "1", "HOST": "x"}) == Settings()
+
+
+class TestSources:
+    def test_every_option_has_a_flag_and_a_variable(self) -> None:
+        """Each setting is reachable both ways, with names derived from the field."""
+        fields = set(Settings.__dataclass_fields__)
+        assert {option.field for option in OPTIONS} == fields
+        for option in OPTIONS:
+            assert option.flag == "--" + option.field.replace("_", "-")
+            assert option.env == "ECHOD_" + option.field.upper()
+
+    def test_environment_sets_a_value(self) -> None:
+        """ECHOD_PORT is used when --port is absent."""
+        assert load_settings([], {"ECHOD_PORT": "8080"}).port == 8080
+
+    def test_flag_wins_over_environment(self) -> None:
+        """A flag overrides its variable."""
+        settings = load_settings(["--port", "9090"], {"ECHOD_PORT": "8080"})
+        assert settings.port == 9090
+
+    def test_values_are_parsed_to_their_types(self, tmp_path: Path) -> None:
+        """Numbers, seconds, paths and levels come out typed."""
+        users = tmp_path / "users"
+        users.write_text("u:x\n")
+        settings = load_settings(
+            [
+                "--workers=3",
+                "--log-level=DEBUG",
+                "--shutdown-timeout=2.5",
+                f"--users-file={users}",
+                "--host=[::1]",
+            ],
+            {"ECHOD_MAX_BODY_BYTES": " 2048 ", "ECHOD_DRAIN_DELAY": "0.5"},
+        )
+        assert settings.workers == 3
+        assert settings.log_level is LogLevel.DEBUG
+        assert settings.shutdown_timeout == 2.5
+        assert settings.users_file == users
+        assert settings.max_body_bytes == 2048
+        assert settings.drain_delay == 0.5
+        assert settings.host == "::1"
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("argv", "environ", "message"),
+        [
+            (["--port", "abc"], {}, "--port='abc': not an integer (expected 1-65535)"),
+            (["--port", "0"], {}, "--port='0': out of range (expected 1-65535)"),
+            ([], {"ECHOD_PORT": "70000"}, "ECHOD_PORT='70000': out of range"),
+            (["--workers", "0"], {}, "--workers='0': out of range (expected 1-64)"),
+            (["--log-level", "loud"], {}, "--log-level='loud': not a log level"),
+            ([], {"ECHOD_LOG_LEVEL": "trace"}, "ECHOD_LOG_LEVEL='trace': not a log level"),
+            (["--max-body-bytes", "-1"], {}, "--max-body-bytes='-1': out of range"),
+            (["--max-header-bytes", "100"], {}, "--max-header-bytes='100': out of range"),
+            (["--shutdown-timeout", "nan"], {}, "--shutdown-timeout='nan': out of range"),
+            (["--shutdown-timeout", "soon"], {}, "--shutdown-timeout='soon': not a number"),
+            (["--drain-delay", "-1"], {}, "--drain-delay='-1': out of range"),
+            (["--header-timeout", "0"], {}, "--header-timeout='0': out of range"),
+            (["--users-file", "/no/such/file"], {}, "--users-file='/no/such/file': no such file"),
+            (["--host", " "], {}, "--host=' ': empty host"),
+            (["--tls-port", "3000"], {}, "--tls-port=3000: the HTTPS port must differ"),
+            (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        ],
+        ids=[
+            "port-not-int",
+            "port-zero",
+            "env-port-too-big",
+            "workers-zero",
+            "log-level-flag",
+            "log-level-env",
+            "body-negative",
+            "header-too-small",
+            "timeout-nan",
+            "timeout-word",
+            "drain-negative",
+            "header-timeout-zero",
+            "users-missing",
+            "host-empty",
+            "same-ports",
+            "unknown-flag",
+        ],
+    )
+    def test_bad_values_name_the_setting_and_the_value(
+        self, argv: list[str], environ: dict[str, str], message: str
+    ) -> None:
+        """The error says which flag or variable held which bad value."""
+        with pytest.raises(
+            ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")
+        ):
+            load_settings(argv, environ)
+
+    def test_certificate_without_key_is_refused(self, tmp_path: Path) -> None:
+        """HTTPS needs both halves; the error names the missing one."""
+        cert = tmp_path / "cert.pem"
+        cert.write_text("x")
+        with pytest.raises(ConfigError, match=r"ECHOD_TLS_CERT is set but --tls-key"):
+            load_settings([], {"ECHOD_TLS_CERT": str(cert)})

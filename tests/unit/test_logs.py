@@ -1,0 +1,220 @@
+"""Logs: the request line, its level, buffering, and the JSON formatter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from echod.config import LogLevel
+from echod.logs import AccessLog, JsonFormatter, Rfc3339Clock
+
+
+def read_lines(fd: int) -> list[dict[str, Any]]:
+    """Read what is waiting on the pipe ``fd`` as JSON lines."""
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 1 << 20)
+    except BlockingIOError:
+        return []
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+@pytest.fixture
+def pipe() -> Any:
+    """A pipe whose write end stands in for stdout."""
+    read, write = os.pipe()
+    yield read, write
+    os.close(read)
+    os.close(write)
+
+
+def log_one(log: AccessLog, status: int, error: BaseException | None = None) -> None:
+    """Log a typical request with ``status``."""
+    log.request("POST", "/api/echo", "1.1", status, 0.12345, "rid-1", "alice", "127.0.0.1:5", error)
+
+
+class TestRfc3339Clock:
+    @pytest.mark.parametrize(
+        ("now", "expected"),
+        [
+            (0.0, "1970-01-01T00:00:00.000Z"),
+            (1_700_000_000.5, "2023-11-14T22:13:20.500Z"),
+            (1_700_000_000.9999, "2023-11-14T22:13:20.999Z"),
+            (1_700_000_001.0, "2023-11-14T22:13:21.000Z"),
+        ],
+        ids=["epoch", "half", "rounds-down", "next-second"],
+    )
+    def test_formats_utc_with_milliseconds(self, now: float, expected: str) -> None:
+        """RFC 3339, UTC, three decimals, each second formatted afresh when it changes."""
+        clock = Rfc3339Clock()
+        clock.format(1.0)
+        assert clock.format(now) == expected
+
+
+class TestAccessLog:
+    def test_line_has_every_field(self, pipe: tuple[int, int]) -> None:
+        """One JSON object with the documented fields, in order."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log_one(log, 200)
+        [line] = read_lines(pipe[0])
+        assert list(line) == [
+            "time", "level", "message", "method", "path", "status", "duration_ms",
+            "requestId", "userId", "remote",
+        ]  # fmt: skip
+        assert line["level"] == "info"
+        assert line["message"] == "POST /api/echo HTTP/1.1"
+        assert line["status"] == 200
+        assert line["duration_ms"] == 0.123
+        assert (line["requestId"], line["userId"], line["remote"]) == (
+            "rid-1",
+            "alice",
+            "127.0.0.1:5",
+        )
+        assert line["time"].endswith("Z")
+
+    @pytest.mark.parametrize(
+        ("status", "level"),
+        [
+            (200, "info"),
+            (399, "info"),
+            (400, "warning"),
+            (404, "warning"),
+            (499, "warning"),
+            (500, "error"),
+            (503, "error"),
+        ],
+        ids=str,
+    )
+    def test_level_follows_the_status(self, pipe: tuple[int, int], status: int, level: str) -> None:
+        """info below 400, warning for 4xx, error for 5xx."""
+        log_one(AccessLog(LogLevel.DEBUG, pipe[1]), status)
+        assert read_lines(pipe[0])[0]["level"] == level
+
+    @pytest.mark.parametrize(
+        ("minimum", "logged"),
+        [
+            (LogLevel.DEBUG, [200, 404, 500]),
+            (LogLevel.INFO, [200, 404, 500]),
+            (LogLevel.WARNING, [404, 500]),
+            (LogLevel.ERROR, [500]),
+        ],
+        ids=str,
+    )
+    def test_lines_below_the_level_are_dropped(
+        self, pipe: tuple[int, int], minimum: LogLevel, logged: list[int]
+    ) -> None:
+        """--log-level filters request lines by the level their status gives them."""
+        log = AccessLog(minimum, pipe[1])
+        for status in (200, 404, 500):
+            log_one(log, status)
+        assert [line["status"] for line in read_lines(pipe[0])] == logged
+
+    def test_errors_carry_their_traceback(self, pipe: tuple[int, int]) -> None:
+        """A 5xx line says what failed and where."""
+        try:
+            raise KeyError("boom")
+        except KeyError as error:
+            log_one(AccessLog(LogLevel.INFO, pipe[1]), 500, error)
+        [line] = read_lines(pipe[0])
+        assert line["error"] == "KeyError('boom')"
+        assert "Traceback (most recent call last)" in line["traceback"]
+        assert 'raise KeyError("boom")' in line["traceback"]
+
+    def test_hostile_values_cannot_break_the_line(self, pipe: tuple[int, int]) -> None:
+        """CR, LF and quotes in the path are escaped: one request, one line."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log.request("GET", '/x\r\n{"level":"info"}"', "1.1", 404, 1.0, "r", None, "c")
+        os.set_blocking(pipe[0], False)
+        data = os.read(pipe[0], 65536)
+        assert data.count(b"\n") == 1
+        assert json.loads(data)["path"] == '/x\r\n{"level":"info"}"'
+
+    def test_lines_wait_in_the_buffer_until_the_loop_flushes(self, pipe: tuple[int, int]) -> None:
+        """Bound to a loop, lines are written together shortly after, not one by one."""
+
+        async def scenario() -> tuple[int, int]:
+            log = AccessLog(LogLevel.INFO, pipe[1])
+            log.bind(asyncio.get_running_loop())
+            for _ in range(3):
+                log_one(log, 200)
+            before = len(read_lines(pipe[0]))
+            await asyncio.sleep(0.2)
+            return before, len(read_lines(pipe[0]))
+
+        assert asyncio.run(scenario()) == (0, 3)
+
+    def test_flush_writes_everything_buffered(self, pipe: tuple[int, int]) -> None:
+        """Shutdown calls flush: nothing buffered is lost."""
+
+        async def scenario() -> int:
+            log = AccessLog(LogLevel.INFO, pipe[1])
+            log.bind(asyncio.get_running_loop())
+            for _ in range(5):
+                log_one(log, 200)
+            log.flush()
+            return len(read_lines(pipe[0]))
+
+        assert asyncio.run(scenario()) == 5
+
+    def test_writes_are_whole_lines_of_at_most_pipe_buf(self, pipe: tuple[int, int]) -> None:
+        """Each write holds whole lines and fits PIPE_BUF, so processes never interleave."""
+        writes: list[bytes] = []
+
+        async def scenario() -> None:
+            log = AccessLog(LogLevel.INFO, pipe[1])
+            log.bind(asyncio.get_running_loop())
+            real_write = os.write
+
+            def spy(fd: int, data: bytes) -> int:
+                writes.append(bytes(data))
+                return real_write(fd, data)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(os, "write", spy)
+                for _ in range(100):
+                    log_one(log, 200)
+                log.flush()
+
+        asyncio.run(scenario())
+        assert len(writes) > 1
+        for data in writes:
+            assert len(data) <= 4096
+            assert data.endswith(b"\n")
+        assert sum(data.count(b"\n") for data in writes) == 100
+
+    def test_a_closed_stdout_does_not_raise(self) -> None:
+        """Logging to a closed descriptor loses the line, not the request."""
+        read, write = os.pipe()
+        os.close(read)
+        os.close(write)
+        log_one(AccessLog(LogLevel.INFO, write), 200)
+
+
+class TestJsonFormatter:
+    def test_records_become_echod_lines(self) -> None:
+        """Start, stop and warning events share the request lines' shape."""
+        record = logging.LogRecord("echod", logging.WARNING, "f", 1, "using %s", ("demo",), None)
+        record.fields = {"pid": 7}
+        line = json.loads(JsonFormatter().format(record))
+        assert line["level"] == "warning"
+        assert line["message"] == "using demo"
+        assert line["logger"] == "echod"
+        assert line["pid"] == 7
+        assert line["time"].endswith("Z")
+
+    def test_exceptions_carry_their_traceback(self) -> None:
+        """An exception logged with exc_info keeps its traceback, on one line."""
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            record = logging.LogRecord("x", logging.ERROR, "f", 1, "failed", (), None)
+            record.exc_info = sys.exc_info()
+        text = JsonFormatter().format(record)
+        assert "\n" not in text
+        assert "ZeroDivisionError" in json.loads(text)["traceback"]

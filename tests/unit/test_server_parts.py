@@ -1,0 +1,88 @@
+"""Server parts that need no process: readiness, listeners, TLS checks, certificates."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+import pytest
+import trustme
+from cryptography import x509
+
+from echod.certs import write_self_signed
+from echod.config import ConfigError, Settings
+from echod.server import Listener, Readiness, check_tls
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class TestReadiness:
+    def test_a_new_flag_is_ready_and_drains_for_every_mapping(self, tmp_path: Path) -> None:
+        """Draining through one mapping is seen through another (another process's)."""
+        flag = Readiness.create(tmp_path / "ready")
+        other = Readiness(tmp_path / "ready")
+        assert flag.is_ready()
+        assert other.is_ready()
+        flag.drain()
+        assert not other.is_ready()
+
+
+class TestListener:
+    @pytest.mark.parametrize(
+        ("host", "url"),
+        [("0.0.0.0", "http://0.0.0.0:3000"), ("::", "http://[::]:3000")],
+        ids=["ipv4", "ipv6"],
+    )
+    def test_url_brackets_ipv6_hosts(self, host: str, url: str) -> None:
+        """Logged URLs are valid for both address families."""
+        assert Listener("http", host, 3000).url == url
+
+
+class TestSelfSignedCertificate:
+    def test_certificate_is_for_localhost_and_loads(self, tmp_path: Path) -> None:
+        """The development certificate covers localhost, 127.0.0.1 and ::1 and loads."""
+        cert, key = write_self_signed(tmp_path)
+        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+        names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+        assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+        assert key.stat().st_mode & 0o777 == 0o600
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+
+
+class TestCheckTls:
+    def test_a_matching_pair_passes(self, tmp_path: Path) -> None:
+        """A real certificate and key are accepted."""
+        ca = trustme.CA()
+        issued = ca.issue_cert("localhost")
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        issued.cert_chain_pems[0].write_to_path(cert)
+        issued.private_key_pem.write_to_path(key)
+        check_tls(Settings(tls_cert=cert, tls_key=key))
+
+    def test_garbage_is_refused_naming_both_flags(self, tmp_path: Path) -> None:
+        """A file that is not PEM stops echod with exit 2, not a crash in a listener."""
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        cert.write_text("not a certificate")
+        key.write_text("not a key")
+        with pytest.raises(ConfigError, match=r"--tls-cert=.* with --tls-key=.*cannot be used"):
+            check_tls(Settings(tls_cert=cert, tls_key=key))
+
+    def test_nothing_to_check_when_https_is_off(self, tmp_path: Path) -> None:
+        """--tls-port 0 ignores certificate settings."""
+        check_tls(Settings(tls_port=0, tls_cert=tmp_path / "x", tls_key=tmp_path / "y"))
+
+
+def test_granian_shares_ports_so_echod_must_check_first() -> None:
+    """The reason echod probes its ports: SO_REUSEPORT lets a second bind succeed silently."""
+    with socket.socket() as first:
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        with socket.socket() as second:
+            second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            second.bind(first.getsockname())
+        with socket.socket() as probe, pytest.raises(OSError, match="Address already in use"):
+            probe.bind(first.getsockname())
