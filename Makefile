@@ -52,7 +52,8 @@ system-packages:
 
 .PHONY: doc
 doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
-	$(BIN)/pdoc --docformat google --output-directory build/doc echod
+	$(BIN)/pdoc --docformat google --output-directory build/doc \
+	  echod $(addprefix echod.,$(filter-out __init__ __main__,$(basename $(notdir $(wildcard src/echod/*.py)))))
 
 .PHONY: bench
 bench: $(INSTALLED) ## wrk against a local echod with the reference workload
