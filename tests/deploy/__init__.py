@@ -1,0 +1,1 @@
+"""Deployment tests: Prometheus rules and a real Prometheus, containers, Envoy, Kubernetes."""

@@ -1,0 +1,164 @@
+"""The deployment files, the outside tools that check them, and a real Prometheus server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+REPO = Path(__file__).parents[2]
+DEPLOY = REPO / "deploy"
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yaml"
+START_TIMEOUT = 30.0
+
+
+def load_yaml(path: Path) -> Any:
+    """The one YAML document in ``path``."""
+    return yaml.safe_load(path.read_text())
+
+
+def load_yaml_all(path: Path) -> list[Any]:
+    """Every YAML document in ``path``, empty ones left out."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def require_tool(name: str, package: str) -> str:
+    """Return the path of the tool ``name``, found in the virtualenv or on ``PATH``.
+
+    Missing, it fails the test when ``CI`` is set and skips it otherwise; either way the
+    message names the package that brings it.
+    """
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=search)
+    if found:
+        return found
+    message = f"{name} is missing: it comes with the {package} (make test installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run a checker to its end and return what it said; it must not take a minute."""
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def local_config(targets: Mapping[str, str], interval: str) -> dict[str, Any]:
+    """The compose stack's Prometheus config, for the given jobs on loopback addresses.
+
+    Jobs not in ``targets`` (such as Envoy, which does not run here) are left out; the
+    others keep their settings and scrape and evaluate the rules every ``interval``.
+    """
+    config: dict[str, Any] = load_yaml(PROMETHEUS_DIR / "prometheus.yaml")
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+    config["global"]["scrape_timeout"] = interval
+    config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
+    jobs = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] in targets:
+            job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+            jobs.append(job)
+    config["scrape_configs"] = jobs
+    return config
+
+
+class Prometheus:
+    """The Prometheus server of the Debian package, on a loopback port, with its own data."""
+
+    def __init__(self, port: int) -> None:
+        """Prepare a server for ``127.0.0.1:port``; :meth:`start` gives it its config."""
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._directory = tempfile.TemporaryDirectory(prefix="echod-prometheus-")
+        self._log = Path(self._directory.name, "prometheus.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, config: Mapping[str, Any]) -> Prometheus:
+        """Write ``config``, start the server and wait until it is ready."""
+        binary = require_tool("prometheus", "Debian package prometheus")
+        directory = Path(self._directory.name)
+        config_file = directory / "prometheus.yaml"
+        config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        with self._log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config_file}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"prometheus exited with {self.process.returncode}: {self.log()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        pytest.fail(f"prometheus was not ready within {START_TIMEOUT}s: {self.log()}")
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET ``/api/v1/<path>``; the answer must be a success. Return its ``data``."""
+        answer = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10).json()
+        assert answer["status"] == "success", answer
+        assert not answer.get("warnings"), answer
+        return answer["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector ``expr`` evaluates to now."""
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def wait_for(self, expr: str, timeout: float = START_TIMEOUT) -> list[dict[str, Any]]:
+        """Wait until ``expr`` has a result; return it, or fail after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if result := self.query(expr):
+                return result
+            time.sleep(0.2)
+        pytest.fail(f"{expr} had no result within {timeout}s: {self.log()}")
+
+    def log(self) -> str:
+        """What the server logged so far."""
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def stop(self) -> int | None:
+        """Stop the server (SIGTERM, SIGKILL after 30 s), remove its data; return its status."""
+        status = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            status = self.process.returncode
+        self._directory.cleanup()
+        return status
