@@ -106,15 +106,15 @@ class Prometheus:
                 stdout=log,
                 stderr=log,
             )
-        self._wait_ready()
+        self.wait_ready(self.process)
         return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
+    def wait_ready(self, process: subprocess.Popen[Any]) -> None:
+        """Wait until the server answers ready; fail if ``process`` (that runs it) exits."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"prometheus exited with {self.process.returncode}: {self.log()}")
+            if process.poll() is not None:
+                pytest.fail(f"prometheus stopped: exit status {process.returncode}: {self.log()}")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
                     return
