@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-TEST_PACKAGES := curl
+TEST_PACKAGES := curl prometheus
 
 .PHONY: help
 help: ## list the targets
@@ -27,8 +27,24 @@ install: $(INSTALLED) ## create .venv and install echod with its development too
 run: $(INSTALLED) ## serve on 3000 (HTTP) and 10000 (HTTPS); ARGS="--workers 2" adds flags
 	$(BIN)/echod $(ARGS)
 
+.PHONY: stack
+stack: $(INSTALLED) ## echod (3000, 10000) and Prometheus (9000) as local processes; Ctrl-C stops both
+	@scripts/debian-packages prometheus
+	$(BIN)/python scripts/stack.py
+
+COMPOSE := docker compose -f deploy/compose.yaml
+
+.PHONY: compose-up
+compose-up: ## Envoy (HTTPS on 10000), echod and Prometheus (9000) under Docker Compose
+	$(COMPOSE) up --build
+
+.PHONY: dockerrun
+dockerrun: ## build the echod image and run it on 3000 (HTTP) and 10000 (HTTPS)
+	docker build -t echod .
+	docker run --rm -p 3000:3000 -p 10000:10000 echod
+
 .PHONY: test
-test: lint system-packages ## lint, then the unit and integration tests
+test: lint system-packages ## lint, then the unit, integration and deployment tests
 	$(BIN)/pytest
 
 .PHONY: unit
