@@ -58,25 +58,6 @@ def run_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
-def local_config(targets: Mapping[str, str], interval: str) -> dict[str, Any]:
-    """The compose stack's Prometheus config, for the given jobs on loopback addresses.
-
-    Jobs not in ``targets`` (such as Envoy, which does not run here) are left out; the
-    others keep their settings and scrape and evaluate the rules every ``interval``.
-    """
-    config: dict[str, Any] = load_yaml(PROMETHEUS_DIR / "prometheus.yaml")
-    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
-    config["global"]["scrape_timeout"] = interval
-    config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
-    jobs = []
-    for job in config["scrape_configs"]:
-        if job["job_name"] in targets:
-            job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
-            jobs.append(job)
-    config["scrape_configs"] = jobs
-    return config
-
-
 class Prometheus:
     """The Prometheus server of the Debian package, on a loopback port, with its own data."""
 

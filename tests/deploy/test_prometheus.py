@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.deploy.support import ALERTS, DEPLOY, Prometheus, load_yaml, local_config
+from scripts.stack import local_config
+from tests.deploy.support import ALERTS, DEPLOY, Prometheus, load_yaml
 from tests.integration.support import AUTH, Echod, free_port
 
 if TYPE_CHECKING:
@@ -38,12 +39,11 @@ def prometheus() -> Iterator[Prometheus]:
     server = Prometheus(free_port())
     try:
         echod.start()
-        server.start(
-            local_config(
-                {"echod": f"127.0.0.1:{echod.port}", "prometheus": f"127.0.0.1:{server.port}"},
-                interval="1s",
-            )
-        )
+        # make stack's config, scraping and evaluating every second instead of every 5 s.
+        config = local_config(echod.port, server.port)
+        config["global"] |= {"scrape_interval": "1s", "scrape_timeout": "1s"}
+        config["global"]["evaluation_interval"] = "1s"
+        server.start(config)
         # A rate needs two scrapes that saw different counts: send until one does.
         deadline = time.monotonic() + TRAFFIC_TIMEOUT
         while not server.query('sum(rate(http_requests_total{job="echod"}[1m])) > 0'):

@@ -1,0 +1,1 @@
+"""Developer scripts: make stack's runner (stack.py) and the Debian package installer."""
