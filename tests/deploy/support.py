@@ -32,11 +32,6 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def load_yaml_all(path: Path) -> list[Any]:
-    """Every YAML document in ``path``, empty ones left out."""
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
 def require_tool(name: str, package: str) -> str:
     """Return the path of the tool ``name``, found in the virtualenv or on ``PATH``.
 
