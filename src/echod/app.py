@@ -33,13 +33,13 @@ from echod.errors import (
 )
 from echod.logs import AccessLog
 from echod.metrics import UNMATCHED_PATH, render
-from echod.observe import Observer, request_id
+from echod.observe import Observer, RequestIds
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
-    from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
+    from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
     from prometheus_client import CollectorRegistry
 
     from echod.config import Settings
@@ -62,10 +62,6 @@ _JSON = ("content-type", "application/json")
 _PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
 
 
-class _ClientGoneError(Exception):
-    """The client closed the connection before the answer."""
-
-
 class EchoApp:
     """The RSGI application: routes each request and records it."""
 
@@ -86,6 +82,7 @@ class EchoApp:
         self._registry = registry
         self._is_ready = is_ready
         self._max_body = max_body_bytes
+        self._request_id = RequestIds()
         self._public: dict[str, Callable[[Scope, HTTPProtocol, str], None]] = {
             "/health": self._health,
             "/ready": self._ready,
@@ -108,7 +105,7 @@ class EchoApp:
         method = scope.method
         path = scope.path
         headers = scope.headers
-        rid = request_id(headers.get("x-request-id"))
+        rid = self._request_id(headers.get("x-request-id"))
         public = self._public.get(path)
         if public is not None and (method == "GET" or method == "HEAD"):  # noqa: PLR1714
             public(scope, proto, rid)
@@ -119,10 +116,14 @@ class EchoApp:
             checked = self._auth.check(headers.get("authorization"))
             user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
             if path == ECHO_PATH and (method == "POST" or method == "PUT"):  # noqa: PLR1714
-                body = echo(await self._read_body(scope, proto))
+                body = echo(await self._body(headers, proto))
                 duration_ms = (time.perf_counter() - start) * 1000.0
                 status = 200
-                proto.response_bytes(status, self._headers(_JSON, rid, duration_ms), body)
+                proto.response_bytes(
+                    200,
+                    [_JSON, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
+                    body,
+                )
             elif path in ROUTES:
                 raise MethodNotAllowed(method, ROUTES[path])
             else:
@@ -130,7 +131,7 @@ class EchoApp:
         except Problem as problem:
             status = problem.status
             duration_ms = self._problem(proto, problem, path, rid, start)
-        except _ClientGoneError:
+        except (ProtocolClosed, ProtocolError):  # the client left while sending the body
             status = CLIENT_GONE
             duration_ms = (time.perf_counter() - start) * 1000.0
         except Exception as exc:  # noqa: BLE001 - the edge: log it once, answer 500
@@ -151,29 +152,28 @@ class EchoApp:
             error,
         )
 
-    async def _read_body(self, scope: Scope, proto: HTTPProtocol) -> bytes:
-        headers = scope.headers
+    def _body(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
+        """Check what the headers say of the body; return what reads it."""
         encoding = headers.get("content-encoding")
-        if encoding and encoding.lower() != "identity":
+        if encoding is not None and encoding.lower() != "identity":
             raise UnsupportedMediaType(
                 f"Content-Encoding {encoding!r} is not supported; send the JSON unencoded"
             )
         length = headers.get("content-length")
-        try:
-            if length is not None:
-                if _declared_length(length) > self._max_body:
-                    raise self._too_large()
-                return await proto()
-            # Without a length (chunked, or HTTP/2), count while reading.
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in proto:
-                size += len(chunk)
-                if size > self._max_body:
-                    raise self._too_large()
-                chunks.append(chunk)
-        except (ProtocolClosed, ProtocolError):
-            raise _ClientGoneError from None
+        if length is None:  # chunked, or HTTP/2
+            return self._read_counting(proto)
+        if _declared_length(length) > self._max_body:
+            raise self._too_large()
+        return proto()
+
+    async def _read_counting(self, proto: HTTPProtocol) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in proto:
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large()
+            chunks.append(chunk)
         return b"".join(chunks)
 
     def _too_large(self) -> PayloadTooLarge:

@@ -36,25 +36,38 @@ _LEVELS = {
     LogLevel.ERROR: logging.ERROR,
 }
 _encode = msgspec.json.Encoder().encode
+# Methods written into a line as they are; any other is escaped.
+_PLAIN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+# Paths and users whose escaped form is remembered: a bounded table of short values.
+_ESCAPED_REMEMBERED = 256
+_SHORT = 64
 
 
 class Rfc3339Clock:
-    """Formats times as RFC 3339 UTC with milliseconds, formatting each second once."""
+    """Formats times as RFC 3339 UTC with milliseconds, formatting each millisecond once."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_formatted", "_millisecond", "_prefix", "_second")
 
     def __init__(self) -> None:
         """Start with nothing formatted."""
         self._second = -1
         self._prefix = ""
+        self._millisecond = -1
+        self._formatted = ""
 
     def format(self, now: float) -> str:
         """Return ``now`` (seconds since the epoch) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-        second = int(now)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            second = millisecond // 1000
+            if second != self._second:
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+                self._second = second
+            self._formatted = f"{self._prefix}.{millisecond % 1000:03d}Z"
+            self._millisecond = millisecond
+        return self._formatted
 
 
 class AccessLog:
@@ -70,6 +83,8 @@ class AccessLog:
         self._size = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # JSON strings of values that repeat (user names, paths), escaped once.
+        self._escaped: dict[str, str] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write buffered lines from ``loop`` soon after they arrive (or at once, if None)."""
@@ -87,7 +102,11 @@ class AccessLog:
         remote: str,
         error: BaseException | None = None,
     ) -> None:
-        """Log one answered request; the level follows the status."""
+        """Log one answered request; the level follows the status.
+
+        ``request_id`` must be safe to write as it is, as :class:`echod.observe.RequestIds`
+        makes it, and ``remote`` is the server's ``host:port`` text of the client.
+        """
         if status < 400:  # noqa: PLR2004
             if not self._info:
                 return
@@ -98,6 +117,53 @@ class AccessLog:
             level = "warning"
         else:
             level = "error"
+        if error is not None or method not in _PLAIN_METHODS:
+            self._request_with_error(
+                level,
+                method,
+                path,
+                http_version,
+                status,
+                duration_ms,
+                request_id,
+                user,
+                remote,
+                error,
+            )
+            return
+        # The fields the client controls (path, user) are escaped as JSON strings; the
+        # others are plain by construction: a known method, a checked or generated id,
+        # the server's own address text, the status and the HTTP version.
+        escaped = self._escaped
+        quoted_path = escaped.get(path) or self._escape(path)
+        quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
+        self.write(
+            f'{{"time":"{self._clock.format(time.time())}","level":"{level}",'
+            f'"message":"{method} {quoted_path[1:-1]} HTTP/{http_version}",'
+            f'"method":"{method}","path":{quoted_path},"status":{status},'
+            f'"duration_ms":{duration_ms:.3f},"requestId":"{request_id}",'
+            f'"userId":{quoted_user},"remote":"{remote}"}}\n'.encode()
+        )
+
+    def _escape(self, value: str) -> str:
+        quoted: str = _encode(value).decode()
+        if len(self._escaped) < _ESCAPED_REMEMBERED and len(value) <= _SHORT:
+            self._escaped[value] = quoted
+        return quoted
+
+    def _request_with_error(
+        self,
+        level: str,
+        method: str,
+        path: str,
+        http_version: str,
+        status: int,
+        duration_ms: float,
+        request_id: str,
+        user: str | None,
+        remote: str,
+        error: BaseException | None,
+    ) -> None:
         record: dict[str, Any] = {
             "time": self._clock.format(time.time()),
             "level": level,

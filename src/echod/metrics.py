@@ -205,7 +205,11 @@ def _bound(bound: float) -> str:
 
 
 class _ProcessTreeCollector(Collector):
-    """The standard ``process_*`` metrics, summed over a process and its descendants."""
+    """The standard ``process_*`` metrics, summed over a process and its descendants.
+
+    Resident memory is the sum of each process's proportional set size (PSS), so that
+    pages the processes share since they forked are counted once, not once per process.
+    """
 
     _SUMMED = frozenset(
         {
@@ -215,6 +219,7 @@ class _ProcessTreeCollector(Collector):
             "process_open_fds",
         }
     )
+    _RESIDENT = "process_resident_memory_bytes"
 
     def __init__(self, root: int) -> None:
         self._root = root
@@ -235,12 +240,30 @@ class _ProcessTreeCollector(Collector):
                         )
                     else:
                         kept.samples.extend(family.samples)
+        pss = [_pss_bytes(pid) for pid in pids]
+        if self._RESIDENT in families and None not in pss:
+            families[self._RESIDENT] = GaugeMetricFamily(
+                self._RESIDENT,
+                "Resident memory of echod's processes in bytes, shared pages counted once (PSS)",
+                value=sum(size for size in pss if size is not None),
+            )
         yield from families.values()
         yield GaugeMetricFamily(
             "echod_processes",
             "Processes of this echod instance (supervisor, listeners and workers)",
             value=len(pids),
         )
+
+
+def _pss_bytes(pid: int) -> int | None:
+    try:
+        with Path(f"/proc/{pid}/smaps_rollup").open() as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _constant(pid: int) -> Callable[[], int]:

@@ -257,7 +257,7 @@ class TestAuth:
 
     def test_hashing_queue_full_is_503_with_retry_after(self, harness: Harness) -> None:
         """Overload of new credentials is a 503 the client may retry."""
-        harness.app._auth._pending = 10_000
+        harness.app._auth._max_pending = 0  # a full queue
         header = "Basic " + base64.b64encode(b"bob:builder").decode()
         proto = harness.request(body=b"{}", headers={"authorization": header})
         assert proto.response.status == 503

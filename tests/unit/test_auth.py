@@ -38,11 +38,16 @@ def run(coroutine: Coroutine[object, object, T]) -> T:
     return asyncio.run(coroutine)
 
 
+def credentials(raw: bytes) -> Credentials:
+    """Parse ``user:password`` as it would arrive in a header."""
+    return parse_basic_auth(basic(raw))
+
+
 class TestParseBasicAuth:
     def test_user_and_password_are_split_at_the_first_colon(self) -> None:
         """RFC 7617: the password may contain colons, the user may not."""
-        credentials = parse_basic_auth(basic(b"alice:pass:word"))
-        assert credentials == Credentials("alice", b"pass:word")
+        header = basic(b"alice:pass:word")
+        assert parse_basic_auth(header) == Credentials("alice", b"pass:word", header)
 
     @pytest.mark.parametrize(
         "header",
@@ -54,7 +59,7 @@ class TestParseBasicAuth:
     )
     def test_scheme_is_case_insensitive(self, header: str) -> None:
         """The scheme name is matched case-insensitively (RFC 9110 section 11.1)."""
-        assert parse_basic_auth(header) == Credentials("u", b"p")
+        assert parse_basic_auth(header) == Credentials("u", b"p", header)
 
     def test_utf8_user_names_are_decoded(self) -> None:
         """RFC 7617 charset="UTF-8"."""
@@ -62,7 +67,7 @@ class TestParseBasicAuth:
 
     def test_empty_password_is_allowed_by_the_syntax(self) -> None:
         """An empty password parses; the check refuses it later."""
-        assert parse_basic_auth(basic(b"u:")) == Credentials("u", b"")
+        assert parse_basic_auth(basic(b"u:")).password == b""
 
     @pytest.mark.parametrize(
         ("header", "detail"),
@@ -102,7 +107,9 @@ class TestParseBasicAuth:
 
     def test_password_never_shows_in_repr(self) -> None:
         """Credentials can be logged by accident without leaking the password."""
-        assert "secret" not in repr(Credentials("alice", b"secret"))
+        credentials = parse_basic_auth(basic(b"alice:secret"))
+        assert "secret" not in repr(credentials)
+        assert credentials.header not in repr(credentials)
 
 
 class TestLoadUsers:
@@ -187,9 +194,9 @@ class TestAuthenticator:
     ) -> None:
         """The cache holds a digest of the good password, not a pass for the user."""
         auth = Authenticator(users)
-        run(auth.verify(Credentials("alice", b"wonderland")))
+        run(auth.verify(credentials(b"alice:wonderland")))
         other = auth.check(basic(b"alice:wonderland2"))
-        assert other == Credentials("alice", b"wonderland2")
+        assert other == credentials(b"alice:wonderland2")
         with pytest.raises(Unauthorized):
             run(auth.verify(other))
         assert auth.check(basic(b"alice:wonderland")) == "alice"
@@ -198,20 +205,50 @@ class TestAuthenticator:
         """bcrypt reads 72 bytes: a longer password is checked on those, not crashed on."""
         password = b"p" * 100
         auth = Authenticator({"long": bcrypt.hashpw(password[:72], bcrypt.gensalt(4))})
-        assert run(auth.verify(Credentials("long", password))) == "long"
+        assert run(auth.verify(credentials(b"long:" + password))) == "long"
 
     def test_nul_in_password_is_a_refusal_not_a_crash(self, users: dict[str, bytes]) -> None:
         """bcrypt cannot hash some passwords; they are simply wrong."""
         auth = Authenticator(users)
         with pytest.raises(Unauthorized):
-            run(auth.verify(Credentials("alice", b"wonder\0land")))
+            run(auth.verify(credentials(b"alice:wonder\0land")))
+
+    def test_the_same_new_credentials_are_hashed_once(self, users: dict[str, bytes]) -> None:
+        """Requests that carry the same new credentials at once share one bcrypt run."""
+        calls: list[bytes] = []
+        real = bcrypt.checkpw
+
+        def counting(password: bytes, hashed: bytes) -> bool:
+            calls.append(password)
+            return real(password, hashed)
+
+        async def burst() -> list[str]:
+            auth = Authenticator(users, max_pending=1)
+            same = [credentials(b"alice:wonderland") for _ in range(50)]
+            return await asyncio.gather(*(auth.verify(c) for c in same))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", counting)
+            assert run(burst()) == ["alice"] * 50
+        assert calls == [b"wonderland"]
+
+    def test_verified_table_is_bounded(self, users: dict[str, bytes]) -> None:
+        """Remembered good credentials never exceed the bound; the oldest go first."""
+        auth = Authenticator(users, max_verified=2)
+        headers = ["Basic  " + basic(b"alice:wonderland").split()[1] + " " * n for n in range(3)]
+        for header in headers:
+            pending = auth.check(header)
+            assert isinstance(pending, Credentials)
+            run(auth.verify(pending))
+        assert isinstance(auth.check(headers[0]), Credentials)
+        assert auth.check(headers[2]) == "alice"
 
     def test_refused_table_is_bounded(self, users: dict[str, bytes]) -> None:
         """Remembered refusals never exceed the bound; the oldest go first."""
         auth = Authenticator(users, max_refused=3)
         for n in range(5):
             with pytest.raises(Unauthorized):
-                run(auth.verify(Credentials("alice", f"wrong{n}".encode())))
+                run(auth.verify(credentials(f"alice:wrong{n}".encode())))
         assert isinstance(auth.check(basic(b"alice:wrong0")), Credentials)
         with pytest.raises(Unauthorized):
             auth.check(basic(b"alice:wrong4"))
@@ -228,7 +265,7 @@ class TestAuthenticator:
         async def flood() -> list[object]:
             auth = Authenticator(users, max_pending=4)
             tasks = [
-                asyncio.ensure_future(auth.verify(Credentials("alice", f"w{n}".encode())))
+                asyncio.ensure_future(auth.verify(credentials(f"alice:w{n}".encode())))
                 for n in range(10)
             ]
             await asyncio.sleep(0.05)
@@ -245,9 +282,8 @@ class TestAuthenticator:
 
     def test_known_users_pass_while_the_queue_is_full(self, users: dict[str, bytes]) -> None:
         """A flood of new passwords does not touch users already verified."""
-        auth = Authenticator(users, max_pending=1)
-        run(auth.verify(Credentials("bob", b"builder")))
-        auth._pending = 1
+        auth = Authenticator(users, max_pending=0)
+        auth._verified[basic(b"bob:builder")] = "bob"  # verified before the flood
         with pytest.raises(ServiceUnavailable):
-            run(auth.verify(Credentials("alice", b"x")))
+            run(auth.verify(credentials(b"alice:x")))
         assert auth.check(basic(b"bob:builder")) == "bob"

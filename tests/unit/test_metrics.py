@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,7 +24,6 @@ from echod.metrics import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from prometheus_client import CollectorRegistry
 
@@ -152,6 +152,20 @@ class TestRegistry:
         assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 0
         assert registry.get_sample_value("process_cpu_seconds_total") is not None
         assert (registry.get_sample_value("echod_processes") or 0) >= 1
+
+    def test_resident_memory_is_proportional(self, store: MetricsStore) -> None:
+        """Memory is the PSS of the processes: shared pages are not counted twice."""
+        store.claim()
+        registry = registry_of(store)
+        text, _ = render(registry, None)
+        assert b"shared pages counted once (PSS)" in text
+        rss_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        resident = registry.get_sample_value("process_resident_memory_bytes") or 0
+        assert 0 < resident <= rss_kib * 1024 * 1.1
 
     def test_every_status_echod_answers_has_a_place(self) -> None:
         """The statuses the app can produce are all in the layout."""
