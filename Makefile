@@ -72,9 +72,19 @@ doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
 	  echod $(addprefix echod.,$(filter-out __init__ __main__,$(basename $(notdir $(wildcard src/echod/*.py)))))
 
 .PHONY: bench
-bench: $(INSTALLED) ## wrk against a local echod with the reference workload
+bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
+
+.PHONY: microbench
+microbench: $(INSTALLED) ## time the hot path without a server; compares with the last saved run
+	$(BIN)/pytest tests/microbench --benchmark-enable --benchmark-autosave \
+	  $$(ls .benchmarks/*/*.json >/dev/null 2>&1 && echo --benchmark-compare)
+
+.PHONY: profile
+profile: $(INSTALLED) ## flame graph of echod under the reference load, into build/profile.svg
+	@scripts/debian-packages wrk
+	$(BIN)/python bench/profile.py
 
 .PHONY: constraints
 constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyproject.toml

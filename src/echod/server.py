@@ -20,6 +20,7 @@ killed, and echod exits 0. A listener that fails makes echod stop and exit 1.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import mmap
@@ -194,13 +195,18 @@ def _worker_app(
 ) -> EchoApp:
     """Build the app inside a worker process (granian calls this once per worker)."""
     store = MetricsStore(store_path, layout)
-    return create_app(
+    app = create_app(
         settings,
         users=users,
         recorder=store.claim(),
         registry=build_registry(store, root_pid=root_pid, version=__version__),
         is_ready=Readiness(ready_path).is_ready,
     )
+    # Everything made so far lives as long as the worker: keep it out of the garbage
+    # collector's way, which shortens the pauses that full collections cause (p99).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 class _Supervisor:

@@ -1,0 +1,4 @@
+-- health: GET /health, the liveness probe (no auth, not logged, not counted).
+request = function()
+   return wrk.format("GET", "/health")
+end

@@ -1,0 +1,1 @@
+"""Microbenchmarks of the per-request hot path (pytest-benchmark), runnable without a server."""

@@ -1,0 +1,135 @@
+"""The hot path, piece by piece and whole, timed without a server.
+
+``make test`` runs each once as a plain test (pytest-benchmark is disabled there);
+``make microbench`` times them and compares with the last saved run, so a regression
+in the per-request work shows without starting echod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any
+
+import bcrypt
+import pytest
+
+from echod import __version__
+from echod.app import ROUTES, EchoApp, create_app
+from echod.auth import Authenticator
+from echod.config import LogLevel, Settings
+from echod.echo import echo
+from echod.logs import AccessLog
+from echod.metrics import Layout, MetricsStore, build_registry
+from echod.observe import RequestIds
+from tests.unit.fakes import FakeHeaders, FakeProto, FakeScope
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from pytest_benchmark.fixture import BenchmarkFixture
+
+HEADER = "Basic " + base64.b64encode(b"alice:wonderland").decode()
+USERS = {"alice": bcrypt.hashpw(b"wonderland", bcrypt.gensalt(4))}
+KILOBYTE_OBJECT = (
+    b'{"id": 1, ' + b", ".join(b'"field%02d": "%s"' % (n, b"x" * 24) for n in range(28)) + b"}"
+)
+
+
+class _Handle:
+    def cancel(self) -> None:
+        """Nothing to cancel."""
+
+
+class _QuietLoop:
+    """A loop stand-in whose timers never fire: lines are written when the buffer fills."""
+
+    def call_later(self, _delay: float, _callback: object) -> _Handle:
+        return _Handle()
+
+
+@pytest.fixture
+def devnull() -> Iterator[int]:
+    """A descriptor that swallows log lines."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    yield fd
+    os.close(fd)
+
+
+@pytest.fixture
+def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
+    """The app as a worker builds it, logging at info to /dev/null."""
+    store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
+    made = create_app(
+        Settings(),
+        users=USERS,
+        recorder=store.claim(),
+        registry=build_registry(store, root_pid=os.getpid(), version=__version__),
+        is_ready=lambda: True,
+        log_fd=devnull,
+    )
+    made._log.bind(_QuietLoop())  # type: ignore[arg-type]
+    yield made
+    store.close()
+
+
+def drive(app: EchoApp, scope: FakeScope, body: bytes) -> FakeProto:
+    """Run one request to completion without an event loop (nothing in it waits)."""
+    proto = FakeProto(body)
+    coroutine = app.__rsgi__(scope, proto)  # type: ignore[arg-type]
+    with contextlib.suppress(StopIteration):
+        coroutine.send(None)
+    return proto
+
+
+def test_whole_request(benchmark: BenchmarkFixture, app: EchoApp) -> None:
+    """Auth (verified before), echo, response, metrics and the log line of one request."""
+    asyncio.run(app._auth.verify(app._auth.check(HEADER)))  # type: ignore[arg-type]
+    headers = FakeHeaders({"authorization": HEADER, "content-length": "14"})
+    scope = FakeScope("POST", "/api/echo", headers)
+    proto = benchmark(drive, app, scope, b'{"foo": "bar"}')
+    assert proto.response.status == 200
+    assert proto.response.body == b'{"foo":"bar","echoed":true}'
+
+
+@pytest.mark.parametrize(
+    ("body", "size"),
+    [(b'{"foo": "bar"}', "small"), (KILOBYTE_OBJECT, "1k")],
+    ids=["small", "1k"],
+)
+def test_echo(benchmark: BenchmarkFixture, body: bytes, size: str) -> None:
+    """Decoding, checking and encoding an object."""
+    out = benchmark(echo, body)
+    assert out.endswith(b',"echoed":true}'), size
+
+
+def test_verified_credentials(benchmark: BenchmarkFixture) -> None:
+    """Credentials bcrypt accepted before cost a lookup."""
+    auth = Authenticator(USERS)
+    asyncio.run(auth.verify(auth.check(HEADER)))  # type: ignore[arg-type]
+    assert benchmark(auth.check, HEADER) == "alice"
+
+
+def test_new_request_id(benchmark: BenchmarkFixture) -> None:
+    """A request without X-Request-ID gets a UUID4."""
+    ids = RequestIds()
+    assert len(benchmark(ids, None)) == 36
+
+
+def test_log_line(benchmark: BenchmarkFixture, devnull: int) -> None:
+    """Rendering and buffering one request line."""
+    log = AccessLog(LogLevel.INFO, devnull)
+    log.bind(_QuietLoop())  # type: ignore[arg-type]
+    args: tuple[Any, ...] = ("POST", "/api/echo", "1.1", 200, 0.12, "id-1", "alice", "127.0.0.1:1")
+    benchmark(log.request, *args)
+
+
+def test_metrics_observation(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+    """Counting one request into the shared store."""
+    store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
+    recorder = store.claim()
+    benchmark(recorder.observe, 200, "POST", "/api/echo", 0.12)
+    store.close()
