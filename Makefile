@@ -74,7 +74,7 @@ doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
 .PHONY: bench
 bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk
-	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python -m bench.run $(ARGS)
 
 .PHONY: microbench
 microbench: $(INSTALLED) ## time the hot path without a server; compares with the last saved run
@@ -84,7 +84,7 @@ microbench: $(INSTALLED) ## time the hot path without a server; compares with th
 .PHONY: profile
 profile: $(INSTALLED) ## flame graph of echod under the reference load, into build/profile.svg
 	@scripts/debian-packages wrk
-	$(BIN)/python bench/profile.py
+	$(BIN)/python -m bench.profile
 
 .PHONY: constraints
 constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyproject.toml

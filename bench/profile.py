@@ -1,6 +1,6 @@
 """Profile echod's worker under the reference load with py-spy: a flame graph and a summary.
 
-    python bench/profile.py [--seconds 10] [--native]
+    python -m bench.profile [--seconds 10] [--native]
 
 Writes build/profile.svg (open it in a browser) and prints the share of samples in
 granian and the event loop, in echod's own code, and in the rest.
@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from run import WORKLOADS, Server, free_port
+from bench.run import WORKLOADS
+from bench.server import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_SPY = Path(sys.executable).with_name("py-spy")

@@ -1,6 +1,6 @@
 """The benchmark suite: wrk against a local echod over every workload in bench/workloads.
 
-    python bench/run.py [--duration 10] [--connections 100,400] [--workloads a,b]
+    python -m bench.run [--duration 10] [--connections 100,400] [--workloads a,b]
                         [--workers 1] [--no-tls] [--memory-requests 1000000]
 
 For each workload and connection count it reports requests/s, p50, p99, errors, the
@@ -19,26 +19,21 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from report import print_table, write_chart
+from bench.report import print_table, write_chart
+from bench.server import Server, free_port, statuses
+from bench.wrk import wrk
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
-ECHOD = Path(sys.executable).with_name("echod")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Each workload, the path it hits and the statuses it expects (others count as unexpected).
 SUITE: dict[str, tuple[str, frozenset[int]]] = {
     "reference": ("/api/echo", frozenset({200})),
@@ -66,129 +61,6 @@ class Result:
     unexpected: int
     cpu_us_per_request: float
     peak_pss_mib: float
-
-
-@dataclass
-class Server:
-    """An echod process in its own session, with its CPU and memory readable."""
-
-    args: list[str]
-    log: Any = field(default_factory=tempfile.TemporaryFile)
-    process: subprocess.Popen[bytes] | None = None
-    url: str = ""
-
-    def start(self, port: int) -> float:
-        """Start echod and return the seconds until /health answered."""
-        self.url = f"http://127.0.0.1:{port}"
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            [str(ECHOD), "--host", "127.0.0.1", "--port", str(port), *self.args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = started + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1):  # noqa: S310
-                    return time.monotonic() - started
-            except OSError:
-                time.sleep(0.01)
-        raise SystemExit("echod did not answer /health within 30 s")
-
-    def pids(self) -> list[int]:
-        """Every process of the echod instance (its session)."""
-        if self.process is None:
-            return []
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat[stat.rindex(")") + 2 :].split()[3]) == self.process.pid:
-                    found.append(int(entry.name))
-        return found
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU seconds of every live process of the instance."""
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / CLOCK_TICKS
-
-    def pss_bytes(self) -> int:
-        """The instance's memory: its processes' PSS, summed."""
-        total = 0
-        for pid in self.pids():
-            try:
-                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            except OSError:
-                continue
-            if match := re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE):
-                total += int(match.group(1)) * 1024
-        return total
-
-    def stop(self) -> None:
-        """Stop with SIGTERM and wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
-        self.log.close()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def to_ms(value: str) -> float:
-    """Convert a latency as wrk prints it (us, ms or s) to milliseconds."""
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
-    if match is None:
-        raise ValueError(f"not a wrk latency: {value!r}")
-    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
-
-
-def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
-    """Run wrk and return its figures."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
-               "-s", str(script), url]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    figures: dict[str, float] = {}
-    for key, pattern in {
-        "rps": r"Requests/sec:\s+([\d.]+)",
-        "requests": r"(\d+) requests in",
-        "non_2xx": r"Non-2xx or 3xx responses: (\d+)",
-    }.items():
-        match = re.search(pattern, out)
-        figures[key] = float(match.group(1)) if match else 0.0
-    for key, pattern in {"p50_ms": r"^\s+50%\s+(\S+)$", "p99_ms": r"^\s+99%\s+(\S+)$"}.items():
-        match = re.search(pattern, out, re.MULTILINE)
-        if match is None:
-            raise SystemExit(f"wrk printed no {key}:\n{out}")
-        figures[key] = to_ms(match.group(1))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    figures["socket_errors"] = sum(int(n) for n in errors.groups()) if errors else 0
-    return figures
-
-
-def statuses(base: str) -> dict[str, float]:
-    """Requests answered so far, by status, as echod's /metrics counts them."""
-    counts: dict[str, float] = {}
-    with urllib.request.urlopen(base.replace("https:", "http:", 1) + "/metrics", timeout=5) as page:  # noqa: S310
-        for line in page.read().decode().splitlines():
-            if match := re.match(r'http_requests_total\{.*status="(\d+)".*\} (\S+)$', line):
-                counts[match.group(1)] = counts.get(match.group(1), 0) + float(match.group(2))
-    return counts
 
 
 def measure(

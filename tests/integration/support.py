@@ -25,6 +25,19 @@ AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(
 START_TIMEOUT = 15.0
 
 
+def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes to echod's HTTP port; read until it closes or stays quiet."""
+    with socket.create_connection(("127.0.0.1", echod.port), timeout=timeout) as conn:
+        conn.sendall(request)
+        chunks = []
+        try:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as probe:

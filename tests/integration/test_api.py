@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.integration.support import AUTH_HEADER
+from tests.integration.support import AUTH_HEADER, raw_exchange
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -18,19 +17,6 @@ if TYPE_CHECKING:
     from tests.integration.support import Echod
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
-    """Send raw bytes and read until the server closes or stays quiet."""
-    with socket.create_connection(("127.0.0.1", echod.port), timeout=timeout) as conn:
-        conn.sendall(request)
-        chunks = []
-        try:
-            while chunk := conn.recv(65536):
-                chunks.append(chunk)
-        except TimeoutError:
-            pass
-    return b"".join(chunks)
 
 
 class TestEcho:
@@ -158,48 +144,6 @@ class TestRoutes:
             "BREW", echod.url + "/api/echo", headers={"authorization": AUTH_HEADER}
         )
         assert response.status_code == 405
-
-
-class TestProtocol:
-    def test_header_over_the_limit_is_431(self, client: httpx.Client) -> None:
-        """The request head is bounded by --max-header-bytes (16 KiB by default)."""
-        response = client.post("/api/echo", content=b"{}", headers={"x-big": "a" * 20_000})
-        assert response.status_code == 431
-
-    def test_http_1_0_without_host_is_answered(self, echod: Echod) -> None:
-        """Old clients still get an echo."""
-        body = b'{"a":1}'
-        raw = raw_exchange(
-            echod,
-            b"POST /api/echo HTTP/1.0\r\nAuthorization: " + AUTH_HEADER.encode()
-            + b"\r\nContent-Length: 7\r\n\r\n" + body,
-        )  # fmt: skip
-        assert raw.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
-        assert raw.endswith(b'{"a":1,"echoed":true}')
-
-    def test_pipelined_requests_are_answered_in_order(self, echod: Echod) -> None:
-        """Three requests in one write get three answers, in order."""
-        requests = b"".join(
-            b"POST /api/echo HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH_HEADER.encode()
-            + b'\r\nContent-Length: 7\r\n\r\n{"n":' + str(n).encode() + b"}"
-            for n in range(3)
-        )  # fmt: skip
-        raw = raw_exchange(
-            echod, requests + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        bodies = re.findall(rb'\{"n":(\d),"echoed":true\}', raw)
-        assert bodies == [b"0", b"1", b"2"]
-
-    def test_expect_100_continue_is_honoured(self, echod: Echod) -> None:
-        """A client that waits for 100 Continue gets it, then its echo."""
-        with socket.create_connection(("127.0.0.1", echod.port), timeout=5) as conn:
-            conn.sendall(
-                b"POST /api/echo HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH_HEADER.encode()
-                + b"\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
-            )  # fmt: skip
-            assert conn.recv(1024).startswith(b"HTTP/1.1 100")
-            conn.sendall(b"{}")
-            assert conn.recv(4096).endswith(b'{"echoed":true}')
 
 
 class TestMetrics:

@@ -1,0 +1,1 @@
+"""echod benchmarks: wrk workloads, the suite driver, its report and the profiler."""

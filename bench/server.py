@@ -1,0 +1,129 @@
+"""A local echod under measurement: its processes, their CPU time and their memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ECHOD = Path(sys.executable).with_name("echod")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and every process descended from it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, ()))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds of the live processes among ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """The memory of ``pids``: their proportional set sizes, summed."""
+    total = 0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        if match := re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE):
+            total += int(match.group(1)) * 1024
+    return total
+
+
+def statuses(base: str) -> dict[str, float]:
+    """Requests answered so far, by status, as echod's /metrics counts them."""
+    counts: dict[str, float] = {}
+    url = base.replace("https:", "http:", 1) + "/metrics"
+    with urllib.request.urlopen(url, timeout=5) as page:  # noqa: S310 - loopback
+        for line in page.read().decode().splitlines():
+            if match := re.match(r'http_requests_total\{.*status="(\d+)".*\} (\S+)$', line):
+                counts[match.group(1)] = counts.get(match.group(1), 0) + float(match.group(2))
+    return counts
+
+
+@dataclass
+class Server:
+    """An echod process in its own session, with its CPU and memory readable."""
+
+    args: list[str]
+    log: Any = field(default_factory=tempfile.TemporaryFile)
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""
+
+    def start(self, port: int) -> float:
+        """Start echod and return the seconds until /health answered."""
+        self.url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [str(ECHOD), "--host", "127.0.0.1", "--port", str(port), *self.args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = started + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1):  # noqa: S310
+                    return time.monotonic() - started
+            except OSError:
+                time.sleep(0.01)
+        raise SystemExit("echod did not answer /health within 30 s")
+
+    def pids(self) -> list[int]:
+        """Every process of the echod instance."""
+        return tree(self.process.pid) if self.process is not None else []
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU seconds of every live process of the instance."""
+        return cpu_seconds(self.pids())
+
+    def pss_bytes(self) -> int:
+        """The instance's memory: its processes' PSS, summed."""
+        return pss_bytes(self.pids())
+
+    def stop(self) -> None:
+        """Stop with SIGTERM and wait."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.log.close()

@@ -1,0 +1,248 @@
+"""The bad-input corpus: each hostile or malformed request, and the status it must get.
+
+Every case goes to a real echod over a raw socket, so nothing in between tidies it up.
+Answers from echod itself are problem+json and are logged once; requests that HTTP/1.1
+forbids outright (control characters in a header, a space in the path, a malformed
+Content-Length) are refused by the server library with an empty 400 before echod sees
+them, so they are neither logged nor counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import socket
+import string
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.integration.support import AUTH, AUTH_HEADER, raw_exchange
+
+if TYPE_CHECKING:
+    from tests.integration.support import Echod
+
+CRLF = b"\r\n"
+UUID4 = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def request(
+    body: bytes = b"{}",
+    *,
+    path: bytes = b"/api/echo",
+    method: bytes = b"POST",
+    headers: tuple[bytes, ...] = (),
+    authorization: bytes | None = AUTH_HEADER.encode(),
+    version: bytes = b"HTTP/1.1",
+) -> bytes:
+    """One request with a Content-Length, closing the connection after the answer."""
+    lines = [method + b" " + path + b" " + version, b"Host: echod", b"Connection: close"]
+    if authorization is not None:
+        lines.append(b"Authorization: " + authorization)
+    lines += [*headers, b"Content-Length: " + str(len(body)).encode()]
+    return CRLF.join(lines) + CRLF + CRLF + body
+
+
+def basic(raw: bytes) -> bytes:
+    """An Authorization header value carrying ``raw`` as Basic credentials."""
+    return b"Basic " + base64.b64encode(raw)
+
+
+def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """The status, headers and body of the first answer in ``raw``."""
+    head, _, body = raw.partition(CRLF + CRLF)
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+# (id, raw request, expected status, whether echod answers it (problem+json, logged), body)
+CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    # Bodies
+    ("empty-body", request(b""), 400, True, None),
+    ("nesting-10000", request(b'{"a":' + b"[" * 10_000 + b"]" * 10_000 + b"}"), 400, True, None),
+    ("invalid-utf8", request(b'{"a": "\xff\xfe"}'), 400, True, None),
+    ("utf8-encoded-surrogate", request(b'{"a": "\xed\xa0\x80"}'), 400, True, None),
+    ("lone-surrogate-escape", request(b'{"a": "\\ud800"}'), 400, True, None),
+    ("raw-nul-in-string", request(b'{"a": "x\x00y"}'), 400, True, None),
+    ("nul-after-object", request(b'{"a": 1}\x00'), 400, True, None),
+    ("escaped-nul", request(b'{"a": "x\\u0000y"}'), 200, True, b'{"a":"x\\u0000y","echoed":true}'),
+    ("400-digit-integer", request(b'{"n": ' + b"7" * 400 + b"}"), 200, True,
+     b'{"n":' + b"7" * 400 + b',"echoed":true}'),
+    ("400-digit-fraction", request(b'{"n": 0.' + b"3" * 400 + b"}"), 200, True,
+     b'{"n":0.' + b"3" * 400 + b',"echoed":true}'),
+    ("1e400", request(b'{"n": 1e400}'), 200, True, b'{"n":1E+400,"echoed":true}'),
+    ("nan", request(b'{"n": NaN}'), 400, True, None),
+    ("infinity", request(b'{"n": Infinity}'), 400, True, None),
+    ("minus-infinity", request(b'{"n": -Infinity}'), 400, True, None),
+    ("duplicate-keys-last-wins", request(b'{"a": 1, "b": 2, "a": 3}'), 200, True,
+     b'{"a":3,"b":2,"echoed":true}'),
+    ("top-level-array", request(b"[]"), 400, True, None),
+    ("gzip-encoded", request(b"\x1f\x8b\x08\x00", headers=(b"Content-Encoding: gzip",)),
+     415, True, None),
+    # HTTP framing
+    ("http-1.0-without-host", CRLF.join([b"POST /api/echo HTTP/1.0", b"Authorization: "
+     + AUTH_HEADER.encode(), b"Content-Length: 2", b"", b"{}"]), 200, True, b'{"echoed":true}'),
+    ("malformed-content-length", request(headers=(b"Content-Length: 2x",)).replace(
+        b"Content-Length: 2\r\n\r\n", b"\r\n"), 400, False, None),
+    ("two-content-lengths", request(headers=(b"Content-Length: 3",)), 400, False, None),
+    ("http-0.9", b"GET /health" + CRLF + CRLF, 400, False, None),
+    ("tls-handshake-on-http-port", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + CRLF * 2,
+     400, False, None),
+    # Methods and paths
+    ("get-echo", request(method=b"GET"), 405, True, None),
+    ("delete-echo", request(method=b"DELETE"), 405, True, None),
+    ("lowercase-post", request(method=b"post"), 405, True, None),
+    ("post-health", request(path=b"/health"), 405, True, None),
+    ("dot-dot", request(path=b"/api/../api/echo"), 404, True, None),
+    ("trailing-dot-dot", request(path=b"/api/echo/.."), 404, True, None),
+    ("percent-00", request(path=b"/api/echo%00"), 404, True, None),
+    ("raw-nul-in-path", request(path=b"/api/echo\x00"), 400, False, None),
+    ("space-in-path", request(path=b"/api/e cho"), 400, False, None),
+    ("segment-of-10k", request(path=b"/" + b"a" * 10_000), 404, True, None),
+    ("segment-over-the-head-limit", request(path=b"/" + b"a" * 20_000), 431, False, None),
+    ("query-is-ignored", request(path=b"/api/echo?x=%00&y=1"), 200, True, b'{"echoed":true}'),
+    # Headers
+    ("header-over-the-limit", request(headers=(b"X-Big: " + b"a" * 20_000,)), 431, False, None),
+    ("request-id-with-crlf", request(headers=(b"X-Request-ID: a\r\n b",)), 400, False, None),
+    ("request-id-with-bare-lf", request(headers=(b"X-Request-ID: a\nb",)), 400, False, None),
+    ("request-id-with-control", request(headers=(b"X-Request-ID: a\x01b",)), 400, False, None),
+    ("request-id-of-10k", request(headers=(b"X-Request-ID: " + b"r" * 10_000,)), 200, True, None),
+    # Authorization
+    ("auth-missing", request(authorization=None), 401, True, None),
+    ("auth-bad-base64", request(authorization=b"Basic !!!not-base64"), 401, True, None),
+    ("auth-no-colon", request(authorization=basic(b"remarkablebob")), 401, True, None),
+    ("auth-user-not-utf8", request(authorization=basic(b"\xff\xfe:2rFtex")), 401, True, None),
+    ("auth-bearer-scheme", request(authorization=b"Bearer 2rFtex"), 401, True, None),
+    ("auth-latin1-bytes", request(authorization=b"Basic \xe9\xe9"), 401, True, None),
+    ("auth-wrong-password", request(authorization=basic(b"remarkablebob:2rftex")), 401, True, None),
+    ("auth-empty-password", request(authorization=basic(b"remarkablebob:")), 401, True, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "by_echod", "body"),
+    [case[1:] for case in CORPUS],
+    ids=[case[0] for case in CORPUS],
+)
+def test_corpus_case_gets_its_status(
+    echod: Echod, raw: bytes, status: int, by_echod: bool, body: bytes | None
+) -> None:
+    """The request gets exactly its status, and echod's own answers are problems or echoes."""
+    got, headers, content = parse(raw_exchange(echod, raw))
+    assert got == status
+    if body is not None:
+        assert content == body
+    if by_echod:
+        assert UUID4.fullmatch(headers["x-request-id"].encode())
+        if status >= 400:
+            assert headers["content-type"] == "application/problem+json"
+            problem = json.loads(content)
+            assert problem["status"] == status
+            assert problem["requestId"] == headers["x-request-id"]
+    else:
+        assert content == b""
+    if status == 401:
+        assert headers["www-authenticate"] == 'Basic realm="echod", charset="UTF-8"'
+    if status == 405:
+        assert headers["allow"] in {"POST, PUT", "GET, HEAD"}
+
+
+def test_every_answer_from_echod_is_logged_once(make_echod: Any) -> None:
+    """One JSON line per request echod answered, none for the server library's refusals."""
+    echod = make_echod()
+    for _, raw, _, _, _ in CORPUS:
+        raw_exchange(echod, raw)
+    lines = echod.request_lines()
+    assert len(lines) == sum(1 for case in CORPUS if case[3])
+    assert {line["status"] for line in lines} == {case[2] for case in CORPUS if case[3]}
+
+
+class TestBodyLimit:
+    def test_declared_length_over_the_limit(self, echod: Echod) -> None:
+        """A Content-Length of 1 MiB + 1 is refused without reading the body."""
+        head = request(b"").replace(b"Content-Length: 0", b"Content-Length: 1048577")
+        with socket.create_connection(("127.0.0.1", echod.port), timeout=5) as conn:
+            conn.sendall(head)
+            assert conn.recv(4096).startswith(b"HTTP/1.1 413")
+
+    def test_chunked_body_over_the_limit(self, echod: Echod) -> None:
+        """A chunked body is refused once it passes the limit."""
+        chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+        raw = request(b"").replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
+        with socket.create_connection(("127.0.0.1", echod.port), timeout=10) as conn:
+            conn.sendall(raw)
+            try:
+                for _ in range(17):
+                    conn.sendall(chunk)
+                conn.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # echod may answer and close before the whole body is sent
+            assert conn.recv(4096).startswith(b"HTTP/1.1 413")
+
+    def test_http2_body_without_length_over_the_limit(self, make_echod: Any) -> None:
+        """Over HTTP/2 a body need not declare its length; it is counted as it arrives."""
+        echod = make_echod("--max-body-bytes", "1000", tls=True)
+
+        def frames() -> Any:
+            for _ in range(10):
+                yield b" " * 500
+
+        with httpx.Client(http2=True, verify=False, auth=AUTH) as client:  # noqa: S501 - self-signed
+            response = client.post(echod.tls_url + "/api/echo", content=frames())
+        assert response.http_version == "HTTP/2"
+        assert response.status_code == 413
+
+
+class TestProtocol:
+    def test_pipelined_burst_is_answered_in_order(self, echod: Echod) -> None:
+        """Twenty requests in one write get twenty answers, in order."""
+        burst = b"".join(
+            request(b'{"n":%d}' % n).replace(b"Connection: close\r\n", b"") for n in range(20)
+        )
+        raw = raw_exchange(
+            echod, burst + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert re.findall(rb'\{"n":(\d+),"echoed":true\}', raw) == [b"%d" % n for n in range(20)]
+
+    def test_expect_100_continue_is_honoured(self, echod: Echod) -> None:
+        """A client that waits for 100 Continue gets it, then its echo."""
+        head = request(b"").replace(
+            b"Content-Length: 0", b"Content-Length: 2\r\nExpect: 100-continue"
+        )
+        with socket.create_connection(("127.0.0.1", echod.port), timeout=5) as conn:
+            conn.sendall(head)
+            assert conn.recv(1024).startswith(b"HTTP/1.1 100")
+            conn.sendall(b"{}")
+            assert conn.recv(4096).endswith(b'{"echoed":true}')
+
+    def test_encoded_slash_is_decoded_before_routing(self, echod: Echod) -> None:
+        """Documented: paths are matched after percent-decoding, so %2F is a slash."""
+        status, _, body = parse(raw_exchange(echod, request(path=b"/api%2Fecho")))
+        assert (status, body) == (200, b'{"echoed":true}')
+
+
+def test_a_scan_of_10000_random_paths_adds_no_series(make_echod: Any) -> None:
+    """The number of http_requests_total series is the same before and after the scan."""
+    echod = make_echod("--log-level", "error")
+
+    def series() -> set[str]:
+        text = httpx.get(echod.url + "/metrics").text
+        return {line.rsplit(" ", 1)[0] for line in text.splitlines()
+                if line.startswith("http_requests_total{")}  # fmt: skip
+
+    with httpx.Client(base_url=echod.url, auth=AUTH) as client:
+        client.get("/warm-up")
+        before = series()
+        alphabet = string.ascii_letters + string.digits + "-._~%"
+        generator = random.Random(5)  # noqa: S311 - the same scan every run, not a secret
+        for _ in range(10_000):
+            path = "/" + "".join(generator.choices(alphabet, k=generator.randint(1, 40)))
+            client.get(path)
+    assert series() == before
