@@ -76,6 +76,17 @@ bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results
 	@scripts/debian-packages wrk
 	$(BIN)/python -m bench.run $(ARGS)
 
+.PHONY: soak
+soak: $(INSTALLED) ## load and fault tests, 60 s of load each (about 8 minutes); figures in build/reliability
+	@scripts/debian-packages wrk
+	rm -rf build/reliability
+	ECHOD_SOAK_SECONDS=$${ECHOD_SOAK_SECONDS:-60} $(BIN)/pytest -m soak tests/soak -v --timeout 1200
+	$(BIN)/python -m tests.soak.report
+
+.PHONY: soak-smoke
+soak-smoke: ## the soak tests with 3 s of load each, as CI runs them
+	$(MAKE) soak ECHOD_SOAK_SECONDS=3
+
 .PHONY: microbench
 microbench: $(INSTALLED) ## time the hot path without a server; compares with the last saved run
 	$(BIN)/pytest tests/microbench --benchmark-enable --benchmark-autosave \

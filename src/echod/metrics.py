@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE"
 OTHER_METHOD = "other"
 #: The ``path`` label of a request to a path that no route has.
 UNMATCHED_PATH = "unmatched"
+#: Seconds between two readings of the processes' PSS, which walks every memory mapping.
+PSS_REFRESH = 5.0
 #: Every status echod answers with (499: the client went away before the answer).
 STATUSES = (200, 400, 401, 404, 405, 413, 415, 499, 500, 503)
 
@@ -122,6 +125,12 @@ class MetricsStore:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         raise RuntimeError(f"all {self.slots} metric slots in {self.path} are taken")
+
+    def owners(self) -> list[int]:
+        """The live processes that own a slot."""
+        size = self.layout.slot_size
+        owners = (int(self._values[slot * size]) for slot in range(self.slots))
+        return [pid for pid in owners if pid and _alive(pid)]
 
     def totals(self) -> list[float]:
         """Return one slot's worth of values, summed over every slot (the pid excluded)."""
@@ -205,10 +214,13 @@ def _bound(bound: float) -> str:
 
 
 class _ProcessTreeCollector(Collector):
-    """The standard ``process_*`` metrics, summed over a process and its descendants.
+    """The standard ``process_*`` metrics, summed over the instance's processes.
 
-    Resident memory is the sum of each process's proportional set size (PSS), so that
-    pages the processes share since they forked are counted once, not once per process.
+    The processes are the supervisor, the workers that own a slot of the store, and
+    their parents (the listeners), found without scanning /proc. Resident memory is the
+    sum of their proportional set sizes (PSS), so that pages they share since they
+    forked count once. Reading PSS walks every memory mapping, so it is refreshed at most
+    every :data:`PSS_REFRESH` seconds; everything else is read at each scrape.
     """
 
     _SUMMED = frozenset(
@@ -221,11 +233,14 @@ class _ProcessTreeCollector(Collector):
     )
     _RESIDENT = "process_resident_memory_bytes"
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, store: MetricsStore) -> None:
         self._root = root
+        self._store = store
+        self._pss: int | None = None
+        self._pss_at = -PSS_REFRESH
 
     def collect(self) -> Iterator[Metric]:
-        pids = _descendants(self._root)
+        pids = self._pids()
         families: dict[str, Metric] = {}
         for pid in pids:
             for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
@@ -240,12 +255,16 @@ class _ProcessTreeCollector(Collector):
                         )
                     else:
                         kept.samples.extend(family.samples)
-        pss = [_pss_bytes(pid) for pid in pids]
-        if self._RESIDENT in families and None not in pss:
+        now = time.monotonic()
+        if now - self._pss_at >= PSS_REFRESH:
+            sizes = [_pss_bytes(pid) for pid in pids]
+            self._pss = None if None in sizes else sum(size or 0 for size in sizes)
+            self._pss_at = now
+        if self._RESIDENT in families and self._pss is not None:
             families[self._RESIDENT] = GaugeMetricFamily(
                 self._RESIDENT,
                 "Resident memory of echod's processes in bytes, shared pages counted once (PSS)",
-                value=sum(size for size in pss if size is not None),
+                value=self._pss,
             )
         yield from families.values()
         yield GaugeMetricFamily(
@@ -253,6 +272,15 @@ class _ProcessTreeCollector(Collector):
             "Processes of this echod instance (supervisor, listeners and workers)",
             value=len(pids),
         )
+
+    def _pids(self) -> list[int]:
+        pids = {self._root: None}
+        for worker in self._store.owners():
+            listener = _parent(worker)
+            if listener is not None and listener != self._root and _parent(listener) == self._root:
+                pids[listener] = None
+            pids[worker] = None
+        return list(pids)
 
 
 def _pss_bytes(pid: int) -> int | None:
@@ -270,23 +298,12 @@ def _constant(pid: int) -> Callable[[], int]:
     return lambda: pid
 
 
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2 :].split(maxsplit=2)[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [root]
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(children.get(pid, ()))
-    return found
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split(maxsplit=2)[1])
 
 
 def _alive(pid: int) -> bool:
@@ -303,7 +320,7 @@ def build_registry(store: MetricsStore, *, root_pid: int, version: str) -> Colle
     """Return a registry of the request metrics, the process metrics and the build info."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_HttpCollector(store))
-    registry.register(_ProcessTreeCollector(root_pid))
+    registry.register(_ProcessTreeCollector(root_pid, store))
     Info("echod_build", "The running echod's version", registry=registry).info({"version": version})
     return registry
 
