@@ -118,7 +118,8 @@ class AccessLog:
         else:
             level = "error"
         if error is not None or method not in _PLAIN_METHODS:
-            self._request_with_error(
+            # Rare lines (an error's traceback, an unusual method) go through the encoder.
+            self._request_escaped(
                 level,
                 method,
                 path,
@@ -151,7 +152,7 @@ class AccessLog:
             self._escaped[value] = quoted
         return quoted
 
-    def _request_with_error(
+    def _request_escaped(
         self,
         level: str,
         method: str,
