@@ -71,6 +71,14 @@ doc: $(INSTALLED) ## API documentation with pdoc, into build/doc
 	$(BIN)/pdoc --docformat google --output-directory build/doc \
 	  echod $(addprefix echod.,$(filter-out __init__ __main__,$(basename $(notdir $(wildcard src/echod/*.py)))))
 
+.PHONY: openapi
+openapi: $(INSTALLED) ## write src/echod/openapi.json (what /openapi.json serves) from docs/openapi.yaml
+	$(BIN)/python -m scripts.openapi
+
+.PHONY: fuzz
+fuzz: $(INSTALLED) ## the contract tests with many more examples: schemathesis and properties (minutes)
+	CONTRACT_FUZZ=1 $(BIN)/pytest tests/contract -v --timeout 1200 --hypothesis-show-statistics
+
 .PHONY: bench
 bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk

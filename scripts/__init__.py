@@ -1,1 +1,1 @@
-"""Developer scripts: make stack's runner (stack.py) and the Debian package installer."""
+"""Developer scripts: make stack and make openapi, and the Debian package installer."""

@@ -2,8 +2,8 @@
 
 For each request, in order:
 
-1. ``GET``/``HEAD`` of ``/health``, ``/ready`` or ``/metrics`` is answered at once,
-   without auth, and is neither logged nor counted.
+1. ``GET``/``HEAD`` of ``/health``, ``/ready``, ``/metrics`` or ``/openapi.json`` is
+   answered at once, without auth, and is neither logged nor counted.
 2. Anything else needs basic auth: 401 without good credentials.
 3. ``POST``/``PUT /api/echo`` reads the body (413 over the limit) and echoes it; a known
    path with another method is 405, any other path 404.
@@ -34,6 +34,7 @@ from echod.errors import (
 from echod.logs import AccessLog
 from echod.metrics import UNMATCHED_PATH, render
 from echod.observe import Observer, RequestIds
+from echod.openapi import openapi_document
 
 if TYPE_CHECKING:
     import asyncio
@@ -54,6 +55,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/health": ("GET", "HEAD"),
     "/ready": ("GET", "HEAD"),
     "/metrics": ("GET", "HEAD"),
+    "/openapi.json": ("GET", "HEAD"),
 }
 #: What the status of a request is recorded as when the client left before the answer.
 CLIENT_GONE = 499
@@ -74,6 +76,7 @@ class EchoApp:
         registry: CollectorRegistry,
         is_ready: Callable[[], bool],
         max_body_bytes: int,
+        openapi: bytes,
     ) -> None:
         """Wire the parts together; :func:`create_app` builds them from settings."""
         self._auth = authenticator
@@ -82,11 +85,13 @@ class EchoApp:
         self._registry = registry
         self._is_ready = is_ready
         self._max_body = max_body_bytes
+        self._openapi = openapi
         self._request_id = RequestIds()
         self._public: dict[str, Callable[[Scope, HTTPProtocol, str], None]] = {
             "/health": self._health,
             "/ready": self._ready,
             "/metrics": self._metrics,
+            "/openapi.json": self._openapi_json,
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -210,6 +215,9 @@ class EchoApp:
         body, content_type = render(self._registry, scope.headers.get("accept"))
         proto.response_bytes(200, [("content-type", content_type), ("x-request-id", rid)], body)
 
+    def _openapi_json(self, scope: Scope, proto: HTTPProtocol, rid: str) -> None:  # noqa: ARG002
+        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], self._openapi)
+
 
 def _declared_length(value: str) -> int:
     # The server refuses most malformed lengths before echod sees them; this is the net.
@@ -236,4 +244,5 @@ def create_app(
         registry=registry,
         is_ready=is_ready,
         max_body_bytes=settings.max_body_bytes,
+        openapi=openapi_document(),
     )

@@ -1,0 +1,1 @@
+"""Contract tests: the OpenAPI document, schemathesis against a live echod, and properties."""

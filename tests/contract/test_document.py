@@ -1,0 +1,90 @@
+"""The OpenAPI document: valid, shipped as its YAML says, and true to echod's routes."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from importlib import metadata, resources
+from typing import Any
+
+import pytest
+import schemathesis
+
+from echod import __version__
+from echod.app import ROUTES
+from echod.metrics import STATUSES
+from scripts.openapi import SOURCE, TARGET, render
+from tests.contract.support import PUBLIC_PATHS
+
+DOCUMENT: dict[str, Any] = json.loads(
+    (resources.files("echod") / "openapi.json").read_text(encoding="utf-8")
+)
+OPERATIONS = {
+    f"{method.upper()} {path}": (path, operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+}
+
+
+class TestDocument:
+    def test_the_shipped_json_is_the_yaml(self) -> None:
+        """src/echod/openapi.json is what make openapi makes of docs/openapi.yaml."""
+        expected = render(SOURCE.read_text(encoding="utf-8"))
+        assert TARGET.read_text(encoding="utf-8") == expected, "stale: run make openapi"
+
+    def test_is_valid_openapi_3_1(self) -> None:
+        """The document passes the OpenAPI 3.1 meta-schema."""
+        assert DOCUMENT["openapi"] == "3.1.0"
+        schemathesis.openapi.from_dict(DOCUMENT).validate()
+
+    def test_version_is_echods(self) -> None:
+        """info.version follows the package."""
+        assert DOCUMENT["info"]["version"] == __version__
+
+    def test_paths_and_methods_are_the_routes(self) -> None:
+        """Every route with its methods, and nothing else."""
+        documented = {
+            path: tuple(sorted(method.upper() for method in item))
+            for path, item in DOCUMENT["paths"].items()
+        }
+        assert documented == {path: tuple(sorted(methods)) for path, methods in ROUTES.items()}
+
+    @pytest.mark.parametrize(("path", "operation"), OPERATIONS.values(), ids=OPERATIONS.keys())
+    def test_security_is_basic_auth_except_on_public_paths(
+        self, path: str, operation: dict[str, Any]
+    ) -> None:
+        """Public paths override the document's basic auth with none; the others keep it."""
+        assert DOCUMENT["security"] == [{"basic": []}]
+        if path in PUBLIC_PATHS:
+            assert operation["security"] == []
+        else:
+            assert "security" not in operation
+            assert "401" in operation["responses"]
+
+    def test_every_status_echod_answers_is_described(self) -> None:
+        """The statuses echod counts (499 is never sent) all have a problem schema."""
+        described = {
+            schema["allOf"][1]["properties"]["status"]["const"]
+            for name, schema in DOCUMENT["components"]["schemas"].items()
+            if name.endswith("Problem") and name != "Problem"
+        }
+        assert described | {200} == set(STATUSES) - {499}
+
+    def test_problem_titles_are_the_reason_phrases(self) -> None:
+        """Each problem schema's title is the one echod renders for its status."""
+        for name, schema in DOCUMENT["components"]["schemas"].items():
+            if not name.endswith("Problem") or name == "Problem":
+                continue
+            properties = schema["allOf"][1]["properties"]
+            title = HTTPStatus(properties["status"]["const"]).phrase
+            assert title in properties["title"].get("enum", [properties["title"].get("const")])
+
+    def test_echod_needs_no_yaml_at_run_time(self) -> None:
+        """Serving the document takes no YAML parser: none is a run-time dependency."""
+        runtime = [
+            requirement
+            for requirement in metadata.requires("echod") or []
+            if "extra ==" not in requirement
+        ]
+        assert runtime
+        assert not [name for name in runtime if "yaml" in name.lower()]
