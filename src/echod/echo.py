@@ -21,11 +21,28 @@ __all__ = ["MAX_DEPTH", "echo"]
 #: Deepest nesting of objects and arrays accepted, counting the outer object as 1.
 MAX_DEPTH = 128
 
-_decode = msgspec.json.Decoder(float_hook=Decimal).decode
-_encode = msgspec.json.Encoder(decimal_format="number").encode
-
 _CONTAINERS = (dict, list)
-_JSON_KIND = {list: "an array", str: "a string", int: "a number", Decimal: "a number"}
+_JSON_KIND = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    Decimal: "a number",
+    msgspec.Raw: "a number",
+}
+
+
+def _decimal(text: str) -> Decimal | msgspec.Raw:
+    value = Decimal(text)
+    # str() spells a decimal whose exponent is 0 as an integer, so 1.5e1 and 0e0 would
+    # come back as the integers 15 and 0. Only a number with an exponent can land there
+    # (one without has a point, so a negative exponent); it keeps an explicit E0.
+    if ("e" in text or "E" in text) and value.as_tuple().exponent == 0:
+        return msgspec.Raw(f"{value}E0".encode())
+    return value
+
+
+_decode = msgspec.json.Decoder(float_hook=_decimal).decode
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 def echo(body: bytes) -> bytes:

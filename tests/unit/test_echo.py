@@ -32,6 +32,8 @@ class TestEcho:
             ("5e-324", "5E-324"),
             ("3.141592653589793238462643383279", "3.141592653589793238462643383279"),
             ("9007199254740993", "9007199254740993"),
+            ("1.5e1", "15E0"),
+            ("-0E0", "-0E0"),
         ],
         ids=[
             "big-int",
@@ -43,12 +45,21 @@ class TestEcho:
             "tiny",
             "long-pi",
             "beyond-double",
+            "exponent-to-whole",
+            "negative-zero-exponent",
         ],
     )
     def test_numbers_come_back_exactly(self, number: str, expected: str) -> None:
         """No number is rounded through a binary float."""
         out = echo(b'{"n": ' + number.encode() + b"}")
         assert out == b'{"n":' + expected.encode() + b',"echoed":true}'
+
+    @pytest.mark.parametrize("number", ["1e0", "0e0", "1.5e1", "12.34E2", "-7E+0"])
+    def test_a_decimal_never_comes_back_as_an_integer(self, number: str) -> None:
+        """A number with an exponent stays a decimal even when its value is whole."""
+        out = json.loads(echo(b'{"n": ' + number.encode() + b"}"))
+        assert type(out["n"]) is float
+        assert out["n"] == float(number)
 
     def test_unicode_and_escapes_survive(self) -> None:
         """Strings come back equal, whatever their characters."""
@@ -111,6 +122,7 @@ class TestRefusals:
             (b'"text"', "must be a JSON object, not a string"),
             (b"42", "must be a JSON object, not a number"),
             (b"4.2", "must be a JSON object, not a number"),
+            (b"4.2e1", "must be a JSON object, not a number"),
             (b"true", "must be a JSON object, not a boolean"),
             (b"null", "must be a JSON object, not null"),
             (b'{"echoed": true}', '"echoed" is true'),
@@ -135,6 +147,7 @@ class TestRefusals:
             "string",
             "int",
             "float",
+            "whole-decimal",
             "bool",
             "null",
             "echoed-true",
