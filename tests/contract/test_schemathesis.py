@@ -1,0 +1,76 @@
+"""schemathesis against a live echod: no 5xx, and every answer as the document says.
+
+The document is the one echod ships (and serves at /openapi.json). For each operation
+schemathesis sends its coverage cases (boundaries, missing and wrong credentials, other
+methods) and a fixed number of generated requests, valid and invalid, and checks every
+answer: no 5xx, a documented status, content type, headers and body, 4xx for invalid
+input, 405 with ``Allow`` for other methods, 401 without credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import schemathesis
+from schemathesis import checks
+
+from tests.contract.support import SAFE_REQUEST_ID, SCHEMATHESIS_EXAMPLES, UUID4
+from tests.integration.support import PASSWORD, USER
+
+if TYPE_CHECKING:
+    from schemathesis import CheckContext, Response
+    from schemathesis.generation.case import Case
+
+    from tests.integration.support import Echod
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "auth": {"basic": {"username": USER, "password": PASSWORD}},
+        # Valid and invalid requests; the stateful phase needs links, which echod has none of.
+        "generation": {"max-examples": SCHEMATHESIS_EXAMPLES, "mode": "all"},
+        "phases": {"stateful": {"enabled": False}},
+    }
+)
+DOCUMENT = json.loads((resources.files("echod") / "openapi.json").read_text(encoding="utf-8"))
+schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+    checks.negative_data_rejection,
+    checks.positive_data_acceptance,
+    checks.unsupported_method,
+    checks.allow_header_conformance,
+    checks.ignored_auth,
+]
+
+
+def request_id_is_kept_when_safe(
+    ctx: CheckContext,  # noqa: ARG001 - the signature of a schemathesis check
+    response: Response,
+    case: Case[Any],  # noqa: ARG001
+) -> None:
+    """X-Request-ID is the client's when it is safe to repeat, else a new UUID4."""
+    sent = response.request.headers.get("X-Request-ID")
+    [answered] = response.headers["x-request-id"]
+    # The server drops the spaces and tabs around a header value, as RFC 9110 says.
+    given = None if sent is None else str(sent).strip(" \t")
+    if given is not None and SAFE_REQUEST_ID.fullmatch(given):
+        assert answered == given, f"sent X-Request-ID {given!r}, got {answered!r} back"
+    else:
+        assert UUID4.fullmatch(answered), f"sent X-Request-ID {sent!r}, got {answered!r} back"
+
+
+@schema.parametrize()
+def test_operation_answers_as_documented(case: Case[Any], live_echod: Echod) -> None:
+    """Every answer to the operation's generated requests is documented, and none is a 5xx."""
+    case.call_and_validate(
+        base_url=live_echod.url,
+        checks=CHECKS,
+        additional_checks=[request_id_is_kept_when_safe],
+        timeout=10,
+    )
