@@ -1,15 +1,20 @@
-"""Contract fixtures: a live echod on free loopback ports."""
+"""Contract fixtures: a live echod, and the app in this process with a fake protocol."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import bcrypt
 import pytest
 
 from tests.integration.support import Echod
+from tests.unit.test_app import Harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The lowest cost bcrypt allows: the in-process app checks alice's password once.
+CHEAP = 4
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +23,12 @@ def live_echod() -> Iterator[Echod]:
     server = Echod().start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """The app as a worker builds it, logging into a pipe; alice/wonderland may use it."""
+    users = {"alice": bcrypt.hashpw(b"wonderland", bcrypt.gensalt(CHEAP))}
+    made = Harness(tmp_path_factory.mktemp("app"), users)
+    yield made
+    made.close()
