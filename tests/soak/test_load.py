@@ -58,28 +58,33 @@ def test_thousand_connections_are_held(
 
 
 async def _trickle(port: int, closed_after: list[float], stop: asyncio.Event) -> None:
-    """Send a request head one byte at a time, never finishing it; note when echod closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    started = time.monotonic()
-    writer.write(b"POST /api/echo HTTP/1.1\r\nHost: slow\r\n")
-    try:
-        while not stop.is_set():
-            writer.write(b"X")
-            await writer.drain()
-            with contextlib.suppress(TimeoutError):
-                if await asyncio.wait_for(reader.read(1024), timeout=0.5) == b"":
-                    closed_after.append(time.monotonic() - started)
-                    return
-    except (ConnectionError, OSError):
-        closed_after.append(time.monotonic() - started)
-    finally:
-        writer.close()
+    """Hold one slow connection open until ``stop``: when echod cuts it, open another.
+
+    Each connection sends a request head one byte at a time and never finishes it; the
+    seconds each one lasted until echod closed it go to ``closed_after``.
+    """
+    while not stop.is_set():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        writer.write(b"POST /api/echo HTTP/1.1\r\nHost: slow\r\n")
+        try:
+            while not stop.is_set():
+                writer.write(b"X")
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    if await asyncio.wait_for(reader.read(1024), timeout=0.5) == b"":
+                        closed_after.append(time.monotonic() - started)
+                        break
+        except (ConnectionError, OSError):
+            closed_after.append(time.monotonic() - started)
+        finally:
+            writer.close()
 
 
 def test_slowloris_is_cut_off_while_others_are_served(
     make_echod: Any, soak_seconds: float, record: Callable[..., None]
 ) -> None:
-    """500 connections trickle headers; a normal client keeps its answers; echod closes them."""
+    """500 slow connections at all times; a normal client keeps its answers; echod cuts them."""
     header_timeout = 2.0
     echod = make_echod("--header-timeout", str(header_timeout))
     duration = max(soak_seconds, header_timeout + 3)
@@ -115,8 +120,8 @@ def test_slowloris_is_cut_off_while_others_are_served(
     normal.join()
     latencies.sort()
     record(
-        slow_connections=500,
-        closed_by_echod=len(closed_after),
+        slow_connections_at_once=500,
+        slow_connections_cut=len(closed_after),
         closed_after_s_max=round(max(closed_after, default=0), 2),
         normal_requests=len(latencies),
         normal_failures=len(failures),
@@ -125,7 +130,7 @@ def test_slowloris_is_cut_off_while_others_are_served(
         normal_max_ms=round(latencies[-1], 2),
     )
     assert failures == []
-    assert len(closed_after) == 500, "every slow connection is closed by the header timeout"
+    assert len(closed_after) >= 500, "every slow connection is closed by the header timeout"
     assert max(closed_after) < header_timeout + 3
     assert statistics.median(latencies) < 100, "the normal client is answered in under 100 ms"
 
