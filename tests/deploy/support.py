@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import yaml
+
+from tests.integration.support import terminate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -126,15 +127,6 @@ class Prometheus:
 
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, SIGKILL after 30 s), remove its data; return its status."""
-        status = None
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-            status = self.process.returncode
+        status = None if self.process is None else terminate(self.process)
         self._directory.cleanup()
         return status

@@ -38,6 +38,18 @@ def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
     return b"".join(chunks)
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float = 30) -> int:
+    """Stop ``process`` with SIGTERM, or SIGKILL after ``grace`` seconds; return its status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as probe:
@@ -123,16 +135,7 @@ class Echod:
 
     def stop(self) -> int | None:
         """Stop with SIGTERM (SIGKILL after 30 s); return the exit status."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return None if self.process is None else terminate(self.process)
 
     def stdout(self) -> str:
         """Everything echod wrote to stdout so far."""
