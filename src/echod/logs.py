@@ -119,18 +119,22 @@ class AccessLog:
             level = "error"
         if error is not None or method not in _PLAIN_METHODS:
             # Rare lines (an error's traceback, an unusual method) go through the encoder.
-            self._request_escaped(
-                level,
-                method,
-                path,
-                http_version,
-                status,
-                duration_ms,
-                request_id,
-                user,
-                remote,
-                error,
-            )
+            record: dict[str, Any] = {
+                "time": self._clock.format(time.time()),
+                "level": level,
+                "message": f"{method} {path} HTTP/{http_version}",
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_ms, 3),
+                "requestId": request_id,
+                "userId": user,
+                "remote": remote,
+            }
+            if error is not None:
+                record["error"] = repr(error)
+                record["traceback"] = "".join(traceback.format_exception(error))
+            self.write(_encode(record) + b"\n")
             return
         # The fields the client controls (path, user) are escaped as JSON strings; the
         # others are plain by construction: a known method, a checked or generated id,
@@ -151,36 +155,6 @@ class AccessLog:
         if len(self._escaped) < _ESCAPED_REMEMBERED and len(value) <= _SHORT:
             self._escaped[value] = quoted
         return quoted
-
-    def _request_escaped(
-        self,
-        level: str,
-        method: str,
-        path: str,
-        http_version: str,
-        status: int,
-        duration_ms: float,
-        request_id: str,
-        user: str | None,
-        remote: str,
-        error: BaseException | None,
-    ) -> None:
-        record: dict[str, Any] = {
-            "time": self._clock.format(time.time()),
-            "level": level,
-            "message": f"{method} {path} HTTP/{http_version}",
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(duration_ms, 3),
-            "requestId": request_id,
-            "userId": user,
-            "remote": remote,
-        }
-        if error is not None:
-            record["error"] = repr(error)
-            record["traceback"] = "".join(traceback.format_exception(error))
-        self.write(_encode(record) + b"\n")
 
     def write(self, line: bytes) -> None:
         """Buffer one whole line."""
