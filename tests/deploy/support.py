@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.support import terminate
+from scripts.stack import stop
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -127,6 +127,6 @@ class Prometheus:
 
     def stop(self) -> int | None:
         """Stop the server (SIGTERM, SIGKILL after 30 s), remove its data; return its status."""
-        status = None if self.process is None else terminate(self.process)
+        status = None if self.process is None else stop(self.process)
         self._directory.cleanup()
         return status

@@ -6,7 +6,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from scripts.stack import stop
 
 ECHOD = Path(sys.executable).with_name("echod")
 USER, PASSWORD = "remarkablebob", "2rFtex"
@@ -36,18 +37,6 @@ def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
         except TimeoutError:
             pass
     return b"".join(chunks)
-
-
-def terminate(process: subprocess.Popen[bytes], grace: float = 30) -> int:
-    """Stop ``process`` with SIGTERM, or SIGKILL after ``grace`` seconds; return its status."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def free_port() -> int:
@@ -135,7 +124,7 @@ class Echod:
 
     def stop(self) -> int | None:
         """Stop with SIGTERM (SIGKILL after 30 s); return the exit status."""
-        return None if self.process is None else terminate(self.process)
+        return None if self.process is None else stop(self.process)
 
     def stdout(self) -> str:
         """Everything echod wrote to stdout so far."""
