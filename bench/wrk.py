@@ -22,7 +22,10 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, flo
     """Run wrk and return its figures."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
                "-s", str(script), url]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    # wrk stops itself after ``seconds``; the timeout is for a wrk that does not.
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
     figures: dict[str, float] = {}
     for key, pattern in {
         "rps": r"Requests/sec:\s+([\d.]+)",

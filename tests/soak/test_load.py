@@ -16,6 +16,7 @@ import httpx
 from bench.server import pss_bytes, tree
 from bench.wrk import wrk
 from tests.integration.support import AUTH
+from tests.soak.support import SLACK, join, within
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,7 +65,9 @@ async def _trickle(port: int, closed_after: list[float], stop: asyncio.Event) ->
     seconds each one lasted until echod closed it go to ``closed_after``.
     """
     while not stop.is_set():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await within(
+            5, "opening a slow connection", asyncio.open_connection("127.0.0.1", port)
+        )
         started = time.monotonic()
         writer.write(b"POST /api/echo HTTP/1.1\r\nHost: slow\r\n")
         try:
@@ -110,14 +113,16 @@ def test_slowloris_is_cut_off_while_others_are_served(
         tasks = [asyncio.create_task(_trickle(echod.port, closed_after, stop)) for _ in range(500)]
         await asyncio.sleep(duration)
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await within(SLACK, "closing the slow connections", asyncio.gather(*tasks))
         return closed_after
 
-    normal = threading.Thread(target=normal_client)
+    normal = threading.Thread(target=normal_client, daemon=True)
     normal.start()
-    closed_after = asyncio.run(slow_clients())
-    done.set()
-    normal.join()
+    try:
+        closed_after = asyncio.run(slow_clients())
+    finally:
+        done.set()
+        join(normal, SLACK, "the normal client")
     latencies.sort()
     record(
         slow_connections_at_once=500,
@@ -177,12 +182,14 @@ def test_scrapes_every_100_ms_do_not_disturb_serving(
             while not done.wait(0.1):
                 scrapes.append(client.get("/metrics").status_code)
 
-    thread = threading.Thread(target=scraper)
+    thread = threading.Thread(target=scraper, daemon=True)
     thread.start()
-    scraped = wrk(url, REFERENCE, seconds, 50)
-    connections = _echod_connections(echod)
-    done.set()
-    thread.join()
+    try:
+        scraped = wrk(url, REFERENCE, seconds, 50)
+        connections = _echod_connections(echod)
+    finally:
+        done.set()
+        join(thread, SLACK, "the scraper")
     record(
         scrapes=len(scrapes),
         scrape_failures=sum(status != 200 for status in scrapes),
@@ -215,14 +222,15 @@ def test_wrong_password_flood_leaves_valid_users_served(
         token = base64.b64encode(f"remarkablebob:wrong-{n}".encode())
         status = 0
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", echod.port)
-            writer.write(
-                b"POST /api/echo HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n"
-                b"Authorization: Basic " + token + b"\r\nContent-Length: 2\r\n\r\n{}"
-            )
-            status = int((await reader.readline()).split()[1])
-            writer.close()
-        except (OSError, IndexError, ValueError):
+            async with asyncio.timeout(10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", echod.port)
+                writer.write(
+                    b"POST /api/echo HTTP/1.1\r\nHost: flood\r\nConnection: close\r\n"
+                    b"Authorization: Basic " + token + b"\r\nContent-Length: 2\r\n\r\n{}"
+                )
+                status = int((await reader.readline()).split()[1])
+                writer.close()
+        except (OSError, IndexError, ValueError):  # TimeoutError is an OSError
             pass
         outcome[status] = outcome.get(status, 0) + 1
 
@@ -232,14 +240,16 @@ def test_wrong_password_flood_leaves_valid_users_served(
             attempts += [asyncio.create_task(attempt(n + k)) for k in range(40)]
             n += 40
             await asyncio.sleep(0.1)
-        await asyncio.gather(*attempts)
+        await within(SLACK, "the last wrong passwords", asyncio.gather(*attempts))
 
-    flooder = threading.Thread(target=lambda: asyncio.run(flood()))
+    flooder = threading.Thread(target=lambda: asyncio.run(flood()), daemon=True)
     flooder.start()
-    time.sleep(1)
-    flooded = wrk(url, REFERENCE, seconds, 50)
-    done.set()
-    flooder.join()
+    try:
+        time.sleep(1)
+        flooded = wrk(url, REFERENCE, seconds, 50)
+    finally:
+        done.set()
+        join(flooder, SLACK, "the wrong-password flood")
     after = instance_pss(echod)
     sent = sum(outcome.values())
     record(
