@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -14,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from echod.runtime import cpu_seconds, process_tree, pss_bytes
+
 ECHOD = Path(sys.executable).with_name("echod")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -24,50 +24,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and every process descended from it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [root]
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(children.get(pid, ()))
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU seconds of the live processes among ``pids``."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def pss_bytes(pids: list[int]) -> int:
-    """The memory of ``pids``: their proportional set sizes, summed."""
-    total = 0
-    for pid in pids:
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        if match := re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE):
-            total += int(match.group(1)) * 1024
-    return total
 
 
 def statuses(base: str) -> dict[str, float]:
@@ -111,7 +67,7 @@ class Server:
 
     def pids(self) -> list[int]:
         """Every process of the echod instance."""
-        return tree(self.process.pid) if self.process is not None else []
+        return process_tree(self.process.pid) if self.process is not None else []
 
     def cpu_seconds(self) -> float:
         """User and system CPU seconds of every live process of the instance."""
@@ -119,7 +75,7 @@ class Server:
 
     def pss_bytes(self) -> int:
         """The instance's memory: its processes' PSS, summed."""
-        return pss_bytes(self.pids())
+        return sum(pss_bytes(pid) or 0 for pid in self.pids())
 
     def stop(self) -> None:
         """Stop with SIGTERM and wait."""

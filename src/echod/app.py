@@ -1,20 +1,23 @@
-"""App: the wiring. Every route, and the order of what runs for each request.
+"""App: the wiring. What runs for each request, in order, over the route table.
 
-For each request, in order:
+For each request, in order (the routes are :data:`echod.routes.ROUTES`):
 
-1. ``GET``/``HEAD`` of ``/health``, ``/ready``, ``/metrics`` or ``/openapi.json`` is
-   answered at once, without auth, and is neither logged nor counted.
+1. A probe route (``/health``, ``/ready``, ``/metrics``, ``/openapi.json``) asked with
+   one of its methods is answered at once, without auth, and is neither logged nor
+   counted.
 2. Anything else needs basic auth: 401 without good credentials.
-3. ``POST``/``PUT /api/echo`` reads the body (413 over the limit) and echoes it; a known
-   path with another method is 405, any other path 404.
+3. A path no route has is 404, and a route asked with another method is 405 with
+   ``Allow``. Otherwise the route's handler answers: ``POST``/``PUT /api/echo`` reads
+   the body (413 over the limit) and echoes it.
 4. The answer carries ``X-Request-ID`` and ``X-Response-Time``; then the request is
-   logged and counted, once.
+   logged and counted, once, as one :class:`echod.observe.RequestRecord`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
@@ -32,40 +35,39 @@ from echod.errors import (
     render_problem,
 )
 from echod.logs import AccessLog
-from echod.metrics import UNMATCHED_PATH, render
-from echod.observe import Observer, RequestIds
+from echod.metrics import render
+from echod.observe import Observer, RequestIds, RequestRecord
 from echod.openapi import openapi_document
+from echod.routes import ROUTES, UNMATCHED
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Mapping
 
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
     from prometheus_client import CollectorRegistry
 
     from echod.config import Settings
-    from echod.metrics import Recorder
+    from echod.layout import Recorder
+    from echod.routes import Route
 
-__all__ = ["ECHO_PATH", "ROUTES", "EchoApp", "create_app"]
+__all__ = ["CLIENT_GONE", "EchoApp", "create_app"]
 
-ECHO_PATH = "/api/echo"
-#: Every path echod serves and the methods it serves it with.
-ROUTES: dict[str, tuple[str, ...]] = {
-    ECHO_PATH: ("POST", "PUT"),
-    "/health": ("GET", "HEAD"),
-    "/ready": ("GET", "HEAD"),
-    "/metrics": ("GET", "HEAD"),
-    "/openapi.json": ("GET", "HEAD"),
-}
 #: What the status of a request is recorded as when the client left before the answer.
 CLIENT_GONE = 499
 
+#: What answers one route's requests: it gets the scope, the protocol, the request id,
+#: the start time and the body (empty unless the route reads it), sends the answer, and
+#: returns the status it sent, or an awaitable of it when it has to wait.
+Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], "int | Awaitable[int]"]
+
 _JSON = ("content-type", "application/json")
+_now = time.perf_counter
 _PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
 
 
 class EchoApp:
-    """The RSGI application: routes each request and records it."""
+    """The RSGI application: routes each request by the route table and records it."""
 
     def __init__(
         self,
@@ -87,11 +89,10 @@ class EchoApp:
         self._max_body = max_body_bytes
         self._openapi = openapi
         self._request_id = RequestIds()
-        self._public: dict[str, Callable[[Scope, HTTPProtocol, str], None]] = {
-            "/health": self._health,
-            "/ready": self._ready,
-            "/metrics": self._metrics,
-            "/openapi.json": self._openapi_json,
+        # Each path's route, and the method that answers it, found once by its name.
+        self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
+        self._handlers: dict[str, Handler] = {
+            route.path: getattr(self, route.handler) for route in ROUTES
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -106,56 +107,97 @@ class EchoApp:
 
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
         """Answer one request."""
-        start = time.perf_counter()
+        start = _now()
         method = scope.method
         path = scope.path
         headers = scope.headers
         rid = self._request_id(headers.get("x-request-id"))
-        public = self._public.get(path)
-        if public is not None and (method == "GET" or method == "HEAD"):  # noqa: PLR1714
-            public(scope, proto, rid)
+        route = self._routes.get(path)
+        if route is not None and route.probe and method in route.methods:
+            self._handlers[path](scope, proto, rid, start, b"")
             return
         user: str | None = None
         error: BaseException | None = None
         try:
             checked = self._auth.check(headers.get("authorization"))
             user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
-            if path == ECHO_PATH and (method == "POST" or method == "PUT"):  # noqa: PLR1714
-                body = echo(await self._body(headers, proto))
-                duration_ms = (time.perf_counter() - start) * 1000.0
-                status = 200
-                proto.response_bytes(
-                    200,
-                    [_JSON, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
-                    body,
-                )
-            elif path in ROUTES:
-                raise MethodNotAllowed(method, ROUTES[path])
-            else:
+            if route is None:
                 raise NotFound(f"no route matches the path {path!r}")
+            if method not in route.methods:
+                raise MethodNotAllowed(method, route.allow)
+            body = await self._body(headers, proto) if route.body else b""
+            status = self._handlers[path](scope, proto, rid, start, body)
+            if type(status) is not int:  # the handler has something to wait for
+                status = await cast("Awaitable[int]", status)
+            duration_ms = (_now() - start) * 1000.0
         except Problem as problem:
             status = problem.status
             duration_ms = self._problem(proto, problem, path, rid, start)
         except (ProtocolClosed, ProtocolError):  # the client left while sending the body
             status = CLIENT_GONE
-            duration_ms = (time.perf_counter() - start) * 1000.0
+            duration_ms = (_now() - start) * 1000.0
         except Exception as exc:  # noqa: BLE001 - the edge: log it once, answer 500
             error = exc
             status = 500
             internal = Problem("an unexpected error occurred; it is logged under this request id")
             duration_ms = self._problem(proto, internal, path, rid, start)
         self._observer.record(
-            method,
-            path,
-            path if path in ROUTES else UNMATCHED_PATH,
-            scope.http_version,
-            status,
-            duration_ms,
-            rid,
-            user,
-            scope.client,
-            error,
+            RequestRecord(
+                method=method,
+                path=path,
+                route=UNMATCHED if route is None else route.label,
+                http_version=scope.http_version,
+                status=status,
+                duration_ms=duration_ms,
+                request_id=rid,
+                user=user,
+                remote=scope.client,
+                error=error,
+            )
         )
+
+    # --- the handlers: each answers its route's requests and returns the status it sent
+
+    def echo(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+        """``POST``/``PUT /api/echo``: the JSON object with ``"echoed": true``."""
+        echoed = echo(body)
+        duration_ms = (_now() - start) * 1000.0
+        proto.response_bytes(
+            200, [_JSON, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")], echoed
+        )
+        return 200
+
+    def health(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+        """``/health``: 200 while the process serves."""
+        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ok"}')
+        return 200
+
+    def ready(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+        """``/ready``: 200, or 503 once the instance drains."""
+        if self._is_ready():
+            proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ready"}')
+            return 200
+        problem = ServiceUnavailable("echod is shutting down")
+        body = render_problem(problem, scope.path, rid)
+        proto.response_bytes(503, [_PROBLEM, ("x-request-id", rid), *problem.headers], body)
+        return 503
+
+    def metrics(
+        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
+    ) -> int:
+        """``/metrics``: the whole instance's metrics, in the format ``Accept`` asks for."""
+        body, content_type = render(self._registry, scope.headers.get("accept"))
+        proto.response_bytes(200, [("content-type", content_type), ("x-request-id", rid)], body)
+        return 200
+
+    def openapi(
+        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
+    ) -> int:
+        """``/openapi.json``: the OpenAPI document."""
+        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], self._openapi)
+        return 200
+
+    # --- the parts the handlers share
 
     def _body(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
         """Check what the headers say of the body; return what reads it."""
@@ -167,7 +209,10 @@ class EchoApp:
         length = headers.get("content-length")
         if length is None:  # chunked, or HTTP/2
             return self._read_counting(proto)
-        if _declared_length(length) > self._max_body:
+        # The server refuses most malformed lengths before echod sees them; this is the net.
+        if not length.isdigit():
+            raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
+        if int(length) > self._max_body:
             raise self._too_large()
         return proto()
 
@@ -188,42 +233,11 @@ class EchoApp:
         self, proto: HTTPProtocol, problem: Problem, path: str, rid: str, start: float
     ) -> float:
         body = render_problem(problem, path, rid)
-        duration_ms = (time.perf_counter() - start) * 1000.0
-        headers = self._headers(_PROBLEM, rid, duration_ms)
+        duration_ms = (_now() - start) * 1000.0
+        headers = [_PROBLEM, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")]
         headers.extend(problem.headers)
         proto.response_bytes(problem.status, headers, body)
         return duration_ms
-
-    @staticmethod
-    def _headers(
-        content_type: tuple[str, str], rid: str, duration_ms: float
-    ) -> list[tuple[str, str]]:
-        return [content_type, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")]
-
-    def _health(self, scope: Scope, proto: HTTPProtocol, rid: str) -> None:  # noqa: ARG002
-        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ok"}')
-
-    def _ready(self, scope: Scope, proto: HTTPProtocol, rid: str) -> None:
-        if self._is_ready():
-            proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ready"}')
-            return
-        problem = ServiceUnavailable("echod is shutting down")
-        body = render_problem(problem, scope.path, rid)
-        proto.response_bytes(503, [_PROBLEM, ("x-request-id", rid), *problem.headers], body)
-
-    def _metrics(self, scope: Scope, proto: HTTPProtocol, rid: str) -> None:
-        body, content_type = render(self._registry, scope.headers.get("accept"))
-        proto.response_bytes(200, [("content-type", content_type), ("x-request-id", rid)], body)
-
-    def _openapi_json(self, scope: Scope, proto: HTTPProtocol, rid: str) -> None:  # noqa: ARG002
-        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], self._openapi)
-
-
-def _declared_length(value: str) -> int:
-    # The server refuses most malformed lengths before echod sees them; this is the net.
-    if not value.isdigit():
-        raise BadRequest(f"Content-Length {value!r} is not a number of bytes")
-    return int(value)
 
 
 def create_app(

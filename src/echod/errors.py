@@ -89,9 +89,8 @@ class MethodNotAllowed(Problem):
 
     status = 405
 
-    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
-        """Name the refused method and send ``Allow`` with the ones that exist."""
-        allow = ", ".join(allowed)
+    def __init__(self, method: str, allow: str) -> None:
+        """Name the refused method and send ``allow``, the methods that exist, as ``Allow``."""
         super().__init__(f"{method} is not allowed here; use {allow}", (("allow", allow),))
 
 

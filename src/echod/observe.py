@@ -6,11 +6,13 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from echod.logs import AccessLog
-    from echod.metrics import Recorder
+import msgspec
 
-__all__ = ["Observer", "RequestIds"]
+if TYPE_CHECKING:
+    from echod.layout import Recorder
+    from echod.logs import AccessLog
+
+__all__ = ["Observer", "RequestIds", "RequestRecord"]
 
 # A client's id is kept when it is safe to repeat in a header and a log line.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
@@ -50,6 +52,33 @@ class RequestIds:
         return self._ready.pop()
 
 
+class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """What one answered request was, made once and read by the log line and the metrics.
+
+    Its fields are given by name. A msgspec struct is made in a fraction of the time of a
+    named tuple or a slotted class, which matters once per request.
+    """
+
+    #: The request's method, as the client sent it.
+    method: str
+    #: The path the client sent (percent-decoded by the server).
+    path: str
+    #: The metrics' ``path`` label: the route's, or ``unmatched``.
+    route: str
+    #: The HTTP version as the server reports it: "1", "1.1" or "2".
+    http_version: str
+    status: int
+    duration_ms: float
+    #: Safe to write as it is, as :class:`RequestIds` makes it.
+    request_id: str
+    #: The verified user, or None.
+    user: str | None
+    #: The client's address, as the server's ``host:port`` text.
+    remote: str
+    #: The exception behind a 500, logged with its traceback.
+    error: BaseException | None = None
+
+
 class Observer:
     """Records each answered request once: a log line and a metrics observation."""
 
@@ -60,21 +89,7 @@ class Observer:
         self._log = log
         self._recorder = recorder
 
-    def record(
-        self,
-        method: str,
-        path: str,
-        route: str,
-        http_version: str,
-        status: int,
-        duration_ms: float,
-        request_id: str,
-        user: str | None,
-        remote: str,
-        error: BaseException | None = None,
-    ) -> None:
-        """Record one request; ``route`` is its metrics label, ``path`` what the client sent."""
-        self._recorder.observe(status, method, route, duration_ms)
-        self._log.request(
-            method, path, http_version, status, duration_ms, request_id, user, remote, error
-        )
+    def record(self, record: RequestRecord) -> None:
+        """Count ``record`` under its route's label, then log it."""
+        self._recorder.observe(record.status, record.method, record.route, record.duration_ms)
+        self._log.request(record)

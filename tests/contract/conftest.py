@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import bcrypt
 import pytest
 
-from tests.integration.support import Echod
-from tests.unit.test_app import Harness
+from tests.support.harness import Harness
+from tests.support.processes import Echod
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

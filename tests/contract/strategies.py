@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.contract.support import SAFE_REQUEST_ID
+from tests.support.patterns import SAFE_REQUEST_ID
 
 
 class Number(str):

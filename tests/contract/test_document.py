@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import schemathesis
 
-from echod import __version__
-from echod.app import ROUTES
-from echod.metrics import STATUSES
+from echod.layout import STATUSES
+from echod.routes import ROUTES, route_for
+from echod.version import __version__
 from scripts.openapi import SOURCE, TARGET, render
-from tests.contract.support import PUBLIC_PATHS
 
 DOCUMENT: dict[str, Any] = json.loads(
     (resources.files("echod") / "openapi.json").read_text(encoding="utf-8")
@@ -47,15 +46,17 @@ class TestDocument:
             path: tuple(sorted(method.upper() for method in item))
             for path, item in DOCUMENT["paths"].items()
         }
-        assert documented == {path: tuple(sorted(methods)) for path, methods in ROUTES.items()}
+        assert documented == {route.path: tuple(sorted(route.methods)) for route in ROUTES}
 
     @pytest.mark.parametrize(("path", "operation"), OPERATIONS.values(), ids=OPERATIONS.keys())
-    def test_security_is_basic_auth_except_on_public_paths(
+    def test_security_is_basic_auth_where_the_route_needs_it(
         self, path: str, operation: dict[str, Any]
     ) -> None:
-        """Public paths override the document's basic auth with none; the others keep it."""
+        """Routes without auth override the document's basic auth with none; the others keep it."""
         assert DOCUMENT["security"] == [{"basic": []}]
-        if path in PUBLIC_PATHS:
+        route = route_for(path)
+        assert route is not None
+        if not route.auth:
             assert operation["security"] == []
         else:
             assert "security" not in operation

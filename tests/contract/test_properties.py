@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from echod.app import ROUTES
 from echod.logs import FLUSH_DELAY
+from echod.routes import ROUTES
 from tests.contract.strategies import (
     exact,
     header_bytes,
@@ -27,21 +27,15 @@ from tests.contract.strategies import (
     objects,
     to_json,
 )
-from tests.contract.support import (
-    IN_PROCESS_EXAMPLES,
-    LIVE_EXAMPLES,
-    PUBLIC_PATHS,
-    SAFE_REQUEST_ID,
-    UUID4,
-)
-from tests.integration.support import AUTH, AUTH_HEADER
-from tests.unit.test_app import ALICE
+from tests.contract.support import IN_PROCESS_EXAMPLES, LIVE_EXAMPLES, PUBLIC_PATHS
+from tests.support.patterns import SAFE_REQUEST_ID, UUID4
+from tests.support.users import ALICE, AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.integration.support import Echod
-    from tests.unit.test_app import Harness
+    from tests.support.harness import Harness
+    from tests.support.processes import Echod
 
 # Timing on a shared machine is noise: these properties are about answers, not speed.
 IN_PROCESS = settings(
@@ -177,7 +171,8 @@ HEADER_NAMES = [
 ]
 methods = st.one_of(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]), st.text(max_size=8))
 paths = st.one_of(
-    st.sampled_from([*ROUTES, "/", "/api/echo/"]), st.text(max_size=16).map("/{}".format)
+    st.sampled_from([*(route.path for route in ROUTES), "/", "/api/echo/"]),
+    st.text(max_size=16).map("/{}".format),
 )
 
 

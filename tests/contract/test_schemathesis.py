@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 import schemathesis
 from schemathesis import checks
 
-from tests.contract.support import SAFE_REQUEST_ID, SCHEMATHESIS_EXAMPLES, UUID4
-from tests.integration.support import PASSWORD, USER
+from tests.contract.support import SCHEMATHESIS_EXAMPLES
+from tests.support.patterns import SAFE_REQUEST_ID, UUID4
+from tests.support.users import PASSWORD, USER
 
 if TYPE_CHECKING:
     from schemathesis import CheckContext, Response
     from schemathesis.generation.case import Case
 
-    from tests.integration.support import Echod
+    from tests.support.processes import Echod
 
 CONFIG = schemathesis.Config.from_dict(
     {

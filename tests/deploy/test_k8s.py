@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from echod import __version__
-from echod.server import KILL_GRACE
+from echod.supervisor import KILL_GRACE
+from echod.version import __version__
 from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml, require_tool, run_tool
 
 K8S = DEPLOY / "k8s"

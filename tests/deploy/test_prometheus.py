@@ -12,7 +12,8 @@ import pytest
 
 from scripts.stack import local_config
 from tests.deploy.support import ALERTS, DEPLOY, Prometheus, load_yaml
-from tests.integration.support import AUTH, Echod, free_port
+from tests.support.processes import Echod, free_port
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

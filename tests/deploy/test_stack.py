@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.deploy.support import REPO, Prometheus, require_tool
-from tests.integration.support import free_port
+from tests.support.processes import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

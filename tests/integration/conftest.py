@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.integration.support import AUTH, Echod
+from tests.support.processes import Echod
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.integration.support import AUTH_HEADER, raw_exchange
+from tests.support.patterns import UUID4
+from tests.support.processes import raw_exchange
+from tests.support.users import AUTH_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.integration.support import Echod
-
-UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    from tests.support.processes import Echod
 
 
 class TestEcho:

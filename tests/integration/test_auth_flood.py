@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import bcrypt
 import httpx
 
-from tests.integration.support import AUTH
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.integration.support import AUTH, AUTH_HEADER, raw_exchange
+from tests.support.patterns import UUID4
+from tests.support.processes import raw_exchange
+from tests.support.users import AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
-    from tests.integration.support import Echod
+    from tests.support.processes import Echod
 
 CRLF = b"\r\n"
-UUID4 = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 def request(
@@ -140,7 +141,7 @@ def test_corpus_case_gets_its_status(
     if body is not None:
         assert content == body
     if by_echod:
-        assert UUID4.fullmatch(headers["x-request-id"].encode())
+        assert UUID4.fullmatch(headers["x-request-id"])
         if status >= 400:
             assert headers["content-type"] == "application/problem+json"
             problem = json.loads(content)

@@ -8,15 +8,17 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from tests.integration.support import AUTH, AUTH_HEADER, ECHOD, free_port
+from tests.support.processes import ECHOD
+from tests.support.users import AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
-    from tests.integration.support import Echod
+    from tests.support.processes import Echod
 
 
 def slow_upload(echod: Echod, parts: list[bytes], pause: float, result: dict[str, Any]) -> None:
@@ -101,6 +103,17 @@ class TestStart:
         assert done.returncode == 2
         assert "--log-level='loud'" in done.stderr
 
+    def test_the_command_line_loads_neither_server_nor_metrics_until_it_serves(self) -> None:
+        """import echod.cli (and echod) leave granian and prometheus_client unloaded."""
+        check = (
+            "import sys, echod, echod.cli; "
+            "print(sorted(m for m in ('granian', 'prometheus_client') if m in sys.modules))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert done.stdout.strip() == "[]"
+
     def test_python_dash_m_runs_echod(self) -> None:
         """python -m echod is the same command."""
         done = subprocess.run(
@@ -129,6 +142,39 @@ class TestStart:
             ).status_code
             == 200
         )
+
+
+def runtime_directories(echod: Echod) -> list[Path]:
+    """The runtime directories of echod's supervisor (on /dev/shm, as this machine has it)."""
+    assert echod.process is not None
+    return list(Path("/dev/shm").glob(f"echod-{echod.process.pid}-*"))  # noqa: S108
+
+
+class TestRuntimeDirectory:
+    def test_a_clean_stop_removes_it(self, make_echod: Any) -> None:
+        """The directory, with the development key in it, goes when echod stops."""
+        echod = make_echod(tls=True)
+        [directory] = runtime_directories(echod)
+        assert (directory / "dev-key.pem").is_file()
+        assert echod.stop() == 0
+        assert not directory.exists()
+
+    def test_a_killed_instance_s_directory_is_removed_by_the_next_start(
+        self, make_echod: Any
+    ) -> None:
+        """SIGKILL leaves the directory behind; the next echod removes it, not its own."""
+        killed = make_echod(tls=True)
+        [directory] = runtime_directories(killed)
+        killed.signal(signal.SIGKILL)
+        assert killed.wait(10) == -signal.SIGKILL
+        assert (directory / "dev-key.pem").is_file()
+        running = make_echod()
+        [kept] = runtime_directories(running)
+        assert not directory.exists()
+        assert kept.is_dir()
+        other = make_echod()
+        assert kept.is_dir(), "a running instance's directory is never removed"
+        assert other.stop() == 0
 
 
 class TestShutdown:
@@ -219,9 +265,3 @@ class TestTimeouts:
             started = time.monotonic()
             assert conn.recv(1024) == b""
             assert 0.5 < time.monotonic() - started < 5
-
-
-def test_free_port_helper_finds_a_bindable_port() -> None:
-    """The fixtures' ports are really free."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", free_port()))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from typing import Any
 
 import httpx
 
-from tests.integration.support import AUTH, AUTH_HEADER, PASSWORD
+from tests.support.users import AUTH, AUTH_HEADER, PASSWORD
 
 
 def test_every_stdout_line_is_json_with_the_documented_fields(make_echod: Any) -> None:
@@ -62,3 +64,29 @@ def test_hostile_headers_cannot_inject_lines(make_echod: Any) -> None:
     lines = echod.request_lines()
     assert len(lines) == 2
     assert lines[1]["requestId"] != "a\tb"
+
+
+def test_lines_of_12_kb_paths_from_two_workers_never_interleave(make_echod: Any) -> None:
+    """Every line fits PIPE_BUF, so lines from two workers on one pipe stay whole."""
+    echod = make_echod("--workers", "2")
+
+    async def flood() -> list[int]:
+        async with httpx.AsyncClient(base_url=echod.url, auth=AUTH, timeout=30) as client:
+
+            async def one(n: int) -> int:
+                path = f"/{n:04d}" + "p" * 12_000
+                return (await client.get(path)).status_code
+
+            return await asyncio.gather(*(one(n) for n in range(200)))
+
+    assert set(asyncio.run(flood())) == {404}
+    echod.stop()
+    raw = echod.stdout().encode()
+    lines = raw.splitlines()
+    assert max(len(line) + 1 for line in lines) <= 4096
+    requests = [json.loads(line) for line in lines if b'"status"' in line]
+    assert len(requests) == 200
+    for line in requests:
+        assert line["path"].startswith("/")
+        assert line["path"].endswith(" more]")
+    assert {line["path"][:5] for line in requests} == {f"/{n:04d}" for n in range(200)}

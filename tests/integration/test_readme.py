@@ -42,7 +42,7 @@ def ports_free() -> bool:
 @pytest.fixture(scope="module")
 def default_echod() -> Any:
     """echod started with no arguments at all, as make run starts it."""
-    from tests.integration.support import Echod  # noqa: PLC0415
+    from tests.support.processes import Echod  # noqa: PLC0415
 
     if not ports_free():
         if os.environ.get("CI"):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.integration.support import AUTH
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,7 +65,8 @@ class TestSelfSigned:
     def test_default_https_works_with_verification_off(self, make_echod: Any) -> None:
         """Without --tls-cert, echod makes a certificate for localhost and says so."""
         echod = make_echod(tls=True)
-        assert httpx.get(echod.tls_url + "/health", verify=False)  # noqa: S501 - self-signed on purpose.status_code == 200
+        response = httpx.get(echod.tls_url + "/health", verify=False)  # noqa: S501 - self-signed
+        assert response.status_code == 200
         [warning] = [line for line in echod.log_lines() if "self-signed" in line["message"]]
         assert warning["level"] == "warning"
 

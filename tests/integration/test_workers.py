@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.support import AUTH
+from tests.support.users import AUTH
 
 SAMPLE = 'http_requests_total{method="POST",path="/api/echo",status="200"}'
 

@@ -8,23 +8,25 @@ in the per-request work shows without starting echod.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import bcrypt
 import pytest
 
-from echod import __version__
-from echod.app import ROUTES, EchoApp, create_app
+from echod.app import EchoApp, create_app
 from echod.auth import Authenticator
 from echod.config import LogLevel, Settings
 from echod.echo import echo
+from echod.layout import Layout
 from echod.logs import AccessLog
-from echod.metrics import Layout, MetricsStore, build_registry
-from echod.observe import RequestIds
-from tests.unit.fakes import FakeHeaders, FakeProto, FakeScope
+from echod.metrics import build_registry
+from echod.observe import RequestIds, RequestRecord
+from echod.runtime import MetricsStore
+from echod.version import __version__
+from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
+from tests.support.users import ALICE, cheap_users
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,23 +34,11 @@ if TYPE_CHECKING:
 
     from pytest_benchmark.fixture import BenchmarkFixture
 
-HEADER = "Basic " + base64.b64encode(b"alice:wonderland").decode()
-USERS = {"alice": bcrypt.hashpw(b"wonderland", bcrypt.gensalt(4))}
+HEADER = ALICE
+USERS = cheap_users(alice="wonderland")
 KILOBYTE_OBJECT = (
     b'{"id": 1, ' + b", ".join(b'"field%02d": "%s"' % (n, b"x" * 24) for n in range(28)) + b"}"
 )
-
-
-class _Handle:
-    def cancel(self) -> None:
-        """Nothing to cancel."""
-
-
-class _QuietLoop:
-    """A loop stand-in whose timers never fire: lines are written when the buffer fills."""
-
-    def call_later(self, _delay: float, _callback: object) -> _Handle:
-        return _Handle()
 
 
 @pytest.fixture
@@ -62,7 +52,7 @@ def devnull() -> Iterator[int]:
 @pytest.fixture
 def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
     """The app as a worker builds it, logging at info to /dev/null."""
-    store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
+    store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
     made = create_app(
         Settings(),
         users=USERS,
@@ -71,7 +61,7 @@ def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
         is_ready=lambda: True,
         log_fd=devnull,
     )
-    made._log.bind(_QuietLoop())  # type: ignore[arg-type]
+    made._log.bind(QuietLoop())  # type: ignore[arg-type]
     yield made
     store.close()
 
@@ -122,14 +112,32 @@ def test_new_request_id(benchmark: BenchmarkFixture) -> None:
 def test_log_line(benchmark: BenchmarkFixture, devnull: int) -> None:
     """Rendering and buffering one request line."""
     log = AccessLog(LogLevel.INFO, devnull)
-    log.bind(_QuietLoop())  # type: ignore[arg-type]
-    args: tuple[Any, ...] = ("POST", "/api/echo", "1.1", 200, 0.12, "id-1", "alice", "127.0.0.1:1")
-    benchmark(log.request, *args)
+    log.bind(QuietLoop())  # type: ignore[arg-type]
+    record = RequestRecord(
+        method="POST",
+        path="/api/echo",
+        route="/api/echo",
+        http_version="1.1",
+        status=200,
+        duration_ms=0.12,
+        request_id="id-1",
+        user="alice",
+        remote="127.0.0.1:1",
+    )
+    benchmark(log.request, record)
+    line = json.loads(log._pending[-1])
+    assert (line["path"], line["status"], line["userId"]) == ("/api/echo", 200, "alice")
 
 
 def test_metrics_observation(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
     """Counting one request into the shared store."""
-    store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
+    store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
     recorder = store.claim()
     benchmark(recorder.observe, 200, "POST", "/api/echo", 0.12)
+    registry = build_registry(store, root_pid=os.getpid(), version=__version__)
+    labels = {"status": "200", "method": "POST", "path": "/api/echo"}
+    count = registry.get_sample_value("http_requests_total", labels)
+    assert count is not None
+    assert count >= 1
+    assert registry.get_sample_value("http_request_duration_milliseconds_count") == count
     store.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import httpx
 import pytest
 
-from tests.integration.support import AUTH
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

@@ -6,31 +6,18 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.server import tree
 from tests.soak.support import SLACK, Load, within
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.integration.support import Echod
+    from tests.support.processes import Echod
 
 CLIENTS = 20
-
-
-def _workers(echod: Echod) -> list[int]:
-    """echod's worker processes: those with no child of their own."""
-    assert echod.process is not None
-    pids = tree(echod.process.pid)
-    parents = set()
-    for pid in pids:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        parents.add(int(stat[stat.rindex(")") + 2 :].split()[1]))
-    return [pid for pid in pids if pid not in parents]
 
 
 async def _until_not_ready(echod: Echod) -> None:
@@ -43,7 +30,7 @@ async def _until_not_ready(echod: Echod) -> None:
 async def _until_replaced(echod: Echod, killed: int, count: int) -> None:
     """Poll until ``count`` workers run again and ``killed`` is not among them."""
     while True:
-        current = _workers(echod)
+        current = echod.workers()
         if len(current) == count and killed not in current:
             return
         await asyncio.sleep(0.05)
@@ -97,7 +84,7 @@ def test_a_killed_worker_is_replaced_and_service_goes_on(
     load = Load(echod.url, CLIENTS)
     half = max(soak_seconds / 2, 1)
     timeline: dict[str, float] = {}
-    workers_before = _workers(echod)
+    workers_before = echod.workers()
 
     async def scenario() -> None:
         # The kill runs in the load's own loop, so the stop event is set from that loop.

@@ -12,25 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import psutil
 
-from bench.server import pss_bytes, tree
 from bench.wrk import wrk
-from tests.integration.support import AUTH
 from tests.soak.support import SLACK, join, within
+from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.integration.support import Echod
+    from tests.support.processes import Echod
 
 REFERENCE = Path(__file__).resolve().parents[2] / "bench" / "workloads" / "reference.lua"
 MIB = 2**20
-
-
-def instance_pss(echod: Echod) -> int:
-    """The memory of echod's processes: the sum of their PSS."""
-    assert echod.process is not None
-    return pss_bytes(tree(echod.process.pid))
 
 
 def test_thousand_connections_are_held(
@@ -40,9 +34,9 @@ def test_thousand_connections_are_held(
     echod = make_echod("--log-level", "info")
     url = echod.url + "/api/echo"
     wrk(url, REFERENCE, 2, 1000)  # warm-up: every connection opened once
-    before = instance_pss(echod)
+    before = echod.pss_bytes()
     figures = wrk(url, REFERENCE, max(int(soak_seconds), 1), 1000)
-    after = instance_pss(echod)
+    after = echod.pss_bytes()
     record(
         requests=int(figures["requests"]),
         rps=round(figures["rps"]),
@@ -141,23 +135,15 @@ def test_slowloris_is_cut_off_while_others_are_served(
 
 
 def _echod_connections(echod: Echod) -> list[tuple[int, int]]:
-    """Local and remote ports of every established TCP socket that echod's processes hold."""
-    assert echod.process is not None
-    inodes: set[str] = set()
-    for pid in tree(echod.process.pid):
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = fd.readlink().name
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes and fields[3] == "01":  # ESTABLISHED
-                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
-                found.append((local, remote))
+    """Local and remote ports of every established TCP connection echod's processes hold."""
+    found: list[tuple[int, int]] = []
+    for pid in echod.pids():
+        with contextlib.suppress(psutil.Error):
+            found.extend(
+                (connection.laddr.port, connection.raddr.port)
+                for connection in psutil.Process(pid).net_connections(kind="tcp")
+                if connection.status == psutil.CONN_ESTABLISHED and connection.raddr
+            )
     return found
 
 
@@ -213,7 +199,7 @@ def test_wrong_password_flood_leaves_valid_users_served(
     seconds = max(int(soak_seconds), 2)
     wrk(url, REFERENCE, 1, 50)
     quiet = wrk(url, REFERENCE, seconds, 50)
-    before = instance_pss(echod)
+    before = echod.pss_bytes()
     outcome: dict[int, int] = {}
     done = threading.Event()
 
@@ -250,7 +236,7 @@ def test_wrong_password_flood_leaves_valid_users_served(
     finally:
         done.set()
         join(flooder, SLACK, "the wrong-password flood")
-    after = instance_pss(echod)
+    after = echod.pss_bytes()
     sent = sum(outcome.values())
     record(
         wrong_passwords_sent=sent,

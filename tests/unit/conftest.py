@@ -1,18 +1,28 @@
-"""Shared unit-test helpers: cheap bcrypt hashes for made-up users."""
+"""Shared unit-test fixtures: cheap bcrypt hashes for made-up users, and the app in process."""
 
 from __future__ import annotations
 
-import bcrypt
+from typing import TYPE_CHECKING
+
 import pytest
 
-# The lowest cost bcrypt allows keeps the unit tests fast; the logic is the same.
-CHEAP = 4
+from tests.support.harness import Harness
+from tests.support.users import cheap_users
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(scope="session")
 def users() -> dict[str, bytes]:
     """Two users, alice/wonderland and bob/builder, hashed as htpasswd -B would."""
-    return {
-        "alice": bcrypt.hashpw(b"wonderland", bcrypt.gensalt(CHEAP)),
-        "bob": bcrypt.hashpw(b"builder", bcrypt.gensalt(CHEAP)),
-    }
+    return cheap_users(alice="wonderland", bob="builder")
+
+
+@pytest.fixture
+def harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
+    """An app with default settings."""
+    made = Harness(tmp_path, users)
+    yield made
+    made.close()

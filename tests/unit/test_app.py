@@ -2,105 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
 import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from echod import __version__
-from echod.app import create_app
-from echod.config import Settings
-from echod.metrics import Layout, MetricsStore, build_registry
-from tests.unit.fakes import FakeHeaders, FakeProto, FakeScope
+from echod.errors import Problem
+from tests.support.harness import FakeProto, Harness
+from tests.support.patterns import UUID4
+from tests.support.users import ALICE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
-
-    from prometheus_client import CollectorRegistry
-
-    from echod.app import EchoApp
-
-ALICE = "Basic " + base64.b64encode(b"alice:wonderland").decode()
-UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-class Harness:
-    """An app wired to a real store and registry, logging into a pipe."""
-
-    def __init__(self, tmp_path: Path, users: dict[str, bytes], **settings: Any) -> None:
-        """Build the app as a worker would, with ``settings`` overriding the defaults."""
-        from echod.app import ROUTES  # noqa: PLC0415
-
-        self.store = MetricsStore.create(tmp_path / "metrics", Layout.for_routes(ROUTES), 2)
-        self.registry: CollectorRegistry = build_registry(
-            self.store, root_pid=os.getpid(), version=__version__
-        )
-        self.ready = True
-        self._read, write = os.pipe()
-        self.app: EchoApp = create_app(
-            Settings(**settings),
-            users=users,
-            recorder=self.store.claim(),
-            registry=self.registry,
-            is_ready=lambda: self.ready,
-            log_fd=write,
-        )
-        self._write = write
-
-    def request(
-        self,
-        method: str = "POST",
-        path: str = "/api/echo",
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        proto: FakeProto | None = None,
-    ) -> FakeProto:
-        """Send one request through the app and return the protocol that recorded it."""
-        all_headers = FakeHeaders(headers or {})
-        if body and "content-length" not in all_headers:
-            all_headers["content-length"] = str(len(body))
-        proto = proto or FakeProto(body)
-        asyncio.run(self.app.__rsgi__(FakeScope(method, path, all_headers), proto))  # type: ignore[arg-type]
-        return proto
-
-    def authed(
-        self, method: str = "POST", path: str = "/api/echo", body: bytes = b"", **headers: str
-    ) -> FakeProto:
-        """Send a request as alice."""
-        return self.request(method, path, body, {"authorization": ALICE, **headers})
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The request lines logged so far."""
-        os.set_blocking(self._read, False)
-        try:
-            data = os.read(self._read, 1 << 20)
-        except BlockingIOError:
-            return []
-        return [json.loads(line) for line in data.decode().splitlines()]
-
-    def count(self, status: str, method: str, path: str) -> float | None:
-        """One http_requests_total sample."""
-        labels = {"status": status, "method": method, "path": path}
-        return self.registry.get_sample_value("http_requests_total", labels)
-
-    def close(self) -> None:
-        """Release the pipe and the store."""
-        os.close(self._read)
-        os.close(self._write)
-        self.store.close()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
-    """An app with default settings."""
-    made = Harness(tmp_path, users)
-    yield made
-    made.close()
 
 
 def problem(proto: FakeProto) -> dict[str, Any]:
@@ -361,6 +276,32 @@ class TestRecord:
         """Even /health returns X-Request-ID."""
         proto = harness.request("GET", "/health", headers={"x-request-id": "probe-1"})
         assert proto.response.header("x-request-id") == "probe-1"
+
+
+class TestUnknownLabels:
+    def test_a_status_the_metrics_do_not_list_is_logged_and_counted_as_other(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No status can raise after the answer: it is recorded under the bounded other."""
+
+        class Teapot(Problem):
+            status = 418
+
+        def brew(_body: bytes) -> bytes:
+            raise Teapot("short and stout")
+
+        monkeypatch.setattr("echod.app.echo", brew)
+        assert harness.authed(body=b"{}").response.status == 418
+        [line] = harness.log_lines()
+        assert (line["status"], line["level"]) == (418, "warning")
+        assert harness.count("other", "POST", "/api/echo") == 1
+
+    def test_a_method_the_metrics_do_not_list_is_counted_as_other(self, harness: Harness) -> None:
+        """An unknown method on a known path is a 405 under the method label other."""
+        assert harness.authed("BREW", "/api/echo").response.status == 405
+        assert harness.count("405", "other", "/api/echo") == 1
+        [line] = harness.log_lines()
+        assert line["method"] == "BREW"
 
 
 class TestFailures:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod import __version__
 from echod.cli import EXIT_CONFIG, main
+from echod.version import __version__
 
 if TYPE_CHECKING:
     from pathlib import Path

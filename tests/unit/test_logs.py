@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from echod.config import LogLevel
-from echod.logs import AccessLog, JsonFormatter, Rfc3339Clock
+from echod.lines import JsonFormatter, Rfc3339Clock
+from echod.logs import ACCESS_FIELDS, FLUSH_DELAY, AccessLog
+from echod.observe import RequestRecord
+from tests.support.harness import QuietLoop
 
 
 def read_lines(fd: int) -> list[dict[str, Any]]:
@@ -34,9 +37,24 @@ def pipe() -> Any:
     os.close(write)
 
 
+def record(status: int = 200, **fields: Any) -> RequestRecord:
+    """A typical request's record with ``status``; ``fields`` change the others."""
+    typical: dict[str, Any] = {
+        "method": "POST",
+        "path": "/api/echo",
+        "route": "/api/echo",
+        "http_version": "1.1",
+        "duration_ms": 0.12345,
+        "request_id": "rid-1",
+        "user": "alice",
+        "remote": "127.0.0.1:5",
+    }
+    return RequestRecord(status=status, **(typical | fields))
+
+
 def log_one(log: AccessLog, status: int, error: BaseException | None = None) -> None:
     """Log a typical request with ``status``."""
-    log.request("POST", "/api/echo", "1.1", status, 0.12345, "rid-1", "alice", "127.0.0.1:5", error)
+    log.request(record(status, error=error))
 
 
 class TestRfc3339Clock:
@@ -126,10 +144,42 @@ class TestAccessLog:
         assert "Traceback (most recent call last)" in line["traceback"]
         assert 'raise KeyError("boom")' in line["traceback"]
 
+    @pytest.mark.parametrize(
+        "fields",
+        [{}, {"user": None}, {"path": '/q"\\\n\x01é'}, {"status": 503, "duration_ms": 1234.5678}],
+        ids=["typical", "no-user", "escaped-path", "error-status"],
+    )
+    def test_the_common_and_the_long_way_write_the_same_line(
+        self, pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
+    ) -> None:
+        """Both ways of writing a line follow ACCESS_FIELDS: same fields, order and values."""
+        monkeypatch.setattr("echod.logs._wall", lambda: 1_700_000_000.5)
+        log = AccessLog(LogLevel.DEBUG, pipe[1])
+        one = record(**fields)
+        log.request(one)
+        [common] = read_lines(pipe[0])
+        level = {200: "info", 503: "error"}[one.status]
+        long = json.loads(log._full_line(one, level))
+        assert list(common) == list(long) == list(ACCESS_FIELDS)
+        assert common == long
+
+    def test_a_12_kb_path_is_cut_to_one_line(self, pipe: tuple[int, int]) -> None:
+        """A path too long for PIPE_BUF is cut, in the message and in the path, and marked."""
+        log_one_path = "/" + "p" * 12_000
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log.request(record(404, method="GET", path=log_one_path))
+        os.set_blocking(pipe[0], False)
+        data = os.read(pipe[0], 65536)
+        assert len(data) <= 4096
+        line = json.loads(data)
+        assert line["path"].startswith("/ppp")
+        assert line["path"].endswith(" more]")
+        assert line["message"].startswith("GET /ppp")
+
     def test_hostile_values_cannot_break_the_line(self, pipe: tuple[int, int]) -> None:
         """CR, LF and quotes in the path are escaped: one request, one line."""
         log = AccessLog(LogLevel.INFO, pipe[1])
-        log.request("GET", '/x\r\n{"level":"info"}"', "1.1", 404, 1.0, "r", None, "c")
+        log.request(record(404, method="GET", path='/x\r\n{"level":"info"}"', user=None))
         os.set_blocking(pipe[0], False)
         data = os.read(pipe[0], 65536)
         assert data.count(b"\n") == 1
@@ -148,6 +198,22 @@ class TestAccessLog:
             return before, len(read_lines(pipe[0]))
 
         assert asyncio.run(scenario()) == (0, 3)
+
+    def test_one_timer_serves_many_full_buffers(self, pipe: tuple[int, int]) -> None:
+        """Under load the buffer fills and is written many times, and one timer is set."""
+        timers: list[float] = []
+
+        class CountingLoop(QuietLoop):
+            def call_later(self, delay: float, callback: object) -> Any:
+                timers.append(delay)
+                return super().call_later(delay, callback)
+
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log.bind(CountingLoop())  # type: ignore[arg-type]
+        for _ in range(100):
+            log_one(log, 200)
+        assert len(read_lines(pipe[0])) > 50, "full buffers were written"
+        assert timers == [FLUSH_DELAY]
 
     def test_flush_writes_everything_buffered(self, pipe: tuple[int, int]) -> None:
         """Shutdown calls flush: nothing buffered is lost."""
@@ -188,12 +254,18 @@ class TestAccessLog:
             assert data.endswith(b"\n")
         assert sum(data.count(b"\n") for data in writes) == 100
 
-    def test_a_closed_stdout_does_not_raise(self) -> None:
-        """Logging to a closed descriptor loses the line, not the request."""
+    def test_a_closed_stdout_loses_the_line_not_the_request(self) -> None:
+        """Logging to a closed descriptor drops what was buffered and goes on logging."""
         read, write = os.pipe()
         os.close(read)
         os.close(write)
-        log_one(AccessLog(LogLevel.INFO, write), 200)
+        log = AccessLog(LogLevel.INFO, write)
+        log.bind(QuietLoop())  # type: ignore[arg-type] # buffered: flush is what writes
+        log_one(log, 200)
+        assert log._pending
+        log.flush()  # EBADF: the line is lost, nothing is raised
+        assert log._pending == []
+        assert log._size == 0
 
 
 class TestJsonFormatter:

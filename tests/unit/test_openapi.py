@@ -9,21 +9,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from echod.openapi import openapi_document
-from tests.unit.test_app import ALICE, UUID4, Harness
+from tests.support.harness import Harness
+from tests.support.patterns import UUID4
+from tests.support.users import ALICE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 SHIPPED = (resources.files("echod") / "openapi.json").read_bytes()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
-    """An app with default settings."""
-    made = Harness(tmp_path, users)
-    yield made
-    made.close()
 
 
 class TestOpenapiDocument:

@@ -1,7 +1,8 @@
-"""Server parts that need no process: readiness, listeners, TLS checks, certificates."""
+"""Server parts that need no process: listeners, ports in use, TLS checks, certificates."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -10,23 +11,13 @@ import pytest
 import trustme
 from cryptography import x509
 
-from echod.certs import write_self_signed
+from echod.certs import self_signed
 from echod.config import ConfigError, Settings
-from echod.server import Listener, Readiness, check_tls
+from echod.listener import Listener
+from echod.server import _busy_ports, check_tls
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-class TestReadiness:
-    def test_a_new_flag_is_ready_and_drains_for_every_mapping(self, tmp_path: Path) -> None:
-        """Draining through one mapping is seen through another (another process's)."""
-        flag = Readiness.create(tmp_path / "ready")
-        other = Readiness(tmp_path / "ready")
-        assert flag.is_ready()
-        assert other.is_ready()
-        flag.drain()
-        assert not other.is_ready()
 
 
 class TestListener:
@@ -43,12 +34,14 @@ class TestListener:
 class TestSelfSignedCertificate:
     def test_certificate_is_for_localhost_and_loads(self, tmp_path: Path) -> None:
         """The development certificate covers localhost, 127.0.0.1 and ::1 and loads."""
-        cert, key = write_self_signed(tmp_path)
-        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+        cert_pem, key_pem = self_signed()
+        parsed = x509.load_pem_x509_certificate(cert_pem)
         names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert names.get_values_for_type(x509.DNSName) == ["localhost"]
         assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
-        assert key.stat().st_mode & 0o777 == 0o600
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        cert.write_bytes(cert_pem)
+        key.write_bytes(key_pem)
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
 
 
@@ -75,14 +68,21 @@ class TestCheckTls:
         check_tls(Settings(tls_port=0, tls_cert=tmp_path / "x", tls_key=tmp_path / "y"))
 
 
-def test_granian_shares_ports_so_echod_must_check_first() -> None:
-    """The reason echod probes its ports: SO_REUSEPORT lets a second bind succeed silently."""
-    with socket.socket() as first:
-        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        first.bind(("127.0.0.1", 0))
-        first.listen()
-        with socket.socket() as second:
-            second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            second.bind(first.getsockname())
-        with socket.socket() as probe, pytest.raises(OSError, match="Address already in use"):
-            probe.bind(first.getsockname())
+class TestBusyPorts:
+    def test_a_port_granian_holds_is_reported_busy(self) -> None:
+        """granian binds with SO_REUSEPORT, which a second bind could share: echod refuses."""
+        with socket.socket() as held:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            listener = Listener("http", "127.0.0.1", held.getsockname()[1])
+            [(busy, error)] = _busy_ports([listener])
+        assert busy == listener
+        assert error.errno == errno.EADDRINUSE
+
+    def test_a_free_port_is_not_reported(self) -> None:
+        """Nothing listens: nothing to report."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        assert _busy_ports([Listener("http", "127.0.0.1", port)]) == []

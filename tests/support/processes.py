@@ -1,8 +1,7 @@
-"""Real echod processes on free loopback ports, for the integration tests."""
+"""Real echod processes on free loopback ports, and the processes of an instance."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -17,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.server import free_port
+from echod.runtime import parent, process_tree, pss_bytes
 from scripts.stack import stop
 
+__all__ = ["ECHOD", "START_TIMEOUT", "Echod", "free_port", "raw_exchange"]
+
 ECHOD = Path(sys.executable).with_name("echod")
-USER, PASSWORD = "remarkablebob", "2rFtex"
-AUTH = (USER, PASSWORD)
-AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 START_TIMEOUT = 15.0
 
 
@@ -37,14 +37,6 @@ def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
         except TimeoutError:
             pass
     return b"".join(chunks)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Echod:
@@ -111,6 +103,21 @@ class Echod:
         if waiting:
             pytest.fail(f"echod did not answer {waiting[0]}/health within {timeout}s")
         return time.monotonic() - started
+
+    def pids(self) -> list[int]:
+        """Every process of the instance: the supervisor, its listeners and their workers."""
+        assert self.process is not None
+        return process_tree(self.process.pid)
+
+    def workers(self) -> list[int]:
+        """The worker processes: those whose parent is a listener."""
+        assert self.process is not None
+        supervisor = self.process.pid
+        return [pid for pid in self.pids() if (up := parent(pid)) and parent(up) == supervisor]
+
+    def pss_bytes(self) -> int:
+        """The instance's memory: the PSS of its processes, summed."""
+        return sum(pss_bytes(pid) or 0 for pid in self.pids())
 
     def signal(self, signum: int) -> None:
         """Send a signal to the supervisor."""

@@ -1,0 +1,121 @@
+"""Listener: one granian server on one port, and the app each of its workers runs.
+
+A listener is a process of its own, in its own process group, so that the supervisor
+alone decides when it stops (Ctrl-C included) and can kill it with all its workers at
+once. granian forks its workers from it; each builds its app with :func:`worker_app`.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings, HTTP2Settings
+from granian.log import LogLevels
+from granian.server import Server
+
+from echod.app import EchoApp, create_app
+from echod.config import LogLevel
+from echod.metrics import build_registry
+from echod.runtime import Runtime
+from echod.version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from functools import partial
+    from pathlib import Path
+
+    from echod.config import Settings
+    from echod.runtime import RuntimeRef
+
+__all__ = ["STOP_SIGNALS", "Listener", "run_listener", "worker_app"]
+
+#: The signals that stop echod.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One listening port and, for HTTPS, its certificate."""
+
+    name: str
+    host: str
+    port: int
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use, as far as the listener knows it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}://{host}:{self.port}"
+
+
+def worker_app(settings: Settings, users: Mapping[str, bytes], runtime: RuntimeRef) -> EchoApp:
+    """Build the app inside a worker process (granian calls this once per worker)."""
+    shared = Runtime(runtime)
+    app = create_app(
+        settings,
+        users=users,
+        recorder=shared.store.claim(),
+        registry=build_registry(shared.store, root_pid=runtime.supervisor, version=__version__),
+        is_ready=shared.readiness.is_ready,
+    )
+    # Everything made so far lives as long as the worker: keep it out of the garbage
+    # collector's way, which shortens the pauses that full collections cause (p99).
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def _exit_with(supervisor: int) -> None:
+    """Stop this listener when the supervisor is gone (killed, so it could not say so)."""
+    while os.getppid() == supervisor:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_listener(
+    listener: Listener,
+    settings: Settings,
+    loader: partial[EchoApp],
+    log_config: dict[str, Any],
+    supervisor: int,
+) -> None:
+    """Serve one listener with granian, in its own process group, until granian stops."""
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    threading.Thread(target=_exit_with, args=(supervisor,), daemon=True).start()
+    server = Server(
+        "echod",
+        address=listener.host,
+        port=listener.port,
+        interface=Interfaces.RSGI,
+        workers=settings.workers,
+        http=HTTPModes.auto,
+        websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout * 1000),
+            max_buffer_size=settings.max_header_bytes,
+        ),
+        http2_settings=HTTP2Settings(max_headers_size=settings.max_header_bytes),
+        ssl_cert=listener.cert,
+        ssl_key=listener.key,
+        ssl_protocol_min=SSLProtocols.tls12,
+        respawn_failed_workers=True,
+        workers_kill_timeout=math.ceil(settings.shutdown_timeout),
+        log_enabled=True,
+        log_level=LogLevels.debug if settings.log_level is LogLevel.DEBUG else LogLevels.warning,
+        log_dictconfig=log_config,
+    )
+    # granian types the loader as returning a callable; an RSGI app object works as well.
+    server.serve(target_loader=loader, wrap_loader=False)  # type: ignore[arg-type]

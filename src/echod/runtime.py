@@ -1,0 +1,281 @@
+"""Runtime: what one echod instance shares across its processes, and how processes are read.
+
+The supervisor makes a private runtime directory when it starts and removes it when it
+stops. It lives on /dev/shm when there is one (memory, never written to disk), otherwise
+in the temporary directory, and only its owner can enter it::
+
+    echod-<pid>-<random>/   <pid> is the supervisor's
+    ├── owner               the supervisor's pid and start time
+    ├── ready               one byte that every worker reads: 0 ready, 1 draining
+    ├── metrics             the metric slots, one per worker process (echod.layout)
+    ├── dev-cert.pem        the self-signed development certificate, without --tls-cert
+    └── dev-key.pem         its private key
+
+Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. A
+directory whose supervisor is gone (killed, so it could not clean up) is removed by the
+next echod that starts, since it may hold a private key; one whose supervisor still
+runs is never touched. This module is also the only reader of /proc: the process tree,
+the parent, liveness, CPU time and memory (PSS) of a process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from echod.layout import Layout, Recorder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "MetricsStore",
+    "Readiness",
+    "Runtime",
+    "RuntimeRef",
+    "alive",
+    "cpu_seconds",
+    "parent",
+    "process_tree",
+    "pss_bytes",
+    "slots_for",
+]
+
+_SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
+_PREFIX = "echod-"
+_OWNER, _READY, _METRICS = "owner", "ready", "metrics"
+_DEV_CERT, _DEV_KEY = "dev-cert.pem", "dev-key.pem"
+_PROC = Path("/proc")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- processes, read from /proc ---------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, or None if it is gone."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def parent(pid: int) -> int | None:
+    """The parent of ``pid``, or None if it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is running: it exists and is not a zombie."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in "ZX"
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot: with the pid, it names a process."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it, ``root`` first."""
+    children: dict[int, list[int]] = {}
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit() and (up := parent(int(entry.name))) is not None:
+            children.setdefault(up, []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, ()))
+    return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User and system CPU seconds of the live processes among ``pids``."""
+    ticks = 0
+    for pid in pids:
+        if (fields := _stat(pid)) is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / _CLOCK_TICKS
+
+
+def pss_bytes(pid: int) -> int | None:
+    """The proportional set size of ``pid``: its memory, shared pages divided among sharers."""
+    try:
+        with (_PROC / str(pid) / "smaps_rollup").open() as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# --- what the processes share ----------------------------------------------------------------
+
+
+class Readiness:
+    """The ready byte: ready, or draining, for every process of the instance."""
+
+    def __init__(self, path: Path) -> None:
+        """Map the byte at ``path``."""
+        with path.open("r+b") as file:
+            self._map = mmap.mmap(file.fileno(), 1)
+
+    def is_ready(self) -> bool:
+        """Whether the instance takes new work."""
+        return self._map[0] == 0
+
+    def drain(self) -> None:
+        """Mark the instance as shutting down, for every process."""
+        self._map[0] = 1
+
+
+class MetricsStore:
+    """The memory-mapped file of metric slots, one per worker process.
+
+    A slot outlives its process: a worker that dies leaves its counts behind, and its
+    replacement takes the slot over and adds to them, so counters never go down.
+    """
+
+    def __init__(self, path: Path, layout: Layout) -> None:
+        """Map the store at ``path``, which was made for ``layout``."""
+        self.path = path
+        self.layout = layout
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, os.fstat(self._fd).st_size)
+        self._values = memoryview(self._map).cast("d")
+        self.slots = len(self._values) // layout.slot_size
+
+    @classmethod
+    def create(cls, path: Path, layout: Layout, slots: int) -> MetricsStore:
+        """Make a zeroed store at ``path`` with room for ``slots`` processes."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, slots * layout.slot_size * 8)
+        finally:
+            os.close(fd)
+        return cls(path, layout)
+
+    def claim(self, pid: int | None = None) -> Recorder:
+        """Take a slot for process ``pid`` (this one by default): a free one, or a dead one's.
+
+        Raises:
+            RuntimeError: every slot belongs to a live process.
+        """
+        pid = os.getpid() if pid is None else pid
+        size = self.layout.slot_size
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            for base in range(0, self.slots * size, size):
+                owner = int(self._values[base])
+                if owner in {0, pid} or not alive(owner):
+                    self._values[base] = float(pid)
+                    return Recorder(self._values, base, self.layout)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        raise RuntimeError(f"all {self.slots} metric slots in {self.path} are taken")
+
+    def owners(self) -> list[int]:
+        """The live processes that own a slot."""
+        size = self.layout.slot_size
+        owners = (int(self._values[base]) for base in range(0, self.slots * size, size))
+        return [pid for pid in owners if pid and alive(pid)]
+
+    def totals(self) -> list[float]:
+        """One slot's worth of values, summed over every slot that was ever claimed."""
+        size = self.layout.slot_size
+        sums = [0.0] * size
+        values = self._values
+        for base in range(0, self.slots * size, size):
+            if values[base]:
+                for i, value in enumerate(values[base + 1 : base + size], start=1):
+                    sums[i] += value
+        return sums
+
+    def close(self) -> None:
+        """Unmap the store."""
+        self._values.release()
+        self._map.close()
+        os.close(self._fd)
+
+
+def slots_for(listeners: int, workers: int) -> int:
+    """How many slots an instance needs: one per worker, with room for respawns."""
+    return 4 * listeners * workers + 8
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRef:
+    """What a worker needs to attach to its instance's runtime: small and picklable."""
+
+    directory: Path
+    supervisor: int
+    layout: Layout
+
+
+class Runtime:
+    """One instance's shared state: the ready byte and the metric slots, mapped."""
+
+    def __init__(self, ref: RuntimeRef) -> None:
+        """Attach to the runtime ``ref`` names (in a worker, or in the supervisor)."""
+        self.ref = ref
+        self.readiness = Readiness(ref.directory / _READY)
+        self.store = MetricsStore(ref.directory / _METRICS, ref.layout)
+
+    @classmethod
+    def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
+        """Make this process's runtime, after removing those of instances that are gone.
+
+        ``root`` is where the directory goes: /dev/shm by default, when it can be written.
+        """
+        if root is None:
+            root = _SHM if _writable(_SHM) else Path(tempfile.gettempdir())
+        remove_stale(root)
+        pid = os.getpid()
+        directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
+        (directory / _OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+        (directory / _READY).write_bytes(b"\0")
+        MetricsStore.create(directory / _METRICS, layout, slots).close()
+        return cls(RuntimeRef(directory, pid, layout))
+
+    def write_dev_certificate(self, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
+        """Keep the development certificate and key here; return their paths."""
+        cert = self.ref.directory / _DEV_CERT
+        key = self.ref.directory / _DEV_KEY
+        cert.write_bytes(cert_pem)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key_pem)
+        return cert, key
+
+    def remove(self) -> None:
+        """Unmap everything and remove the directory (the supervisor, as it stops)."""
+        self.store.close()
+        shutil.rmtree(self.ref.directory, ignore_errors=True)
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the runtime directories under ``root`` whose supervisor is gone; return them."""
+    removed = []
+    for directory in root.glob(f"{_PREFIX}*-*"):
+        with contextlib.suppress(OSError, ValueError):
+            pid, started = (directory / _OWNER).read_text().split()
+            if not alive(int(pid)) or str(_start_time(int(pid))) != started:
+                shutil.rmtree(directory)
+                removed.append(directory)
+    return removed
+
+
+def _writable(directory: Path) -> bool:
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)

@@ -1,0 +1,145 @@
+"""Supervisor: the process at the root of an instance. Signals, readiness, the listeners.
+
+It starts one listener process per port and then waits for a stop signal or for a
+listener to exit. On SIGTERM or SIGINT, ``/ready`` turns 503 and stays so for
+``--drain-delay`` seconds (on SIGTERM only: Ctrl-C means stop now). Then the listeners
+stop accepting, requests in flight get ``--shutdown-timeout`` seconds to finish,
+listeners that overrun are killed, and echod exits 0. A listener that fails makes echod
+stop and exit 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from echod.listener import STOP_SIGNALS, run_listener
+from echod.version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from functools import partial
+    from multiprocessing.process import BaseProcess
+
+    from echod.app import EchoApp
+    from echod.config import Settings
+    from echod.listener import Listener
+    from echod.runtime import Readiness
+
+__all__ = ["KILL_GRACE", "Supervisor"]
+
+log = logging.getLogger("echod")
+
+#: Seconds the supervisor waits for listeners beyond --shutdown-timeout before it kills them.
+KILL_GRACE = 5.0
+
+
+class Supervisor:
+    """Runs the listener processes until a stop signal or a failure; returns the exit status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        listeners: Sequence[Listener],
+        loader: partial[EchoApp],
+        log_config: dict[str, Any],
+        readiness: Readiness,
+    ) -> None:
+        """Prepare to run ``listeners``, whose workers build their app with ``loader``."""
+        self._settings = settings
+        self._listeners = listeners
+        self._loader = loader
+        self._log_config = log_config
+        self._readiness = readiness
+        self._signals: list[int] = []
+        self._processes: list[BaseProcess] = []
+        self._wake = -1
+
+    def run(self) -> int:
+        """Start the listeners, wait, shut down; 0 after a clean stop, 1 after a failure."""
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        self._wake = wake_read
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        previous_wakeup = signal.set_wakeup_fd(wake_write)
+        try:
+            context = multiprocessing.get_context("fork")
+            for listener in self._listeners:
+                process = context.Process(
+                    target=run_listener,
+                    name=f"echod-{listener.name}",
+                    args=(listener, self._settings, self._loader, self._log_config, os.getpid()),
+                )
+                process.start()
+                self._processes.append(process)
+            log.info("echod started", extra={"fields": self._started_fields()})
+            failed = self._wait()
+            if failed is not None:
+                log.error("listener %s exited with status %s", failed.name, failed.exitcode)
+            return self._shutdown(failed)
+        finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            os.close(wake_read)
+            os.close(wake_write)
+
+    def _started_fields(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "listeners": [listener.url for listener in self._listeners],
+            "workers": self._settings.workers,
+        }
+
+    def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002 - signal API
+        self._signals.append(signum)
+
+    def _wait(self, timeout: float | None = None) -> BaseProcess | None:
+        """Wait for a signal, a listener's exit or the timeout; return a listener that exited."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._signals:
+            for process in self._processes:
+                if not process.is_alive():
+                    return process
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            sentinels = [process.sentinel for process in self._processes]
+            multiprocessing.connection.wait([*sentinels, self._wake], remaining)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake, 512)
+        return None
+
+    def _shutdown(self, failed: BaseProcess | None) -> int:
+        self._readiness.drain()
+        if failed is None:
+            signum = self._signals[0]
+            log.info("shutting down on %s: /ready answers 503", signal.Signals(signum).name)
+            if signum == signal.SIGTERM and self._settings.drain_delay > 0:
+                self._signals.clear()  # a second signal ends the drain delay early
+                failed = self._wait(self._settings.drain_delay)
+        for process in self._processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._settings.shutdown_timeout + KILL_GRACE
+        for process in self._processes:
+            process.join(max(deadline - time.monotonic(), 0.0))
+            if process.pid is not None and process.is_alive():
+                log.error("listener %s did not stop in time; killing it", process.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.join()
+        statuses = {process.name: process.exitcode for process in self._processes}
+        if failed is None and all(status == 0 for status in statuses.values()):
+            log.info("echod stopped")
+            return 0
+        log.error("echod stopped after a failure", extra={"fields": {"exit_codes": statuses}})
+        return 1

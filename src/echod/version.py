@@ -1,0 +1,3 @@
+"""Version: the one place echod's version is written."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""What the tests share: users, patterns, the in-process harness, echod processes."""

@@ -1,0 +1,181 @@
+"""The app in this process: stand-ins for granian's RSGI scope and protocol, and a harness.
+
+The harness wires the app as a worker does, with a real metrics store and registry and
+the real access log writing into a pipe, so tests read back what a request logged and
+counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
+
+from echod.app import create_app
+from echod.config import Settings
+from echod.layout import Layout
+from echod.metrics import build_registry
+from echod.runtime import MetricsStore
+from echod.version import __version__
+from tests.support.users import ALICE
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from echod.app import EchoApp
+
+
+class FakeHeaders(dict[str, str]):
+    """RSGI headers: lower-case names, ``get`` like a dict."""
+
+
+@dataclass
+class FakeScope:
+    """The parts of an RSGI scope echod reads."""
+
+    method: str = "POST"
+    path: str = "/api/echo"
+    headers: FakeHeaders = field(default_factory=FakeHeaders)
+    http_version: str = "1.1"
+    client: str = "127.0.0.1:40000"
+    scheme: str = "http"
+    proto: str = "http"
+    query_string: str = ""
+
+
+@dataclass
+class Response:
+    """What the app answered."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """One response header by name."""
+        return self.headers.get(name)
+
+
+class FakeProto:
+    """An RSGI HTTP protocol that hands out a body and records the response."""
+
+    def __init__(
+        self, body: bytes = b"", chunks: list[bytes] | None = None, closed: bool = False
+    ) -> None:
+        """Serve ``body`` whole, or ``chunks`` when iterated; ``closed`` = the client left."""
+        self._body = body
+        self._chunks = chunks if chunks is not None else [body]
+        self._closed = closed
+        self.responses: list[Response] = []
+        self.body_read = False
+
+    async def __call__(self) -> bytes:
+        """Return the whole body."""
+        if self._closed:
+            raise ProtocolClosed("RSGI transport is closed")
+        self.body_read = True
+        return self._body
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Yield the body in chunks."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            self.body_read = True
+            for chunk in self._chunks:
+                yield chunk
+
+        return chunks()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Record the response."""
+        self.responses.append(Response(status, dict(headers), body))
+
+    @property
+    def response(self) -> Response:
+        """The one response the app gave."""
+        assert len(self.responses) == 1, self.responses
+        return self.responses[0]
+
+
+class Harness:
+    """An app wired to a real store and registry, logging into a pipe."""
+
+    def __init__(self, tmp_path: Path, users: dict[str, bytes], **settings: Any) -> None:
+        """Build the app as a worker would, with ``settings`` overriding the defaults."""
+        self.store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
+        self.registry: CollectorRegistry = build_registry(
+            self.store, root_pid=os.getpid(), version=__version__
+        )
+        self.ready = True
+        self._read, write = os.pipe()
+        self.app: EchoApp = create_app(
+            Settings(**settings),
+            users=users,
+            recorder=self.store.claim(),
+            registry=self.registry,
+            is_ready=lambda: self.ready,
+            log_fd=write,
+        )
+        self._write = write
+
+    def request(
+        self,
+        method: str = "POST",
+        path: str = "/api/echo",
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        proto: FakeProto | None = None,
+    ) -> FakeProto:
+        """Send one request through the app and return the protocol that recorded it."""
+        all_headers = FakeHeaders(headers or {})
+        if body and "content-length" not in all_headers:
+            all_headers["content-length"] = str(len(body))
+        proto = proto or FakeProto(body)
+        asyncio.run(self.app.__rsgi__(FakeScope(method, path, all_headers), proto))  # type: ignore[arg-type]
+        return proto
+
+    def authed(
+        self, method: str = "POST", path: str = "/api/echo", body: bytes = b"", **headers: str
+    ) -> FakeProto:
+        """Send a request as alice."""
+        return self.request(method, path, body, {"authorization": ALICE, **headers})
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The request lines logged so far."""
+        os.set_blocking(self._read, False)
+        try:
+            data = os.read(self._read, 1 << 20)
+        except BlockingIOError:
+            return []
+        return [json.loads(line) for line in data.decode().splitlines()]
+
+    def count(self, status: str, method: str, path: str) -> float | None:
+        """One http_requests_total sample."""
+        labels = {"status": status, "method": method, "path": path}
+        return self.registry.get_sample_value("http_requests_total", labels)
+
+    def close(self) -> None:
+        """Release the pipe and the store."""
+        os.close(self._read)
+        os.close(self._write)
+        self.store.close()
+
+
+class _Handle:
+    def cancel(self) -> None:
+        """Nothing to cancel."""
+
+
+class QuietLoop:
+    """A loop stand-in whose timers never fire: log lines stay buffered until flushed."""
+
+    def call_later(self, _delay: float, _callback: object) -> _Handle:
+        """Take the timer and never run it."""
+        return _Handle()

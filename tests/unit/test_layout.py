@@ -1,0 +1,107 @@
+"""Layout: every label combination has one place, found the same way in both directions."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from echod import errors
+from echod.layout import OTHER, STATUSES, Layout
+from echod.metrics import build_registry
+from echod.routes import KNOWN_METHODS, ROUTES, UNMATCHED
+from echod.runtime import MetricsStore
+from echod.version import __version__
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SMALL = {"statuses": ("200", "404", OTHER), "methods": ("GET", "POST", OTHER)}
+PATHS = ("/a", "/b", UNMATCHED)
+ORDERS = list(itertools.permutations(("status", "method", "path")))
+
+
+def counted(store: MetricsStore) -> dict[tuple[str, str, str], float]:
+    """Every http_requests_total sample, by (status, method, path), as /metrics reads it."""
+    registry = build_registry(store, root_pid=os.getpid(), version=__version__)
+    return {
+        (sample.labels["status"], sample.labels["method"], sample.labels["path"]): sample.value
+        for family in registry.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    }
+
+
+class TestLayout:
+    @pytest.mark.parametrize("order", ORDERS, ids=">".join)
+    def test_counts_come_back_under_their_own_labels_in_any_order(
+        self, tmp_path: Path, order: tuple[str, ...]
+    ) -> None:
+        """Each combination counted a different number of times reads back exactly so.
+
+        Reordering the dimensions changes every offset; counting and reading both follow.
+        """
+        layout = Layout(paths=PATHS, order=order, **SMALL)
+        store = MetricsStore.create(tmp_path / "metrics", layout, slots=1)
+        recorder = store.claim()
+        expected = {}
+        combinations = itertools.product(("200", "404"), ("GET", "POST"), PATHS)
+        for times, (status, method, path) in enumerate(combinations, start=1):
+            for _ in range(times):
+                recorder.observe(int(status), method, path, 1.0)
+            expected[(status, method, path)] = times
+        assert counted(store) == expected
+        store.close()
+
+    @pytest.mark.parametrize("order", ORDERS, ids=">".join)
+    def test_offsets_are_distinct_and_fill_the_counters(self, order: tuple[str, ...]) -> None:
+        """No two combinations share a place, and none falls outside the counters."""
+        layout = Layout(paths=PATHS, order=order, **SMALL)
+        offsets = [offset for offset, _ in layout.labels()]
+        assert sorted(offsets) == list(range(layout.series))
+        for offset, labels in layout.labels():
+            assert layout.offset(labels["status"], labels["method"], labels["path"]) == offset
+
+    def test_an_unknown_status_is_counted_as_other(self, tmp_path: Path) -> None:
+        """A status the layout does not list never raises: it is counted under other."""
+        store = MetricsStore.create(tmp_path / "metrics", Layout(), slots=1)
+        store.claim().observe(418, "GET", "/api/echo", 1.0)
+        assert counted(store) == {(OTHER, "GET", "/api/echo"): 1}
+        store.close()
+
+    def test_an_unknown_method_or_path_is_counted_as_other_or_unmatched(
+        self, tmp_path: Path
+    ) -> None:
+        """Labels stay bounded whatever the request says."""
+        store = MetricsStore.create(tmp_path / "metrics", Layout(), slots=1)
+        recorder = store.claim()
+        recorder.observe(404, "BREW", "/pot", 1.0)
+        recorder.observe(404, "PROPFIND", UNMATCHED, 1.0)
+        assert counted(store) == {("404", OTHER, UNMATCHED): 2}
+        store.close()
+
+    def test_a_catch_all_label_is_required(self) -> None:
+        """A layout without other or unmatched could not count everything: it is refused."""
+        with pytest.raises(ValueError, match="unmatched"):
+            Layout(paths=("/a",))
+        with pytest.raises(ValueError, match="other"):
+            Layout(statuses=("200",))
+        with pytest.raises(ValueError, match="order"):
+            Layout(order=("status", "method"))
+
+    def test_the_default_labels_come_from_the_route_table(self) -> None:
+        """Paths are the routes' labels and unmatched; methods the known ones and other."""
+        layout = Layout()
+        assert layout.paths == (*(route.label for route in ROUTES), UNMATCHED)
+        assert layout.methods == (*KNOWN_METHODS, OTHER)
+
+    def test_every_status_echod_answers_has_a_place(self) -> None:
+        """The statuses the app can produce are counted under their own code."""
+        problem_statuses = {
+            cls.status for cls in vars(errors).values()
+            if isinstance(cls, type) and issubclass(cls, errors.Problem)
+        }  # fmt: skip
+        assert problem_statuses | {200, 499} <= set(STATUSES)
