@@ -11,6 +11,10 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`):
    the body (413 over the limit) and echoes it.
 4. The answer carries ``X-Request-ID`` and ``X-Response-Time``; then the request is
    logged and counted, once, as one :class:`echod.observe.RequestRecord`.
+
+Every answer is ``Cache-Control: no-store``, so that no cache in front keeps a probe, a
+scrape or an echo. Every JSON body ends with a newline. An answer to ``HEAD`` carries
+the ``Content-Length`` that ``GET`` would have, and no body, over every protocol.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ __all__ = ["CLIENT_GONE", "EchoApp", "create_app"]
 
 #: What the status of a request is recorded as when the client left before the answer.
 CLIENT_GONE = 499
+#: How granian names each HTTP version, and how echod writes it.
+HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
 
 #: What answers one route's requests: it gets the scope, the protocol, the request id,
 #: the start time and the body (empty unless the route reads it), sends the answer, and
@@ -62,8 +68,9 @@ CLIENT_GONE = 499
 Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], "int | Awaitable[int]"]
 
 _JSON = ("content-type", "application/json")
-_now = time.perf_counter
 _PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
+_NO_STORE = ("cache-control", "no-store")
+_now = time.perf_counter
 
 
 class EchoApp:
@@ -111,14 +118,19 @@ class EchoApp:
         method = scope.method
         path = scope.path
         headers = scope.headers
+        version = scope.http_version
         rid = self._request_id(headers.get("x-request-id"))
         route = self._routes.get(path)
-        if route is not None and route.probe and method in route.methods:
+        hostless = version == "1.1" and "host" not in headers
+        if route is not None and route.probe and method in route.methods and not hostless:
             self._handlers[path](scope, proto, rid, start, b"")
             return
         user: str | None = None
         error: BaseException | None = None
+        detail: str | None = None
         try:
+            if hostless:
+                raise BadRequest("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)")
             checked = self._auth.check(headers.get("authorization"))
             user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
             if route is None:
@@ -132,26 +144,30 @@ class EchoApp:
             duration_ms = (_now() - start) * 1000.0
         except Problem as problem:
             status = problem.status
-            duration_ms = self._problem(proto, problem, path, rid, start)
+            detail = problem.detail
+            duration_ms = self._problem(proto, method, problem, path, rid, start)
         except (ProtocolClosed, ProtocolError):  # the client left while sending the body
             status = CLIENT_GONE
+            detail = "the client closed the connection before the answer"
             duration_ms = (_now() - start) * 1000.0
         except Exception as exc:  # noqa: BLE001 - the edge: log it once, answer 500
             error = exc
             status = 500
             internal = Problem("an unexpected error occurred; it is logged under this request id")
-            duration_ms = self._problem(proto, internal, path, rid, start)
+            detail = internal.detail
+            duration_ms = self._problem(proto, method, internal, path, rid, start)
         self._observer.record(
             RequestRecord(
                 method=method,
                 path=path,
                 route=UNMATCHED if route is None else route.label,
-                http_version=scope.http_version,
+                http_version=HTTP_VERSIONS.get(version, version),
                 status=status,
                 duration_ms=duration_ms,
                 request_id=rid,
                 user=user,
                 remote=scope.client,
+                detail=detail,
                 error=error,
             )
         )
@@ -160,26 +176,28 @@ class EchoApp:
 
     def echo(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``POST``/``PUT /api/echo``: the JSON object with ``"echoed": true``."""
-        echoed = echo(body)
+        echoed = echo(body) + b"\n"
         duration_ms = (_now() - start) * 1000.0
         proto.response_bytes(
-            200, [_JSON, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")], echoed
+            200,
+            [_JSON, _NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
+            echoed,
         )
         return 200
 
     def health(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``/health``: 200 while the process serves."""
-        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ok"}')
+        _send(proto, scope.method, 200, [_JSON, _NO_STORE, ("x-request-id", rid)], _HEALTHY)
         return 200
 
     def ready(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``/ready``: 200, or 503 once the instance drains."""
         if self._is_ready():
-            proto.response_bytes(200, [_JSON, ("x-request-id", rid)], b'{"status":"ready"}')
+            _send(proto, scope.method, 200, [_JSON, _NO_STORE, ("x-request-id", rid)], _READY)
             return 200
         problem = ServiceUnavailable("echod is shutting down")
-        body = render_problem(problem, scope.path, rid)
-        proto.response_bytes(503, [_PROBLEM, ("x-request-id", rid), *problem.headers], body)
+        headers = [_PROBLEM, _NO_STORE, ("x-request-id", rid), *problem.headers]
+        _send(proto, scope.method, 503, headers, _problem_body(problem, scope.path, rid))
         return 503
 
     def metrics(
@@ -187,14 +205,15 @@ class EchoApp:
     ) -> int:
         """``/metrics``: the whole instance's metrics, in the format ``Accept`` asks for."""
         body, content_type = render(self._registry, scope.headers.get("accept"))
-        proto.response_bytes(200, [("content-type", content_type), ("x-request-id", rid)], body)
+        headers = [("content-type", content_type), _NO_STORE, _VARY_ACCEPT, ("x-request-id", rid)]
+        _send(proto, scope.method, 200, headers, body)
         return 200
 
     def openapi(
         self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
     ) -> int:
         """``/openapi.json``: the OpenAPI document."""
-        proto.response_bytes(200, [_JSON, ("x-request-id", rid)], self._openapi)
+        _send(proto, scope.method, 200, [_JSON, ("x-request-id", rid)], self._openapi)
         return 200
 
     # --- the parts the handlers share
@@ -230,14 +249,49 @@ class EchoApp:
         return PayloadTooLarge(f"the body is over the limit of {self._max_body} bytes")
 
     def _problem(
-        self, proto: HTTPProtocol, problem: Problem, path: str, rid: str, start: float
+        self,
+        proto: HTTPProtocol,
+        method: str,
+        problem: Problem,
+        path: str,
+        rid: str,
+        start: float,
     ) -> float:
-        body = render_problem(problem, path, rid)
+        body = _problem_body(problem, path, rid)
         duration_ms = (_now() - start) * 1000.0
-        headers = [_PROBLEM, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")]
-        headers.extend(problem.headers)
-        proto.response_bytes(problem.status, headers, body)
+        headers = [
+            _PROBLEM,
+            _NO_STORE,
+            ("x-request-id", rid),
+            ("x-response-time", f"{duration_ms:.3f}ms"),
+            *problem.headers,
+        ]
+        _send(proto, method, problem.status, headers, body)
         return duration_ms
+
+
+_HEALTHY = b'{"status":"ok"}\n'
+_READY = b'{"status":"ready"}\n'
+_VARY_ACCEPT = ("vary", "accept")
+
+
+def _problem_body(problem: Problem, path: str, rid: str) -> bytes:
+    """The problem's JSON, ended by a newline as every JSON answer over HTTP is."""
+    return render_problem(problem, path, rid) + b"\n"
+
+
+def _send(
+    proto: HTTPProtocol, method: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    """Answer; to ``HEAD``, with the ``Content-Length`` of ``body`` and no body (RFC 9110 9.3.2).
+
+    granian drops the body of a HEAD answer over HTTP/1.1 but sends it over HTTP/2, where
+    clients then fail: no answer to HEAD carries one.
+    """
+    if method == "HEAD":
+        headers.append(("content-length", str(len(body))))
+        body = b""
+    proto.response_bytes(status, headers, body)
 
 
 def create_app(

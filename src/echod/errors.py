@@ -33,6 +33,7 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
     "render_problem",
+    "title",
 ]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -53,8 +54,19 @@ class Problem(Exception):  # noqa: N818 - an RFC 9457 "problem", not an "error" 
 
     @property
     def title(self) -> str:
-        """The reason phrase of the status."""
-        return HTTPStatus(self.status).phrase
+        """The reason phrase of the status, as RFC 9110 names it."""
+        return title(self.status)
+
+
+def title(status: int) -> str:
+    """RFC 9110's reason phrase of ``status``, the same whatever the Python version.
+
+    Python before 3.13 names 413 "Request Entity Too Large", after RFC 2616.
+    """
+    return _TITLES.get(status) or HTTPStatus(status).phrase
+
+
+_TITLES = {413: "Content Too Large"}
 
 
 class BadRequest(Problem):

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["CUT_MARKER", "MAX_LINE_BYTES", "JsonFormatter", "Rfc3339Clock", "fit_line"]
+__all__ = ["CUT_MARKER", "MAX_LINE_BYTES", "JsonFormatter", "Rfc3339Clock", "cut", "fit_line"]
 
 #: The longest line written, newline included: a write this small is atomic on a pipe.
 MAX_LINE_BYTES = select.PIPE_BUF
@@ -56,6 +56,14 @@ def fit_line(fields: dict[str, Any]) -> bytes:
         cut[name] = _cut(fields[name], share)
         room -= len(_encode(cut[name])) - 2
     return _encode(cut) + b"\n"
+
+
+def cut(value: str, limit: int) -> str:
+    """``value``, cut to at most ``limit`` characters and marked when it was longer."""
+    if len(value) <= limit:
+        return value
+    kept = max(limit - len(CUT_MARKER.format(len(value))), 0)
+    return value[:kept] + CUT_MARKER.format(len(value) - kept)
 
 
 def _cut(value: str, room: int) -> str:

@@ -15,21 +15,29 @@ import os
 import stat
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from echod.config import LogLevel
-from echod.lines import MAX_LINE_BYTES, JsonFormatter, Rfc3339Clock, fit_line
+from echod.lines import MAX_LINE_BYTES, JsonFormatter, Rfc3339Clock, cut, fit_line
 from echod.routes import KNOWN_METHODS
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable
 
     from echod.observe import RequestRecord
 
-__all__ = ["ACCESS_FIELDS", "FLUSH_DELAY", "AccessLog", "configure_logging"]
+__all__ = [
+    "ACCESS_FIELDS",
+    "ERROR_FIELDS",
+    "FLUSH_DELAY",
+    "MAX_DETAIL_CHARS",
+    "PROBLEM_FIELDS",
+    "AccessLog",
+    "configure_logging",
+]
 
 #: The fields of a request line, in order. Both ways of writing a line derive from it.
 ACCESS_FIELDS = (
@@ -44,6 +52,12 @@ ACCESS_FIELDS = (
     "userId",
     "remote",
 )
+#: The fields a line of a 4xx or 5xx answer adds: what was wrong.
+PROBLEM_FIELDS = ("detail",)
+#: The fields a line of a 500 adds: the exception and its traceback.
+ERROR_FIELDS = ("error", "traceback")
+#: The longest ``detail`` written, in characters; a longer one is cut and marked.
+MAX_DETAIL_CHARS = 512
 #: Seconds a request line may wait in the buffer before it is written.
 FLUSH_DELAY = 0.05
 
@@ -56,9 +70,10 @@ _LEVELS = {
 _encode = msgspec.json.Encoder().encode
 _wall = time.time
 # How the common path writes each field: an f-string fragment over the record ``r``, the
-# time ``t`` and the ``level``, with the client's ``path`` and ``user`` already escaped as
-# JSON strings. The other strings are plain by construction: a known method, a checked
-# or generated request id, the server's own text of the client's address.
+# time ``t`` and the ``level``, with the client's ``path``, the ``user`` and the
+# ``detail`` already escaped as JSON strings. The other strings are plain by
+# construction: a known method, a checked or generated request id, the server's own
+# text of the client's address.
 _COMMON = {
     "time": '"{t}"',
     "level": '"{level}"',
@@ -70,26 +85,30 @@ _COMMON = {
     "requestId": '"{r.request_id}"',
     "userId": "{user}",
     "remote": '"{r.remote}"',
+    "detail": "{detail}",
 }
+_CommonLine = Callable[["RequestRecord", str, str, str, str, str], bytes]
 
 
-def _compile_common_line() -> Callable[[RequestRecord, str, str, str, str], bytes]:
-    """Compile the common path's writer from ACCESS_FIELDS: one f-string, Python's fastest join.
+def _compile_common_line(fields: tuple[str, ...]) -> _CommonLine:
+    """Compile the common path's writer of ``fields``: one f-string, Python's fastest join.
 
     This is how dataclasses and namedtuple make their methods: source text built from
     the field list, compiled once at import.
     """
-    if list(_COMMON) != list(ACCESS_FIELDS):
-        raise RuntimeError("the common path must write exactly ACCESS_FIELDS, in order")
-    body = ",".join(f'"{name}":{_COMMON[name]}' for name in ACCESS_FIELDS)
-    source = f"def common_line(r, t, level, path, user):\n    return f'{{{{{body}}}}}\\n'.encode()"
+    body = ",".join(f'"{name}":{_COMMON[name]}' for name in fields)
+    source = (
+        f"def common_line(r, t, level, path, user, detail):\n"
+        f"    return f'{{{{{body}}}}}\\n'.encode()"
+    )
     namespace: dict[str, Any] = {}
     exec(compile(source, "<echod access line>", "exec"), namespace)  # noqa: S102 - our own text
-    line: Callable[[RequestRecord, str, str, str, str], bytes] = namespace["common_line"]
+    line: _CommonLine = namespace["common_line"]
     return line
 
 
-_common_line = _compile_common_line()
+_common_line = _compile_common_line(ACCESS_FIELDS)
+_common_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS)
 # Methods written into a line as they are; any other is escaped.
 _PLAIN_METHODS = frozenset(KNOWN_METHODS)
 # Paths and users whose escaped form is remembered: a bounded table of short values.
@@ -97,6 +116,11 @@ _ESCAPED_REMEMBERED = 256
 _SHORT = 64
 #: The most a write to a regular file holds, in whole lines.
 FILE_BATCH_BYTES = 64 * 1024
+
+
+def _detail(record: RequestRecord) -> str:
+    """The record's detail, at most :data:`MAX_DETAIL_CHARS` long."""
+    return cut(record.detail or "", MAX_DETAIL_CHARS)
 
 
 def _batch_size(fd: int) -> int:
@@ -153,9 +177,20 @@ class AccessLog:
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
             quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
-            line = _common_line(
-                record, self._clock.format(_wall()), level, quoted_path, quoted_user
-            )
+            if status < 400:  # noqa: PLR2004
+                line = _common_line(
+                    record, self._clock.format(_wall()), level, quoted_path, quoted_user, ""
+                )
+            else:
+                detail = _detail(record)
+                line = _common_problem_line(
+                    record,
+                    self._clock.format(_wall()),
+                    level,
+                    quoted_path,
+                    quoted_user,
+                    escaped.get(detail) or self._escape(detail),
+                )
             if len(line) <= MAX_LINE_BYTES:
                 self.write(line)
                 return
@@ -165,23 +200,27 @@ class AccessLog:
 
     def _full_line(self, record: RequestRecord, level: str) -> bytes:
         """The line of ``record`` made through the encoder, cut to fit if it must be."""
-        values = (
-            self._clock.format(_wall()),
-            level,
-            f"{record.method} {record.path} HTTP/{record.http_version}",
-            record.method,
-            record.path,
-            record.status,
-            round(record.duration_ms, 3),
-            record.request_id,
-            record.user,
-            record.remote,
-        )
-        fields = dict(zip(ACCESS_FIELDS, values, strict=True))
+        values = {
+            "time": self._clock.format(_wall()),
+            "level": level,
+            "message": f"{record.method} {record.path} HTTP/{record.http_version}",
+            "method": record.method,
+            "path": record.path,
+            "status": record.status,
+            "duration_ms": round(record.duration_ms, 3),
+            "requestId": record.request_id,
+            "userId": record.user,
+            "remote": record.remote,
+        }
+        fields: tuple[str, ...] = ACCESS_FIELDS
+        if record.status >= 400:  # noqa: PLR2004
+            values["detail"] = _detail(record)
+            fields += PROBLEM_FIELDS
         if record.error is not None:
-            fields["error"] = repr(record.error)
-            fields["traceback"] = "".join(traceback.format_exception(record.error))
-        return fit_line(fields)
+            values["error"] = repr(record.error)
+            values["traceback"] = "".join(traceback.format_exception(record.error))
+            fields += ERROR_FIELDS
+        return fit_line({name: values[name] for name in fields})
 
     def _escape(self, value: str) -> str:
         quoted: str = _encode(value).decode()

@@ -163,6 +163,40 @@ def build_registry(store: MetricsStore, *, root_pid: int, version: str) -> Colle
 
 
 def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """Return the exposition of ``registry`` in the format ``accept`` asks for, and its type."""
-    encoder, content_type = choose_encoder(accept or "")
+    """Return the exposition of ``registry`` in the format ``accept`` asks for, and its type.
+
+    OpenMetrics is chosen only when ``Accept`` gives it a higher quality than the
+    Prometheus text format (RFC 9110 section 12.5.1): ``q=0`` refuses a format.
+    """
+    chosen = _OPENMETRICS if _quality(accept, _OPENMETRICS) > _quality(accept, _TEXT) else _TEXT
+    encoder, content_type = choose_encoder(chosen)
     return encoder(registry), content_type
+
+
+_OPENMETRICS = "application/openmetrics-text"
+_TEXT = "text/plain"
+
+
+def _quality(accept: str | None, media_type: str) -> float:
+    """The quality ``accept`` gives ``media_type``, from its most specific matching range."""
+    if not accept:
+        return 1.0 if media_type == _TEXT else 0.0
+    kind = media_type.split("/", 1)[0]
+    best, quality = -1, 0.0
+    for media_range in accept.split(","):
+        name, *parameters = (part.strip() for part in media_range.split(";"))
+        name = name.lower()
+        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(name, -1)
+        if specificity <= best:
+            continue
+        best, quality = specificity, 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0:  # also nan
+                    quality = 0.0
+    return quality

@@ -65,7 +65,7 @@ class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     path: str
     #: The metrics' ``path`` label: the route's, or ``unmatched``.
     route: str
-    #: The HTTP version as the server reports it: "1", "1.1" or "2".
+    #: The HTTP version: "1.0", "1.1" or "2".
     http_version: str
     status: int
     duration_ms: float
@@ -75,6 +75,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     user: str | None
     #: The client's address, as the server's ``host:port`` text.
     remote: str
+    #: What was wrong, for an answer of 400 or more: the problem's detail.
+    detail: str | None = None
     #: The exception behind a 500, logged with its traceback.
     error: BaseException | None = None
 

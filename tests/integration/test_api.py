@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from typing import TYPE_CHECKING
 
 import httpx
@@ -26,14 +28,14 @@ class TestEcho:
         response = client.request(method, "/api/echo", content=b'{"foo": "bar"}')
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
-        assert response.content == b'{"foo":"bar","echoed":true}'
+        assert response.content == b'{"foo":"bar","echoed":true}\n'
 
     def test_order_numbers_and_unicode_come_back_exactly(self, client: httpx.Client) -> None:
         """Keys keep their order; big integers, decimals and unicode are exact."""
         body = '{"z": 123456789012345678901234567890, "a": 1.10, "u": "日本 😀", "e": 1e400}'
         response = client.post("/api/echo", content=body.encode())
         expected = '{"z":123456789012345678901234567890,"a":1.10,"u":"日本 😀","e":1E+400,'
-        assert response.content == (expected + '"echoed":true}').encode()
+        assert response.content == (expected + '"echoed":true}\n').encode()
 
     @pytest.mark.parametrize(
         ("body", "detail"),
@@ -79,7 +81,7 @@ class TestEcho:
     def test_chunked_body_within_the_limit_is_echoed(self, client: httpx.Client) -> None:
         """Transfer-Encoding: chunked works like a declared length."""
         response = client.post("/api/echo", content=iter([b'{"a":', b" 1}"]))
-        assert response.content == b'{"a":1,"echoed":true}'
+        assert response.content == b'{"a":1,"echoed":true}\n'
 
 
 class TestHeaders:
@@ -136,6 +138,7 @@ class TestRoutes:
         raw = raw_exchange(echod, b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         head, _, body = raw.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
+        assert b"\r\ncontent-length: 16\r\n" in head
         assert body == b""
 
     def test_unknown_method_is_405(self, echod: Echod) -> None:
@@ -206,3 +209,75 @@ def test_form_encoded_curl_style_body_is_echoed(client: httpx.Client) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert json.loads(response.content) == {"foo": "bar", "echoed": True}
+
+
+# Each protocol echod speaks: HTTP/1.1, h2c with prior knowledge on the plain port, and
+# h2 over TLS (ALPN).
+PROTOCOLS = {
+    "http-1.1": {"http1": True, "http2": False, "tls": False},
+    "h2c": {"http1": False, "http2": True, "tls": False},
+    "h2": {"http1": False, "http2": True, "tls": True},
+}
+
+
+class TestHeadOverEveryProtocol:
+    @pytest.mark.parametrize("protocol", PROTOCOLS, ids=str)
+    @pytest.mark.parametrize(
+        ("path", "status"),
+        [("/health", 200), ("/ready", 200), ("/openapi.json", 200), ("/nope", 401)],
+        ids=["health", "ready", "openapi", "401"],
+    )
+    def test_head_carries_get_s_length_and_no_body(
+        self, echod: Echod, protocol: str, path: str, status: int
+    ) -> None:
+        """RFC 9110 9.3.2 over HTTP/1.1, h2c and h2: clients that check the length succeed."""
+        options = PROTOCOLS[protocol]
+        base = echod.tls_url if options["tls"] else echod.url
+        with httpx.Client(
+            http1=options["http1"],
+            http2=options["http2"],
+            verify=False,  # noqa: S501 - the development certificate
+        ) as client:
+            get = client.get(base + path)
+            head = client.head(base + path)
+        assert head.http_version == ("HTTP/1.1" if options["http1"] else "HTTP/2")
+        assert get.status_code == head.status_code == status
+        assert head.content == b""
+        assert head.headers["content-length"] == str(len(get.content))
+
+    @pytest.mark.parametrize("flag", ["--http2-prior-knowledge", "--http2"], ids=["h2c", "h2"])
+    def test_curl_head_over_http2(self, echod: Echod, flag: str) -> None:
+        """curl -I over HTTP/2 used to fail with PROTOCOL_ERROR when a body followed."""
+        curl = shutil.which("curl")
+        assert curl, "curl is needed (Debian package curl; make test installs it)"
+        url = (echod.tls_url if flag == "--http2" else echod.url) + "/health"
+        done = subprocess.run(
+            [curl, "-skI", flag, "-w", "%{http_version}", url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("HTTP/2 200")
+        assert "content-length: 16" in done.stdout
+
+
+class TestCaching:
+    @pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/api/echo", "/api/nope"])
+    def test_probes_metrics_and_api_answers_say_no_store(
+        self, client: httpx.Client, path: str
+    ) -> None:
+        """A cache in front must not keep /ready at 200 through a drain, nor keep an echo."""
+        response = client.post(path, content=b"{}") if path == "/api/echo" else client.get(path)
+        assert response.headers["cache-control"] == "no-store"
+
+    def test_metrics_vary_on_accept_and_honour_q_values(self, client: httpx.Client) -> None:
+        """q=0 refuses OpenMetrics; the answer names Accept as what it varies on."""
+        refused = client.get(
+            "/metrics", headers={"accept": "application/openmetrics-text;q=0, text/plain;q=1"}
+        )
+        assert refused.headers["content-type"].startswith("text/plain")
+        assert refused.headers["vary"] == "accept"
+        wanted = client.get("/metrics", headers={"accept": "application/openmetrics-text"})
+        assert wanted.headers["content-type"].startswith("application/openmetrics-text")

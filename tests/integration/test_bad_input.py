@@ -73,23 +73,29 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("lone-surrogate-escape", request(b'{"a": "\\ud800"}'), 400, True, None),
     ("raw-nul-in-string", request(b'{"a": "x\x00y"}'), 400, True, None),
     ("nul-after-object", request(b'{"a": 1}\x00'), 400, True, None),
-    ("escaped-nul", request(b'{"a": "x\\u0000y"}'), 200, True, b'{"a":"x\\u0000y","echoed":true}'),
+    ("escaped-nul", request(b'{"a": "x\\u0000y"}'), 200, True,
+     b'{"a":"x\\u0000y","echoed":true}\n'),
     ("400-digit-integer", request(b'{"n": ' + b"7" * 400 + b"}"), 200, True,
-     b'{"n":' + b"7" * 400 + b',"echoed":true}'),
+     b'{"n":' + b"7" * 400 + b',"echoed":true}\n'),
     ("400-digit-fraction", request(b'{"n": 0.' + b"3" * 400 + b"}"), 200, True,
-     b'{"n":0.' + b"3" * 400 + b',"echoed":true}'),
-    ("1e400", request(b'{"n": 1e400}'), 200, True, b'{"n":1E+400,"echoed":true}'),
+     b'{"n":0.' + b"3" * 400 + b',"echoed":true}\n'),
+    ("1e400", request(b'{"n": 1e400}'), 200, True, b'{"n":1E+400,"echoed":true}\n'),
     ("nan", request(b'{"n": NaN}'), 400, True, None),
     ("infinity", request(b'{"n": Infinity}'), 400, True, None),
     ("minus-infinity", request(b'{"n": -Infinity}'), 400, True, None),
     ("duplicate-keys-last-wins", request(b'{"a": 1, "b": 2, "a": 3}'), 200, True,
-     b'{"a":3,"b":2,"echoed":true}'),
+     b'{"a":3,"b":2,"echoed":true}\n'),
     ("top-level-array", request(b"[]"), 400, True, None),
     ("gzip-encoded", request(b"\x1f\x8b\x08\x00", headers=(b"Content-Encoding: gzip",)),
      415, True, None),
     # HTTP framing
     ("http-1.0-without-host", CRLF.join([b"POST /api/echo HTTP/1.0", b"Authorization: "
-     + AUTH_HEADER.encode(), b"Content-Length: 2", b"", b"{}"]), 200, True, b'{"echoed":true}'),
+     + AUTH_HEADER.encode(), b"Content-Length: 2", b"", b"{}"]), 200, True, b'{"echoed":true}\n'),
+    ("http-1.1-without-host", CRLF.join([b"POST /api/echo HTTP/1.1", b"Connection: close",
+     b"Authorization: " + AUTH_HEADER.encode(), b"Content-Length: 2", b"", b"{}"]), 400, True,
+     None),
+    ("http-1.1-probe-without-host", CRLF.join([b"GET /health HTTP/1.1", b"Connection: close",
+     b"", b""]), 400, True, None),
     ("malformed-content-length", request(headers=(b"Content-Length: 2x",)).replace(
         b"Content-Length: 2\r\n\r\n", b"\r\n"), 400, False, None),
     ("two-content-lengths", request(headers=(b"Content-Length: 3",)), 400, False, None),
@@ -108,7 +114,7 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("space-in-path", request(path=b"/api/e cho"), 400, False, None),
     ("segment-of-10k", request(path=b"/" + b"a" * 10_000), 404, True, None),
     ("segment-over-the-head-limit", request(path=b"/" + b"a" * 20_000), 431, False, None),
-    ("query-is-ignored", request(path=b"/api/echo?x=%00&y=1"), 200, True, b'{"echoed":true}'),
+    ("query-is-ignored", request(path=b"/api/echo?x=%00&y=1"), 200, True, b'{"echoed":true}\n'),
     # Headers
     ("header-over-the-limit", request(headers=(b"X-Big: " + b"a" * 20_000,)), 431, False, None),
     ("request-id-with-crlf", request(headers=(b"X-Request-ID: a\r\n b",)), 400, False, None),
@@ -221,12 +227,12 @@ class TestProtocol:
             conn.sendall(head)
             assert conn.recv(1024).startswith(b"HTTP/1.1 100")
             conn.sendall(b"{}")
-            assert conn.recv(4096).endswith(b'{"echoed":true}')
+            assert conn.recv(4096).endswith(b'{"echoed":true}\n')
 
     def test_encoded_slash_is_decoded_before_routing(self, echod: Echod) -> None:
         """Documented: paths are matched after percent-decoding, so %2F is a slash."""
         status, _, body = parse(raw_exchange(echod, request(path=b"/api%2Fecho")))
-        assert (status, body) == (200, b'{"echoed":true}')
+        assert (status, body) == (200, b'{"echoed":true}\n')
 
 
 def test_a_scan_of_10000_random_paths_adds_no_series(make_echod: Any) -> None:

@@ -213,7 +213,7 @@ class TestShutdown:
         echod.signal(signal.SIGTERM)
         upload.join(20)
         assert result["answer"].startswith(b"HTTP/1.1 200")
-        assert result["answer"].endswith(b'{"slow":true,"echoed":true}')
+        assert result["answer"].endswith(b'{"slow":true,"echoed":true}\n')
         assert echod.wait(20) == 0
 
     def test_requests_overrunning_the_timeout_are_cut_and_echod_still_exits(

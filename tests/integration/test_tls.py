@@ -46,7 +46,7 @@ class TestRealCertificate:
         with httpx.Client(verify=verifying(ca), auth=AUTH) as client:
             response = client.post(certified.tls_url + "/api/echo", content=b'{"tls": 1}')
         assert response.status_code == 200
-        assert response.content == b'{"tls":1,"echoed":true}'
+        assert response.content == b'{"tls":1,"echoed":true}\n'
 
     def test_http2_is_offered_by_alpn(self, certified: Any, ca: trustme.CA) -> None:
         """An HTTP/2 client negotiates h2 and is logged as HTTP/2."""

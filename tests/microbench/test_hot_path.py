@@ -78,11 +78,11 @@ def drive(app: EchoApp, scope: FakeScope, body: bytes) -> FakeProto:
 def test_whole_request(benchmark: BenchmarkFixture, app: EchoApp) -> None:
     """Auth (verified before), echo, response, metrics and the log line of one request."""
     asyncio.run(app._auth.verify(app._auth.check(HEADER)))  # type: ignore[arg-type]
-    headers = FakeHeaders({"authorization": HEADER, "content-length": "14"})
+    headers = FakeHeaders({"host": "echod.test", "authorization": HEADER, "content-length": "14"})
     scope = FakeScope("POST", "/api/echo", headers)
     proto = benchmark(drive, app, scope, b'{"foo": "bar"}')
     assert proto.response.status == 200
-    assert proto.response.body == b'{"foo":"bar","echoed":true}'
+    assert proto.response.body == b'{"foo":"bar","echoed":true}\n'
 
 
 @pytest.mark.parametrize(

@@ -132,13 +132,22 @@ class Harness:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         proto: FakeProto | None = None,
+        *,
+        version: str = "1.1",
+        host: str | None = "echod.test",
     ) -> FakeProto:
-        """Send one request through the app and return the protocol that recorded it."""
-        all_headers = FakeHeaders(headers or {})
+        """Send one request through the app and return the protocol that recorded it.
+
+        ``version`` is the HTTP version as granian names it ("1" for 1.0); ``host`` is the
+        Host header, or None for none.
+        """
+        all_headers = FakeHeaders({} if host is None else {"host": host})
+        all_headers.update(headers or {})
         if body and "content-length" not in all_headers:
             all_headers["content-length"] = str(len(body))
         proto = proto or FakeProto(body)
-        asyncio.run(self.app.__rsgi__(FakeScope(method, path, all_headers), proto))  # type: ignore[arg-type]
+        scope = FakeScope(method, path, all_headers, http_version=version)
+        asyncio.run(self.app.__rsgi__(scope, proto))  # type: ignore[arg-type]
         return proto
 
     def authed(

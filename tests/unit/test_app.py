@@ -32,7 +32,7 @@ class TestEcho:
         proto = harness.authed(method, body=b'{"foo": "bar"}')
         assert proto.response.status == 200
         assert proto.response.header("content-type") == "application/json"
-        assert proto.response.body == b'{"foo":"bar","echoed":true}'
+        assert proto.response.body == b'{"foo":"bar","echoed":true}\n'
 
     def test_bad_json_is_a_problem_with_the_request_id(self, harness: Harness) -> None:
         """A 400 in RFC 9457 form names the request and carries its id."""
@@ -91,7 +91,7 @@ class TestBodyLimit:
         proto = harness.request(
             headers={"authorization": ALICE}, proto=FakeProto(chunks=[b'{"a"', b": 1", b"}"])
         )
-        assert proto.response.body == b'{"a":1,"echoed":true}'
+        assert proto.response.body == b'{"a":1,"echoed":true}\n'
 
     def test_body_exactly_at_the_limit_is_accepted(
         self, tmp_path: Path, users: dict[str, bytes]
@@ -185,7 +185,8 @@ class TestPublicEndpoints:
         """Probes are answered without credentials, logs or metrics."""
         proto = harness.request(method, "/health")
         assert proto.response.status == 200
-        assert json.loads(proto.response.body) == {"status": "ok"}
+        if method == "GET":
+            assert proto.response.body == b'{"status":"ok"}\n'
         assert harness.log_lines() == []
         assert harness.count("200", method, "/health") is None
 
@@ -276,6 +277,116 @@ class TestRecord:
         """Even /health returns X-Request-ID."""
         proto = harness.request("GET", "/health", headers={"x-request-id": "probe-1"})
         assert proto.response.header("x-request-id") == "probe-1"
+
+
+class TestHttpRules:
+    @pytest.mark.parametrize(
+        ("path", "headers", "status"),
+        [
+            ("/health", {}, 200),
+            ("/ready", {}, 200),
+            ("/openapi.json", {}, 200),
+            ("/nope", {}, 401),
+            ("/nope", {"authorization": ALICE}, 404),
+        ],
+        ids=["health", "ready", "openapi", "401", "404"],
+    )
+    def test_head_has_get_s_length_and_no_body(
+        self, harness: Harness, path: str, headers: dict[str, str], status: int
+    ) -> None:
+        """RFC 9110 9.3.2: HEAD answers as GET would, with Content-Length and without a body."""
+        get = harness.request("GET", path, headers=headers).response
+        head = harness.request("HEAD", path, headers=headers).response
+        assert get.status == head.status == status
+        assert head.body == b""
+        assert head.header("content-length") == str(len(get.body))
+        assert head.header("content-type") == get.header("content-type")
+
+    def test_head_of_metrics_has_a_length_and_no_body(self, harness: Harness) -> None:
+        """The scrape's length changes from one to the next; HEAD still sends none of it."""
+        head = harness.request("HEAD", "/metrics").response
+        assert head.body == b""
+        assert int(head.header("content-length") or 0) > 1000
+
+    @pytest.mark.parametrize(
+        ("method", "path", "authorized"),
+        [
+            ("GET", "/health", False),
+            ("GET", "/ready", False),
+            ("GET", "/metrics", False),
+            ("POST", "/api/echo", True),
+            ("POST", "/api/echo", False),
+            ("GET", "/api/nope", True),
+        ],
+        ids=["health", "ready", "metrics", "echo", "401", "404"],
+    )
+    def test_probes_metrics_and_api_answers_are_never_stored(
+        self, harness: Harness, method: str, path: str, authorized: bool
+    ) -> None:
+        """Cache-Control: no-store, so that a cache in front never keeps /ready at 200."""
+        headers = {"authorization": ALICE} if authorized else {}
+        proto = harness.request(method, path, b"{}" if method == "POST" else b"", headers)
+        assert proto.response.header("cache-control") == "no-store"
+
+    def test_ready_while_draining_is_not_stored(self, harness: Harness) -> None:
+        """The 503 of a draining instance is not kept either."""
+        harness.ready = False
+        assert harness.request("GET", "/ready").response.header("cache-control") == "no-store"
+
+    def test_metrics_vary_on_accept(self, harness: Harness) -> None:
+        """The format follows Accept, so caches must key on it."""
+        assert harness.request("GET", "/metrics").response.header("vary") == "accept"
+
+    @pytest.mark.parametrize(
+        ("method", "path", "authorized"),
+        [("GET", "/health", False), ("POST", "/api/echo", True), ("POST", "/api/echo", False)],
+        ids=["health", "echo", "problem"],
+    )
+    def test_json_answers_end_with_one_newline(
+        self, harness: Harness, method: str, path: str, authorized: bool
+    ) -> None:
+        """curl's prompt lands on its own line; the body is still exactly one JSON document."""
+        headers = {"authorization": ALICE} if authorized else {}
+        body = harness.request(method, path, b'{"a":1}', headers).response.body
+        assert body.endswith(b"}\n")
+        assert not body.endswith(b"\n\n")
+        json.loads(body)
+
+    def test_an_http_1_1_request_without_host_is_a_logged_and_counted_400(
+        self, harness: Harness
+    ) -> None:
+        """RFC 9112 3.2 requires Host in HTTP/1.1; probes too are refused without it."""
+        assert harness.request("GET", "/health", host=None).response.status == 400
+        proto = harness.request("POST", "/api/echo", b"{}", {"authorization": ALICE}, host=None)
+        assert proto.response.status == 400
+        assert "Host header" in problem(proto)["detail"]
+        lines = harness.log_lines()
+        assert [line["status"] for line in lines] == [400, 400]
+        assert "Host header" in lines[0]["detail"]
+        assert harness.count("400", "GET", "/health") == 1
+
+    @pytest.mark.parametrize("version", ["1", "2"], ids=["http-1.0", "http-2"])
+    def test_host_may_be_absent_outside_http_1_1(self, harness: Harness, version: str) -> None:
+        """HTTP/1.0 has no Host rule, and HTTP/2 carries :authority instead."""
+        proto = harness.request("GET", "/health", host=None, version=version)
+        assert proto.response.status == 200
+
+    @pytest.mark.parametrize(
+        ("version", "written"), [("1", "1.0"), ("1.1", "1.1"), ("2", "2")], ids=str
+    )
+    def test_the_log_names_the_http_version_in_full(
+        self, harness: Harness, version: str, written: str
+    ) -> None:
+        """granian says "1" for HTTP/1.0; the log says HTTP/1.0."""
+        harness.request("GET", "/nope", version=version, headers={"authorization": ALICE})
+        [line] = harness.log_lines()
+        assert line["message"] == f"GET /nope HTTP/{written}"
+
+    def test_413_is_content_too_large(self, tmp_path: Path, users: dict[str, bytes]) -> None:
+        """RFC 9110's name for 413, whatever the Python version."""
+        small = Harness(tmp_path, users, max_body_bytes=1)
+        assert problem(small.authed(body=b"{}"))["title"] == "Content Too Large"
+        small.close()
 
 
 class TestUnknownLabels:

@@ -13,7 +13,7 @@ import pytest
 
 from echod.config import LogLevel
 from echod.lines import JsonFormatter, Rfc3339Clock
-from echod.logs import ACCESS_FIELDS, FLUSH_DELAY, AccessLog
+from echod.logs import ACCESS_FIELDS, FLUSH_DELAY, MAX_DETAIL_CHARS, PROBLEM_FIELDS, AccessLog
 from echod.observe import RequestRecord
 from tests.support.harness import QuietLoop
 
@@ -145,23 +145,49 @@ class TestAccessLog:
         assert 'raise KeyError("boom")' in line["traceback"]
 
     @pytest.mark.parametrize(
-        "fields",
-        [{}, {"user": None}, {"path": '/q"\\\n\x01é'}, {"status": 503, "duration_ms": 1234.5678}],
-        ids=["typical", "no-user", "escaped-path", "error-status"],
+        ("fields", "names"),
+        [
+            ({}, ACCESS_FIELDS),
+            ({"user": None}, ACCESS_FIELDS),
+            ({"path": '/q"\\\n\x01é'}, ACCESS_FIELDS),
+            ({"status": 404, "detail": 'no route "/x"\n'}, ACCESS_FIELDS + PROBLEM_FIELDS),
+            (
+                {"status": 503, "duration_ms": 1234.5678, "detail": "busy"},
+                ACCESS_FIELDS + PROBLEM_FIELDS,
+            ),
+        ],
+        ids=["typical", "no-user", "escaped-path", "problem", "error-status"],
     )
     def test_the_common_and_the_long_way_write_the_same_line(
-        self, pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
+        self,
+        pipe: tuple[int, int],
+        monkeypatch: pytest.MonkeyPatch,
+        fields: dict[str, Any],
+        names: tuple[str, ...],
     ) -> None:
-        """Both ways of writing a line follow ACCESS_FIELDS: same fields, order and values."""
+        """Both ways of writing a line follow the field lists: same fields, order and values."""
         monkeypatch.setattr("echod.logs._wall", lambda: 1_700_000_000.5)
         log = AccessLog(LogLevel.DEBUG, pipe[1])
         one = record(**fields)
         log.request(one)
         [common] = read_lines(pipe[0])
-        level = {200: "info", 503: "error"}[one.status]
+        level = {200: "info", 404: "warning", 503: "error"}[one.status]
         long = json.loads(log._full_line(one, level))
-        assert list(common) == list(long) == list(ACCESS_FIELDS)
+        assert list(common) == list(long) == list(names)
         assert common == long
+
+    def test_problem_lines_say_why_in_a_bounded_detail(self, pipe: tuple[int, int]) -> None:
+        """4xx and 5xx lines carry the problem's detail, cut at MAX_DETAIL_CHARS and marked."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log.request(record(400, detail="the body is not valid JSON"))
+        log.request(record(404, detail="x" * 5000))
+        log.request(record(200, detail=None))
+        short, long, ok = read_lines(pipe[0])
+        assert short["detail"] == "the body is not valid JSON"
+        assert len(long["detail"]) <= MAX_DETAIL_CHARS
+        assert long["detail"].startswith("xxx")
+        assert long["detail"].endswith(" more]")
+        assert "detail" not in ok
 
     def test_a_12_kb_path_is_cut_to_one_line(self, pipe: tuple[int, int]) -> None:
         """A path too long for PIPE_BUF is cut, in the message and in the path, and marked."""

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
+#: What Prometheus sends when it scrapes.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 LAYOUT = Layout(paths=("/api/echo", "/health", "unmatched"))
 
 
@@ -167,13 +172,37 @@ class TestRegistry:
             (None, "text/plain; version=", b"# TYPE http_requests_total counter"),
             ("text/plain", "text/plain; version=", b"# HELP"),
             ("application/openmetrics-text", OPENMETRICS, b"# EOF"),
+            (
+                PROMETHEUS_ACCEPT,
+                OPENMETRICS,
+                b"# EOF",
+            ),
+            ("application/openmetrics-text;q=0, text/plain;q=1", "text/plain; version=", b"# HELP"),
+            ("text/plain;q=0.4, application/openmetrics-text;q=0.5", OPENMETRICS, b"# EOF"),
+            ("text/plain, application/openmetrics-text", "text/plain; version=", b"# HELP"),
+            ("*/*", "text/plain; version=", b"# HELP"),
+            ("application/*;q=0.2", OPENMETRICS, b"# EOF"),
+            ("application/openmetrics-text;q=nan", "text/plain; version=", b"# HELP"),
+            ("image/png", "text/plain; version=", b"# HELP"),
         ],
-        ids=["none", "text", "openmetrics"],
+        ids=[
+            "none",
+            "text",
+            "openmetrics",
+            "prometheus",
+            "openmetrics-refused",
+            "openmetrics-preferred",
+            "tie-is-text",
+            "anything",
+            "application-range",
+            "bad-q",
+            "neither",
+        ],
     )
     def test_render_follows_the_accept_header(
         self, store: MetricsStore, accept: str | None, content_type: str, marker: bytes
     ) -> None:
-        """Prometheus text by default, OpenMetrics when asked for."""
+        """Prometheus text by default; OpenMetrics when Accept prefers it, by its q-values."""
         store.claim()
         body, given = render(registry_of(store), accept)
         assert given.startswith(content_type)

@@ -36,7 +36,7 @@ class TestOpenapiRoute:
         proto = harness.request(method, "/openapi.json")
         assert proto.response.status == 200
         assert proto.response.header("content-type") == "application/json"
-        assert proto.response.body == SHIPPED
+        assert proto.response.body == (SHIPPED if method == "GET" else b"")
         assert harness.log_lines() == []
         assert harness.count("200", method, "/openapi.json") is None
 

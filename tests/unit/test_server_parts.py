@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import ipaddress
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -10,8 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
 
-from echod.certs import self_signed
+from echod.certs import DEV_CERT_DAYS, self_signed
 from echod.config import ConfigError, Settings
 from echod.listener import Listener
 from echod.server import _busy_ports, check_tls
@@ -43,6 +46,29 @@ class TestSelfSignedCertificate:
         cert.write_bytes(cert_pem)
         key.write_bytes(key_pem)
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+
+    @pytest.mark.parametrize(
+        "name",
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        ids=["localhost", "127.0.0.1"],
+    )
+    def test_a_strict_verifier_accepts_it_when_pinned(self, name: x509.GeneralName) -> None:
+        """cryptography's RFC 5280 verifier, with the certificate as the only trust anchor."""
+        cert = x509.load_pem_x509_certificate(self_signed()[0])
+        verifier = (
+            PolicyBuilder()
+            .store(Store([cert]))
+            .time(dt.datetime.now(dt.UTC))
+            .build_server_verifier(name)  # type: ignore[arg-type]
+        )
+        assert verifier.verify(cert, []) == [cert]
+
+    def test_it_is_valid_for_a_year_from_now(self) -> None:
+        """At least 30 and at most 366 days, as Mozilla's guidelines allow: 365."""
+        cert = x509.load_pem_x509_certificate(self_signed()[0])
+        lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+        assert dt.timedelta(days=364) < lifetime <= dt.timedelta(days=DEV_CERT_DAYS)
+        assert 30 <= DEV_CERT_DAYS <= 366
 
 
 class TestCheckTls:
