@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "BCRYPT_HASH_LENGTH",
+    "BCRYPT_MAX_PASSWORD",
     "MAX_PENDING_HASHES",
     "MAX_REFUSED_REMEMBERED",
     "MAX_VERIFIED_REMEMBERED",
@@ -36,6 +38,7 @@ __all__ = [
     "demo_users_file",
     "load_users",
     "parse_basic_auth",
+    "parse_users",
 ]
 
 #: Credentials that may wait for bcrypt in one process; more are answered 503.
@@ -45,8 +48,10 @@ MAX_VERIFIED_REMEMBERED = 1024
 #: Refused credentials remembered per process, so that repeating them is cheap.
 MAX_REFUSED_REMEMBERED = 10_000
 
-# bcrypt reads at most 72 bytes of a password; htpasswd and most libraries drop the rest.
-_BCRYPT_MAX_PASSWORD = 72
+#: bcrypt reads at most 72 bytes of a password; htpasswd and most libraries drop the rest.
+BCRYPT_MAX_PASSWORD = 72
+#: The length of a bcrypt hash in its ``$2b$`` text form.
+BCRYPT_HASH_LENGTH = 60
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _WRONG = "wrong user name or password"
 
@@ -108,24 +113,33 @@ def load_users(path: Path) -> dict[str, bytes]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"users file {path}: cannot be read: {error}") from None
+    return parse_users(text, f"users file {path}")
+
+
+def parse_users(text: str, source: str) -> dict[str, bytes]:
+    """Parse the text of an htpasswd file of bcrypt hashes; ``source`` names it in errors.
+
+    Raises:
+        ConfigError: as :func:`load_users` says.
+    """
     users: dict[str, bytes] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         user, colon, hashed = line.partition(":")
-        where = f"users file {path}, line {number}"
+        where = f"{source}, line {number}"
         if not colon or not user:
             raise ConfigError(f"{where}: expected user:hash")
-        if not hashed.startswith(_BCRYPT_PREFIXES) or len(hashed) != 60:  # noqa: PLR2004
+        if not hashed.startswith(_BCRYPT_PREFIXES) or len(hashed) != BCRYPT_HASH_LENGTH:
             raise ConfigError(
-                f"{where}: the hash of {user!r} is not bcrypt; make it with htpasswd -B"
+                f"{where}: the hash of {user!r} is not bcrypt; make it with echod passwd"
             )
         if user in users:
             raise ConfigError(f"{where}: user {user!r} appears twice")
         users[user] = hashed.encode()
     if not users:
-        raise ConfigError(f"users file {path}: no users")
+        raise ConfigError(f"{source}: no users")
     return users
 
 
@@ -218,7 +232,7 @@ class Authenticator:
 
     def _bcrypt(self, credentials: Credentials) -> bool:
         hashed = self._users.get(credentials.user)
-        password = credentials.password[:_BCRYPT_MAX_PASSWORD]
+        password = credentials.password[:BCRYPT_MAX_PASSWORD]
         try:
             matched = bcrypt.checkpw(password, hashed or self._unknown_user_hash)
         except ValueError:  # bcrypt refuses some passwords, such as ones with NUL bytes

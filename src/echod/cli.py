@@ -1,5 +1,7 @@
 """CLI: the ``echod`` command. Parses its settings, then serves until told to stop.
 
+``echod passwd FILE USER`` instead adds a user to an htpasswd file (:mod:`echod.passwd`).
+
 Exit status: 0 after a clean shutdown, 1 when serving fails (a port in use, a listener
 that dies), 2 for bad settings. Setting errors go to stderr; everything else is a JSON
 line on stdout.
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 from echod.auth import demo_users_file, load_users
 from echod.config import ConfigError, load_settings
 from echod.logs import configure_logging
+from echod.passwd import passwd
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -28,6 +31,9 @@ log = logging.getLogger("echod")
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run echod with ``argv`` (default: the command line) and ``environ`` (default: os.environ)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["passwd"]:
+        return passwd(argv[1:])
     try:
         settings = load_settings(argv, environ)
     except ConfigError as error:

@@ -13,14 +13,27 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from echod.routes import KNOWN_METHODS, UNMATCHED, metric_paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["BUCKETS_MS", "OTHER", "STATUSES", "Layout", "Recorder"]
+
+class Floats(Protocol):
+    """Floats by index, as the memory map of a slot file is cast (``memoryview.cast("d")``)."""
+
+    def __getitem__(self, index: int, /) -> float:
+        """The float at ``index``."""
+        ...
+
+    def __setitem__(self, index: int, value: float, /) -> None:
+        """Set the float at ``index``."""
+        ...
+
+
+__all__ = ["BUCKETS_MS", "OTHER", "STATUSES", "Floats", "Layout", "Recorder"]
 
 #: Histogram buckets, in milliseconds (the metric's unit), from 0.1 ms to 10 s.
 BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -129,7 +142,7 @@ class Recorder:
         "_values",
     )
 
-    def __init__(self, values: memoryview[float], base: int, layout: Layout) -> None:
+    def __init__(self, values: Floats, base: int, layout: Layout) -> None:
         """Count into ``values`` (floats) at the slot starting at ``base``."""
         self._values = values
         counters = base + layout.counters

@@ -16,7 +16,16 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["CUT_MARKER", "MAX_LINE_BYTES", "JsonFormatter", "Rfc3339Clock", "cut", "fit_line"]
+__all__ = [
+    "CUT_MARKER",
+    "EVENT_FIELDS",
+    "MAX_LINE_BYTES",
+    "JsonFormatter",
+    "Rfc3339Clock",
+    "cut",
+    "event_line",
+    "fit_line",
+]
 
 #: The longest line written, newline included: a write this small is atomic on a pipe.
 MAX_LINE_BYTES = select.PIPE_BUF
@@ -105,8 +114,26 @@ class Rfc3339Clock:
         return self._formatted
 
 
+#: The fields every event line (start, stop, warnings, ready) begins with, in order.
+EVENT_FIELDS = ("time", "level", "message", "logger")
+
+
+def event_line(
+    message: str,
+    logger: str,
+    fields: dict[str, Any],
+    *,
+    level: str = "info",
+    when: float | None = None,
+    clock: Rfc3339Clock | None = None,
+) -> bytes:
+    """One event as a JSON line: :data:`EVENT_FIELDS`, then ``fields``, cut to fit."""
+    stamp = (clock or Rfc3339Clock()).format(time.time() if when is None else when)
+    return fit_line(dict(zip(EVENT_FIELDS, (stamp, level, message, logger), strict=True)) | fields)
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats :mod:`logging` records as echod's JSON lines."""
+    """Formats :mod:`logging` records as echod's event lines."""
 
     def __init__(self) -> None:
         """Format with echod's clock; no format string is used."""
@@ -115,14 +142,16 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Return ``record`` as one JSON line (without the newline)."""
-        line: dict[str, Any] = {
-            "time": self._clock.format(record.created),
-            "level": record.levelname.lower(),
-            "message": record.getMessage(),
-            "logger": record.name,
-        }
-        line.update(getattr(record, "fields", {}))
+        fields = dict(getattr(record, "fields", {}))
         if record.exc_info:
-            line["error"] = repr(record.exc_info[1])
-            line["traceback"] = self.formatException(record.exc_info)
-        return fit_line(line)[:-1].decode()
+            fields["error"] = repr(record.exc_info[1])
+            fields["traceback"] = self.formatException(record.exc_info)
+        line = event_line(
+            record.getMessage(),
+            record.name,
+            fields,
+            level=record.levelname.lower(),
+            when=record.created,
+            clock=self._clock,
+        )
+        return line[:-1].decode()

@@ -60,7 +60,7 @@ def serve(settings: Settings, users: Mapping[str, bytes], *, log_config: dict[st
                 "must skip verification (curl -k); set --tls-cert and --tls-key for a real one"
             )
         loader = partial(worker_app, settings, users, runtime.ref)
-        return Supervisor(settings, listeners, loader, log_config, runtime.readiness).run()
+        return Supervisor(settings, listeners, loader, log_config, runtime).run()
     finally:
         runtime.remove()
 

@@ -19,18 +19,19 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from echod.announce import announce_ready, ready_facts
 from echod.listener import STOP_SIGNALS, run_listener
 from echod.version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from functools import partial
     from multiprocessing.process import BaseProcess
 
     from echod.app import EchoApp
     from echod.config import Settings
     from echod.listener import Listener
-    from echod.runtime import Readiness
+    from echod.runtime import Runtime
 
 __all__ = ["KILL_GRACE", "Supervisor"]
 
@@ -38,6 +39,8 @@ log = logging.getLogger("echod")
 
 #: Seconds the supervisor waits for listeners beyond --shutdown-timeout before it kills them.
 KILL_GRACE = 5.0
+# Seconds between two looks at whether the workers serve yet.
+_POLL = 0.02
 
 
 class Supervisor:
@@ -49,14 +52,14 @@ class Supervisor:
         listeners: Sequence[Listener],
         loader: partial[EchoApp],
         log_config: dict[str, Any],
-        readiness: Readiness,
+        runtime: Runtime,
     ) -> None:
         """Prepare to run ``listeners``, whose workers build their app with ``loader``."""
         self._settings = settings
         self._listeners = listeners
         self._loader = loader
         self._log_config = log_config
-        self._readiness = readiness
+        self._runtime = runtime
         self._signals: list[int] = []
         self._processes: list[BaseProcess] = []
         self._wake = -1
@@ -80,7 +83,10 @@ class Supervisor:
                 process.start()
                 self._processes.append(process)
             log.info("echod started", extra={"fields": self._started_fields()})
-            failed = self._wait()
+            failed = self._wait(until=self._serving)
+            if failed is None and not self._signals:
+                announce_ready(ready_facts(self._settings, self._listeners))
+                failed = self._wait()
             if failed is not None:
                 log.error("listener %s exited with status %s", failed.name, failed.exitcode)
             return self._shutdown(failed)
@@ -102,16 +108,29 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002 - signal API
         self._signals.append(signum)
 
-    def _wait(self, timeout: float | None = None) -> BaseProcess | None:
-        """Wait for a signal, a listener's exit or the timeout; return a listener that exited."""
+    def _serving(self) -> bool:
+        """Whether every worker of every listener has started: each has claimed its slot."""
+        return len(self._runtime.store.owners()) >= len(self._listeners) * self._settings.workers
+
+    def _wait(
+        self, timeout: float | None = None, until: Callable[[], bool] | None = None
+    ) -> BaseProcess | None:
+        """Wait for a signal, a listener's exit, ``until()`` or the timeout.
+
+        Returns the listener that exited, if one did.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._signals:
             for process in self._processes:
                 if not process.is_alive():
                     return process
+            if until is not None and until():
+                break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
+            if until is not None:  # polled, a few times a second
+                remaining = _POLL if remaining is None else min(remaining, _POLL)
             sentinels = [process.sentinel for process in self._processes]
             multiprocessing.connection.wait([*sentinels, self._wake], remaining)
             with contextlib.suppress(BlockingIOError):
@@ -119,7 +138,7 @@ class Supervisor:
         return None
 
     def _shutdown(self, failed: BaseProcess | None) -> int:
-        self._readiness.drain()
+        self._runtime.readiness.drain()
         if failed is None:
             signum = self._signals[0]
             log.info("shutting down on %s: /ready answers 503", signal.Signals(signum).name)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +14,7 @@ import pytest
 import yaml
 
 from scripts.stack import stop
+from tests.support.tools import require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,22 +29,6 @@ START_TIMEOUT = 30.0
 def load_yaml(path: Path) -> Any:
     """The one YAML document in ``path``."""
     return yaml.safe_load(path.read_text())
-
-
-def require_tool(name: str, package: str) -> str:
-    """Return the path of the tool ``name``, found in the virtualenv or on ``PATH``.
-
-    Missing, it fails the test when ``CI`` is set and skips it otherwise; either way the
-    message names the package that brings it.
-    """
-    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    found = shutil.which(name, path=search)
-    if found:
-        return found
-    message = f"{name} is missing: it comes with the {package} (make test installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.deploy.support import DEPLOY, REPO, load_yaml, require_tool, run_tool
+from tests.deploy.support import DEPLOY, REPO, load_yaml, run_tool
+from tests.support.tools import require_tool
 
 if TYPE_CHECKING:
     from pathlib import Path

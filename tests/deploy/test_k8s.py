@@ -9,7 +9,8 @@ import pytest
 
 from echod.supervisor import KILL_GRACE
 from echod.version import __version__
-from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml, require_tool, run_tool
+from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml, run_tool
+from tests.support.tools import require_tool
 
 K8S = DEPLOY / "k8s"
 BUILT_IN = ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"]

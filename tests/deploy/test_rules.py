@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.support import ALERTS, PROMETHEUS_DIR, REPO, load_yaml, require_tool, run_tool
+from tests.deploy.support import ALERTS, PROMETHEUS_DIR, REPO, load_yaml, run_tool
+from tests.support.tools import require_tool
 
 RUNBOOK = REPO / "docs" / "runbook.md"
 PROMTOOL_PACKAGE = "Debian package prometheus"

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.deploy.support import REPO, Prometheus, require_tool
+from tests.deploy.support import REPO, Prometheus
+from tests.support.make import MakeJob, answers
 from tests.support.processes import free_port
+from tests.support.tools import require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,15 +68,6 @@ class Stack:
         self.prometheus.stop()
 
 
-def port_answers(port: int) -> bool:
-    """Whether something answers HTTP on the loopback port."""
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-    except httpx.TransportError:
-        return False
-    return True
-
-
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     """The stack, running until its test ends."""
@@ -96,5 +89,32 @@ class TestStack:
         status, stderr = stack.interrupt()
         assert status == 0, stderr
         assert "stack: stopped" in stderr
-        assert not port_answers(stack.port)
-        assert not port_answers(stack.prometheus.port)
+        assert not answers(f"http://127.0.0.1:{stack.port}/")
+        assert not answers(f"http://127.0.0.1:{stack.prometheus.port}/")
+
+
+@pytest.fixture
+def make_stack() -> Iterator[MakeJob]:
+    """make stack on free ports, stopped after its test whatever happens."""
+    require_tool("prometheus", "Debian package prometheus")
+    port, tls_port, prometheus = free_port(), free_port(), free_port()
+    running = MakeJob(
+        "stack",
+        f"--port {port} --tls-port {tls_port} --prometheus-port {prometheus}",
+        [f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{prometheus}/-/ready"],
+        stamp=".installed-dev",
+    )
+    yield running
+    running.close()
+
+
+class TestMakeStack:
+    def test_ctrl_c_stops_make_echod_and_prometheus(self, make_stack: MakeJob) -> None:
+        """Ctrl-C signals the whole process group: everything stops, nothing listens."""
+        make_stack.interrupt()
+        assert make_stack.stopped() == ([], [])
+
+    def test_sigterm_to_make_alone_stops_the_stack(self, make_stack: MakeJob) -> None:
+        """make passes SIGTERM on to the stack script, which stops echod and Prometheus."""
+        make_stack.terminate()
+        assert make_stack.stopped() == ([], [])

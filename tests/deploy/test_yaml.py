@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.deploy.support import REPO, require_tool, run_tool
+from tests.deploy.support import REPO, run_tool
+from tests.support.tools import require_tool
 
 
 class TestYamllint:

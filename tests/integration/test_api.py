@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.support.patterns import UUID4
 from tests.support.processes import raw_exchange
+from tests.support.tools import require_tool
 from tests.support.users import AUTH_HEADER
 
 if TYPE_CHECKING:
@@ -248,8 +248,7 @@ class TestHeadOverEveryProtocol:
     @pytest.mark.parametrize("flag", ["--http2-prior-knowledge", "--http2"], ids=["h2c", "h2"])
     def test_curl_head_over_http2(self, echod: Echod, flag: str) -> None:
         """curl -I over HTTP/2 used to fail with PROTOCOL_ERROR when a body followed."""
-        curl = shutil.which("curl")
-        assert curl, "curl is needed (Debian package curl; make test installs it)"
+        curl = require_tool("curl", "Debian package curl")
         url = (echod.tls_url if flag == "--http2" else echod.url) + "/health"
         done = subprocess.run(
             [curl, "-skI", flag, "-w", "%{http_version}", url],

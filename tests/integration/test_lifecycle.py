@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.support.processes import ECHOD
+from tests.support.processes import ECHOD, free_port
 from tests.support.users import AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
@@ -65,6 +68,52 @@ class TestStart:
             f"https://127.0.0.1:{echod.tls_port}",
         ]
         assert started["workers"] == 1
+
+    def test_ready_is_a_json_event_at_any_log_level(self, make_echod: Any) -> None:
+        """Containers and log shippers see where echod listens, a curl line and the API doc."""
+        echod = make_echod("--log-level", "error", tls=True)
+        deadline = time.monotonic() + 5
+        while not (
+            ready := [line for line in echod.log_lines() if line["message"] == "echod ready"]
+        ):
+            assert time.monotonic() < deadline, echod.stdout()
+            time.sleep(0.05)
+        [event] = ready
+        assert event["urls"] == [
+            f"http://127.0.0.1:{echod.port}",
+            f"https://127.0.0.1:{echod.tls_port}",
+        ]
+        assert event["openapi"] == f"http://127.0.0.1:{echod.port}/openapi.json"
+        assert event["try"].startswith("curl -u remarkablebob:PASSWORD -X POST 127.0.0.1:")
+        assert event["demoUsers"] is True
+        assert echod.stderr() == "", "stderr is not a terminal: nothing plain is written"
+
+    def test_a_terminal_also_gets_a_few_plain_lines(self) -> None:
+        """On a terminal, stderr says where echod listens, what to try, and how to stop it."""
+        port, tls_port = free_port(), free_port()
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen(
+            [str(ECHOD), "--host", "127.0.0.1", "--port", str(port), "--tls-port", str(tls_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        said = b""
+        try:
+            deadline = time.monotonic() + 15
+            while b"Ctrl-C stops it." not in said and time.monotonic() < deadline:
+                if select.select([controller], [], [], 0.5)[0]:
+                    said += os.read(controller, 4096)
+        finally:
+            process.terminate()
+            process.wait(30)
+            os.close(controller)
+        text = said.decode().replace("\r\n", "\n")
+        assert "echod is ready:\n" in text
+        assert f"  http://127.0.0.1:{port}\n" in text
+        assert f"  https://127.0.0.1:{tls_port}  (self-signed certificate: curl -k)\n" in text
+        assert f"try:  curl -u remarkablebob:2rFtex -X POST 127.0.0.1:{port}/api/echo" in text
+        assert f"API:  http://127.0.0.1:{port}/openapi.json\n" in text
 
     def test_demo_users_are_warned_about_once(self, make_echod: Any) -> None:
         """Without --users-file, one warning says the demo credentials are in use."""

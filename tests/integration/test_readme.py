@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from echod.config import OPTIONS
+from tests.support.processes import Echod
+from tests.support.tools import require_tool
 
 README = Path(__file__).parents[2] / "README.md"
 DEFAULT_PORTS = (3000, 10000)
@@ -42,8 +45,6 @@ def ports_free() -> bool:
 @pytest.fixture(scope="module")
 def default_echod() -> Any:
     """echod started with no arguments at all, as make run starts it."""
-    from tests.support.processes import Echod  # noqa: PLC0415
-
     if not ports_free():
         if os.environ.get("CI"):
             pytest.fail(f"ports {DEFAULT_PORTS} are in use; the README examples need them")
@@ -58,7 +59,7 @@ def default_echod() -> Any:
 @pytest.mark.parametrize(("command", "expected"), examples(), ids=lambda text: text[:40])
 def test_example_prints_what_the_readme_says(command: str, expected: str) -> None:
     """The command, run by a shell as written, prints the documented output."""
-    assert shutil.which("curl"), "curl is needed (Debian package curl; make test installs it)"
+    require_tool("curl", "Debian package curl")
     # The README's own command line, through a shell, exactly as a reader would run it.
     done = subprocess.run(  # noqa: S602
         command, shell=True, capture_output=True, text=True, timeout=30, check=False
@@ -69,8 +70,6 @@ def test_example_prints_what_the_readme_says(command: str, expected: str) -> Non
 
 def test_configuration_table_lists_every_setting() -> None:
     """Each flag and variable of echod has its row in the README."""
-    from echod.config import OPTIONS  # noqa: PLC0415
-
     text = README.read_text()
     for option in OPTIONS:
         assert re.search(rf"\| `{option.flag}` \| `{option.env}` \|", text), option.flag

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.support.tools import require_tool
 from tests.support.users import AUTH
 
 if TYPE_CHECKING:
@@ -78,8 +78,7 @@ class TestSelfSigned:
 
     def test_curl_with_insecure_reaches_health(self, make_echod: Any) -> None:
         """The seed's curl -k example, against a free port."""
-        curl = shutil.which("curl")
-        assert curl, "curl is needed (Debian package curl; make test installs it)"
+        curl = require_tool("curl", "Debian package curl")
         echod = make_echod(tls=True)
         done = subprocess.run(
             [curl, "-sk", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",

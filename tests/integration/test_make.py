@@ -1,0 +1,58 @@
+"""make run: the README's first command serves, and the signals a person sends stop it."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.make import REPO, MakeJob
+from tests.support.processes import free_port
+from tests.support.tools import require_tool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture
+def make_run() -> Iterator[MakeJob]:
+    """make run on free loopback ports, stopped after its test whatever happens."""
+    port, tls_port = free_port(), free_port()
+    running = MakeJob(
+        "run",
+        f"--host 127.0.0.1 --port {port} --tls-port {tls_port}",
+        [f"http://127.0.0.1:{port}/health", f"https://127.0.0.1:{tls_port}/health"],
+        stamp=".installed-serve",
+    )
+    yield running
+    running.close()
+
+
+class TestMakeRun:
+    def test_ctrl_c_stops_make_and_echod(self, make_run: MakeJob) -> None:
+        """Ctrl-C signals the whole process group: everything stops, nothing listens."""
+        make_run.interrupt()
+        assert make_run.stopped() == ([], [])
+
+    def test_sigterm_to_make_alone_stops_echod(self, make_run: MakeJob) -> None:
+        """make passes SIGTERM on to the recipe's process: echod drains and stops."""
+        make_run.terminate()
+        assert make_run.stopped() == ([], [])
+
+
+def test_make_doc_writes_without_warnings_and_says_where() -> None:
+    """pdoc resolves every name and annotation, and make doc names its output."""
+    make = require_tool("make", "Debian package make")
+    done = subprocess.run(
+        [make, "--no-print-directory", "doc"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warn" not in done.stdout + done.stderr
+    assert "build/doc/index.html" in done.stdout
+    assert (REPO / "build" / "doc" / "index.html").is_file()
