@@ -118,6 +118,8 @@ def ws_check(contender: Contender, args: argparse.Namespace) -> None:
         figures = wsload(args.wsload, ws_url(contender), 1, 1)
     except (WsloadError, OSError, subprocess.SubprocessError) as error:
         raise CompareError(f"{contender.name}: {error}") from error
+    if not figures["connected"]:
+        raise CompareError(f"{contender.name}: no WebSocket handshake on /api/raw succeeded")
     if not figures["messages"] or figures["errors"] or figures["mismatches"]:
         raise CompareError(f"{contender.name}: the WebSocket echo check failed: {figures}")
 
