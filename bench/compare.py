@@ -10,7 +10,7 @@ in a session of its own, on a free loopback port. Once each answers ``GET /healt
 must echo the reference request: the authenticated ``POST /api/echo`` of
 ``{"foo": "bar"}`` that bench/workloads/reference.lua sends. Each then gets a warm-up
 run, and the measured rounds run one server after the other, the order swapped each
-round, so that drift on a shared machine hits both alike. Both are stopped at the end
+round, so that drift on a busy machine hits both alike. Both are stopped at the end
 (SIGTERM to their sessions, SIGKILL after 10 s), whatever happened.
 
 The load is wrk with the reference workload. With ``--ws`` it is wsload (bench/wsload.py)
