@@ -15,7 +15,7 @@ TEST_PACKAGES := curl prometheus
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 $(SERVE_INSTALLED): pyproject.toml constraints.txt
 	@echo "make: installing echod and what it needs to serve into $(VENV) (once)"
@@ -95,6 +95,53 @@ fuzz: $(INSTALLED) ## the contract tests with many more examples: schemathesis a
 bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk
 	$(BIN)/python -m bench.run $(ARGS)
+
+# make bench-compare: echod against the Go service it replaces and against a typical FastAPI
+# app, side by side (bench/compare.py). The Go programs are built offline in GOPATH mode from
+# Debian's Go packages into build/reference/; FastAPI gets a virtualenv of its own there.
+REFERENCE := build/reference
+GO_HTTP_PACKAGES := golang-go golang-github-valyala-fasthttp-dev \
+  golang-github-prometheus-client-golang-dev golang-github-rs-zerolog-dev golang-github-google-uuid-dev
+GO_WS_PACKAGES := golang-go golang-github-gorilla-websocket-dev
+GO := GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOFLAGS= CGO_ENABLED=0 \
+  GOCACHE=$(CURDIR)/build/go-cache go
+FASTAPI_VENV := $(REFERENCE)/fastapi-venv
+ECHOD_COMMAND := $(BIN)/echod --host 127.0.0.1 --port {port} --tls-port 0 --workers 1 --log-level info
+GO_ECHOD_COMMAND := $(REFERENCE)/go-echod -addr 127.0.0.1:{port}
+FASTAPI_COMMAND := $(FASTAPI_VENV)/bin/uvicorn --app-dir bench/reference/fastapi-echod \
+  --host 127.0.0.1 --port {port} --no-access-log app:app
+GO_WS_COMMAND := $(REFERENCE)/go-ws-echo -addr 127.0.0.1:{port}
+# Server A of make bench-compare-ws: go (the Go reference against itself, which proves the
+# tooling) until echod serves a WebSocket on /api/raw; then WS_SERVER=echod.
+WS_SERVER ?= go
+
+$(REFERENCE)/go-echod: bench/reference/go-echod/main.go
+	@scripts/debian-packages $(GO_HTTP_PACKAGES)
+	cd $(<D) && $(GO) vet . && $(GO) build -trimpath -o $(CURDIR)/$@ .
+
+$(REFERENCE)/go-ws-echo $(REFERENCE)/wsload: $(REFERENCE)/%: bench/reference/%/main.go
+	@scripts/debian-packages $(GO_WS_PACKAGES)
+	cd $(<D) && $(GO) vet . && $(GO) build -trimpath -o $(CURDIR)/$@ .
+
+$(FASTAPI_VENV)/.installed: bench/reference/fastapi-echod/requirements.txt
+	$(PYTHON) -m venv $(FASTAPI_VENV)
+	$(FASTAPI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+.PHONY: bench-compare
+bench-compare: $(INSTALLED) $(REFERENCE)/go-echod $(FASTAPI_VENV)/.installed ## echod against Go and FastAPI, reference workload; ARGS="--rounds 1"
+	@scripts/debian-packages wrk
+	$(BIN)/mypy --python-executable $(FASTAPI_VENV)/bin/python bench/reference/fastapi-echod/app.py
+	$(BIN)/python -m bench.compare --name-a echod --a '$(ECHOD_COMMAND)' \
+	  --name-b go --b '$(GO_ECHOD_COMMAND)' $(ARGS)
+	$(BIN)/python -m bench.compare --name-a echod --a '$(ECHOD_COMMAND)' \
+	  --name-b fastapi --b '$(FASTAPI_COMMAND)' $(ARGS)
+
+.PHONY: bench-compare-ws
+bench-compare-ws: $(INSTALLED) $(REFERENCE)/go-ws-echo $(REFERENCE)/wsload ## WebSocket echo against Go (WS_SERVER=echod once echod has it)
+	$(BIN)/python -m bench.compare --ws \
+	  --name-a $(WS_SERVER) --a '$(if $(filter echod,$(WS_SERVER)),$(ECHOD_COMMAND),$(GO_WS_COMMAND))' \
+	  --name-b go-ref --b '$(GO_WS_COMMAND)' $(ARGS)
 
 .PHONY: soak
 soak: $(INSTALLED) ## load and fault tests, 60 s of load each (about 8 minutes); figures in build/reliability

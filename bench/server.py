@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,30 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+class HealthError(Exception):
+    """A server under measurement ended, or did not answer /health in time."""
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Return once ``base``/health answers 200.
+
+    Raises:
+        HealthError: ``process`` ended first, or ``timeout`` seconds went by.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise HealthError(f"it exited with status {process.returncode} before /health answered")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as page:  # noqa: S310
+                if page.status == HTTPStatus.OK:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise HealthError(f"/health did not answer within {timeout:g} s")
 
 
 def statuses(base: str) -> dict[str, float]:
@@ -56,14 +81,11 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = started + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1):  # noqa: S310
-                    return time.monotonic() - started
-            except OSError:
-                time.sleep(0.01)
-        raise SystemExit("echod did not answer /health within 30 s")
+        try:
+            wait_healthy(self.url, self.process)
+        except HealthError as error:
+            raise SystemExit(f"echod: {error}") from error
+        return time.monotonic() - started
 
     def pids(self) -> list[int]:
         """Every process of the echod instance."""

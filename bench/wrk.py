@@ -18,10 +18,12 @@ def to_ms(value: str) -> float:
     return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, script: Path, seconds: int, connections: int, threads: int = 2
+) -> dict[str, float]:
     """Run wrk and return its figures."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
-               "-s", str(script), url]  # fmt: skip
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "--timeout", "5s", "-s", str(script), url]  # fmt: skip
     # wrk stops itself after ``seconds``; the timeout is for a wrk that does not.
     out = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=seconds + 30
