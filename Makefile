@@ -10,6 +10,9 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # What serving needs, then the development tools on top of it: each is installed once.
 SERVE_INSTALLED := $(VENV)/.installed-serve
 INSTALLED := $(VENV)/.installed-dev
+# sslyze pins a cryptography older than echod's: it gets a virtualenv of its own.
+SSLYZE_VENV := build/tools/sslyze
+SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
 TEST_PACKAGES := curl prometheus
 
@@ -52,8 +55,20 @@ dockerrun: ## build the echod image and run it on 3000 (HTTP) and 10000 (HTTPS)
 	docker run --rm -p 3000:3000 -p 10000:10000 echod
 
 .PHONY: test
-test: lint system-packages ## lint, then the unit, integration and deployment tests
+test: lint system-packages $(SSLYZE) ## lint, then the unit, integration and deployment tests
 	$(BIN)/pytest
+
+$(SSLYZE): tests/integration/sslyze-requirements.txt
+	@echo "make: installing sslyze into $(SSLYZE_VENV) (once)"
+	rm -rf $(SSLYZE_VENV) && $(PYTHON) -m venv $(SSLYZE_VENV)
+	$(SSLYZE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  --no-deps -r tests/integration/sslyze-requirements.txt
+	@touch $@
+
+.PHONY: tls-audit
+tls-audit: $(SERVE_INSTALLED) ## testssl.sh against echod's HTTPS listener (about a minute); report in build/
+	@scripts/debian-packages testssl.sh
+	$(BIN)/python -m scripts.tls_audit
 
 .PHONY: unit
 unit: $(INSTALLED) ## the unit tests only (no sockets, no processes)

@@ -213,7 +213,8 @@ class EchoApp:
         self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
     ) -> int:
         """``/openapi.json``: the OpenAPI document."""
-        _send(proto, scope.method, 200, [_JSON, ("x-request-id", rid)], self._openapi)
+        headers = [_JSON, _DOCUMENT_CACHING, ("x-request-id", rid)]
+        _send(proto, scope.method, 200, headers, self._openapi)
         return 200
 
     # --- the parts the handlers share
@@ -273,6 +274,8 @@ class EchoApp:
 _HEALTHY = b'{"status":"ok"}\n'
 _READY = b'{"status":"ready"}\n'
 _VARY_ACCEPT = ("vary", "accept")
+# The document changes only with echod's version: a cache may keep it a few minutes.
+_DOCUMENT_CACHING = ("cache-control", "max-age=300")
 
 
 def _problem_body(problem: Problem, path: str, rid: str) -> bytes:
