@@ -56,3 +56,20 @@ def test_make_doc_writes_without_warnings_and_says_where() -> None:
     assert "Warn" not in done.stdout + done.stderr
     assert "build/doc/index.html" in done.stdout
     assert (REPO / "build" / "doc" / "index.html").is_file()
+
+
+def test_make_run_installs_only_what_serving_needs() -> None:
+    """make run's install step takes echod and its runtime dependencies, not the dev tools."""
+    make = require_tool("make", "Debian package make")
+    done = subprocess.run(
+        [make, "--no-print-directory", "-n", "-B", ".venv/.installed-serve"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [install] = [line for line in done.stdout.splitlines() if " install " in line]
+    assert install.endswith("-c constraints.txt -e .")
+    assert "[dev]" not in done.stdout
+    assert "--quiet" not in install, "a person sees the install's progress"
