@@ -3,6 +3,9 @@
 Exit status: 0 after a clean shutdown, 1 when serving fails (a port in use, a listener
 that dies), 2 for bad settings. Setting errors go to stderr; everything else is a JSON
 line on stdout.
+
+``echod healthcheck`` takes the same settings and asks the echod they describe for
+``/health`` instead of serving (echod.healthcheck): 0 if it answers 200, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from echod import healthcheck
 from echod.auth import demo_users_file, load_users
 from echod.config import ConfigError, load_settings
 from echod.logs import configure_logging
@@ -28,6 +32,9 @@ log = logging.getLogger("echod")
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run echod with ``argv`` (default: the command line) and ``environ`` (default: os.environ)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "healthcheck":
+        return healthcheck.main(argv[1:], environ)
     try:
         settings = load_settings(argv, environ)
     except ConfigError as error:
