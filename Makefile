@@ -52,7 +52,7 @@ BASE_IMAGES = $(shell sed -n 's/^FROM \([^ ]*:[^ ]*\).*/\1/p' Dockerfile | sort 
 COMPOSE_IMAGES = $(shell sed -n 's/^ *image: \(prom\/prometheus:.*\)$$/\1/p' deploy/compose.yaml)
 COMPOSE = $(if $(filter docker,$(ENGINE)),docker compose,$(BIN)/podman-compose) -f deploy/compose.yaml
 
-$(WHEELS)/.made: $(INSTALLED) pyproject.toml constraints.txt README.md $(shell find src -type f -not -name '*.pyc')
+$(WHEELS)/.made: $(INSTALLED) scripts/image-wheels pyproject.toml constraints.txt README.md $(shell find src -type f -not -name '*.pyc')
 	scripts/image-wheels $(BIN)/python $(WHEELS)
 	touch $@
 

@@ -130,7 +130,8 @@ class TestInit:
 
 class TestLogs:
     def test_stdout_is_json_lines(self, container: Container) -> None:
-        """Everything echod writes to the container's stdout is a JSON line."""
+        """Everything echod writes goes to the container's stdout, as JSON lines."""
+        assert container.logs()[1] == ""
         lines = container.log_lines()
         assert any(line["message"] == "echod started" for line in lines)
         assert any(line.get("path") == "/api/echo" for line in lines)
