@@ -18,7 +18,7 @@ TEST_PACKAGES := curl prometheus
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 $(SERVE_INSTALLED): pyproject.toml constraints.txt
 	@echo "make: installing echod and what it needs to serve into $(VENV) (once)"
@@ -43,16 +43,63 @@ stack: $(INSTALLED) ## echod (3000, 10000) and Prometheus (9000) as local proces
 	@scripts/debian-packages prometheus
 	$(BIN)/python scripts/stack.py $(ARGS)
 
-COMPOSE := docker compose -f deploy/compose.yaml
+# Containers. ENGINE is docker where a Docker engine answers, and podman otherwise; it is
+# found once, when first used. With podman, the engine target installs these Debian
+# packages when they are missing: podman with runc (see deploy/podman/containers.conf),
+# the CNI plugins with name resolution for compose networks, iptables for published
+# ports, and mmdebstrap, which makes base images that cannot be pulled.
+ENGINE = $(eval ENGINE := $$(shell docker info >/dev/null 2>&1 && echo docker || echo podman))$(ENGINE)
+PODMAN_PACKAGES := podman runc containernetworking-plugins \
+  golang-github-containernetworking-plugin-dnsname iptables mmdebstrap
+# podman's settings for hosts that refuse setrlimit (see the file); docker ignores them.
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' src/echod/version.py)
+# The OCI source label: origin's URL when it is a web or SSH address; set it to publish.
+IMAGE_SOURCE ?= $(shell git config --get remote.origin.url | grep -E '^(https://|git@)' || true)
+# The wheels the image installs, made on this machine where the package index is.
+WHEELS := build/wheels
+# The images the Dockerfile starts from (stage names have no tag), and compose's Prometheus.
+BASE_IMAGES = $(shell sed -n 's/^FROM \([^ ]*:[^ ]*\).*/\1/p' Dockerfile | sort -u)
+COMPOSE_IMAGES = $(shell sed -n 's/^ *image: \(prom\/prometheus:.*\)$$/\1/p' deploy/compose.yaml)
+COMPOSE = $(if $(filter docker,$(ENGINE)),docker compose,$(BIN)/podman-compose) -f deploy/compose.yaml
+
+$(WHEELS)/.made: $(INSTALLED) scripts/image-wheels pyproject.toml constraints.txt README.md $(shell find src -type f -not -name '*.pyc')
+	scripts/image-wheels $(BIN)/python $(WHEELS)
+	touch $@
+
+.PHONY: engine
+engine:
+	@$(if $(filter podman,$(ENGINE)),scripts/debian-packages $(PODMAN_PACKAGES),true)
+
+.PHONY: image
+image: $(WHEELS)/.made engine ## build the image echod:latest (and echod:VERSION), with docker or else podman
+	ENGINE=$(ENGINE) scripts/base-image $(BASE_IMAGES)
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) \
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD) \
+	  $(if $(IMAGE_SOURCE),--build-arg SOURCE=$(IMAGE_SOURCE)) \
+	  --tag echod:latest --tag echod:$(VERSION) .
+	@$(ENGINE) image inspect echod:latest --format 'echod:latest is {{.Size}} bytes'
+
+.PHONY: compose-images
+compose-images: image ## the images compose runs: echod's, and Prometheus's (pulled, or from Debian)
+	ENGINE=$(ENGINE) scripts/base-image $(COMPOSE_IMAGES)
 
 .PHONY: compose-up
-compose-up: ## Envoy (HTTPS on 10000), echod and Prometheus (9000) under Docker Compose
-	$(COMPOSE) up --build
+compose-up: compose-images ## Envoy (HTTPS on 10000), echod and Prometheus (9000) under compose
+	$(COMPOSE) up
+
+.PHONY: compose-up-without-envoy
+compose-up-without-envoy: compose-images ## echod and Prometheus (9000) under compose, without Envoy
+	$(COMPOSE) -f deploy/compose.without-envoy.yaml up
 
 .PHONY: dockerrun
-dockerrun: ## build the echod image and run it on 3000 (HTTP) and 10000 (HTTPS)
-	docker build -t echod .
-	docker run --rm -p 3000:3000 -p 10000:10000 echod
+dockerrun: image ## run the echod image on 3000 (HTTP) and 10000 (HTTPS), read-only
+	$(ENGINE) run --rm --read-only --stop-timeout 30 -p 3000:3000 -p 10000:10000 echod:latest
+
+.PHONY: test-containers
+test-containers: $(INSTALLED) ## build the images with podman and test them running, compose included
+	$(MAKE) compose-images ENGINE=podman
+	$(BIN)/pytest -m containers tests/containers --timeout 300
 
 .PHONY: test
 test: lint system-packages $(SSLYZE) ## lint, then the unit, integration and deployment tests

@@ -1,10 +1,14 @@
 """CLI: the ``echod`` command. Parses its settings, then serves until told to stop.
 
-``echod passwd FILE USER`` instead adds a user to an htpasswd file (:mod:`echod.passwd`).
-
 Exit status: 0 after a clean shutdown, 1 when serving fails (a port in use, a listener
 that dies), 2 for bad settings. Setting errors go to stderr; everything else is a JSON
 line on stdout.
+
+Two subcommands do something else instead of serving:
+
+- ``echod passwd FILE USER`` adds a user to an htpasswd file (:mod:`echod.passwd`);
+- ``echod healthcheck`` takes the same settings and asks the echod they describe for
+  ``/health`` (:mod:`echod.healthcheck`): 0 if it answers 200, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from echod import healthcheck
 from echod.auth import demo_users_file, load_users
 from echod.config import ConfigError, load_settings
 from echod.logs import configure_logging
@@ -34,6 +39,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["passwd"]:
         return passwd(argv[1:])
+    if argv[:1] == ["healthcheck"]:
+        return healthcheck.main(argv[1:], environ)
     try:
         settings = load_settings(argv, environ)
     except ConfigError as error:

@@ -201,11 +201,13 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the command-line parser; every option defaults to "not given"."""
+def build_parser(prog: str = "echod") -> argparse.ArgumentParser:
+    """Return the command-line parser of ``prog``; every option defaults to "not given"."""
     parser = _Parser(
-        prog="echod",
-        description="A JSON echo API: POST or PUT a JSON object to /api/echo.",
+        prog=prog,
+        description="A JSON echo API: POST or PUT a JSON object to /api/echo. "
+        "'echod healthcheck' with the same settings asks a running echod's /health "
+        "and exits 0 if it answers 200, 1 otherwise.",
         epilog="Every option can also be set with its ECHOD_* variable "
         "(--max-body-bytes is ECHOD_MAX_BODY_BYTES); the flag wins.",
     )
@@ -220,15 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
 def load_settings(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "echod",
 ) -> Settings:
     """Build the settings from flags, then ``ECHOD_*`` variables, then defaults.
+
+    ``prog`` names the command in ``--help``: ``echod``, or ``echod healthcheck``.
 
     Raises:
         ConfigError: a value is malformed or out of range; the message names the flag
             or variable and the value.
     """
     environ = os.environ if environ is None else environ
-    given = build_parser().parse_args(argv)
+    given = build_parser(prog).parse_args(argv)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:

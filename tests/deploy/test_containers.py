@@ -1,11 +1,17 @@
-"""The Dockerfiles and the compose file, checked statically: there is no Docker engine here."""
+"""The Dockerfiles and the compose files, checked statically.
+
+make test-containers builds and runs them with podman (tests/containers); these checks
+need no engine, and they also cover what cannot run without a registry (Envoy).
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
+import yaml
 
 from tests.deploy.support import DEPLOY, REPO, load_yaml, run_tool
 from tests.support.tools import require_tool
@@ -15,10 +21,13 @@ if TYPE_CHECKING:
 
 ECHOD_DOCKERFILE = REPO / "Dockerfile"
 ENVOY_DOCKERFILE = DEPLOY / "envoy" / "Dockerfile"
+PROMETHEUS_DOCKERFILE = DEPLOY / "prometheus-image" / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
+WITHOUT_ENVOY = DEPLOY / "compose.without-envoy.yaml"
 DOCKERFILES = [
     pytest.param(ECHOD_DOCKERFILE, id="echod"),
     pytest.param(ENVOY_DOCKERFILE, id="envoy"),
+    pytest.param(PROMETHEUS_DOCKERFILE, id="prometheus"),
 ]
 # An image named with a release tag: name:1.2 or name:v1.2.3, with an optional suffix.
 PINNED_IMAGE = re.compile(r"^[\w./-]+:v?\d+(\.\d+)+[\w.-]*$")
@@ -49,6 +58,39 @@ def service(name: str) -> dict[str, Any]:
     return found
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """A YAML loader that knows compose's merge tags, and records where each was used."""
+
+    tagged: ClassVar[list[str]] = []
+
+
+def _merge_tag(loader: ComposeLoader, suffix: str, node: yaml.Node) -> Any:
+    """Load a ``!override`` or ``!reset`` node as its plain value."""
+    ComposeLoader.tagged.append(suffix)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+ComposeLoader.add_multi_constructor("!", _merge_tag)
+
+
+def compose_override() -> tuple[dict[str, Any], list[str]]:
+    """deploy/compose.without-envoy.yaml, and the tags it uses, in order."""
+    ComposeLoader.tagged.clear()
+    loaded: dict[str, Any] = yaml.load(WITHOUT_ENVOY.read_text(), ComposeLoader)  # noqa: S506
+    return loaded, list(ComposeLoader.tagged)
+
+
+def healthcheck_command(stage: list[tuple[str, str]]) -> list[str]:
+    """The exec form of the stage's HEALTHCHECK ... CMD [...]."""
+    [check] = arguments(stage, "HEALTHCHECK")
+    command: list[str] = json.loads(check.split(" CMD ", 1)[1])
+    return command
+
+
 class TestDockerfiles:
     @pytest.mark.parametrize("dockerfile", DOCKERFILES)
     def test_hadolint_finds_nothing(self, dockerfile: Path) -> None:
@@ -60,10 +102,12 @@ class TestDockerfiles:
 
     @pytest.mark.parametrize("dockerfile", DOCKERFILES)
     def test_every_base_image_is_pinned_to_a_release(self, dockerfile: Path) -> None:
-        """Each FROM names an image by its release tag, never latest or a bare name."""
+        """Each FROM names an image by its release tag (or an earlier stage), never latest."""
+        named: set[str] = set()
         for stage in stages(dockerfile):
-            image = stage[0][1].split()[0]
-            assert PINNED_IMAGE.match(image), image
+            image, *alias = stage[0][1].split()
+            assert image in named or PINNED_IMAGE.match(image), image
+            named.update(alias[1:])
 
 
 class TestEchodImage:
@@ -74,11 +118,23 @@ class TestEchodImage:
         for command in arguments(final, "RUN"):
             assert not re.search(r"\b(pip|apt-get|apk) install\b", command), command
 
-    def test_final_image_has_no_build_tools(self) -> None:
-        """The final stage removes pip, and its virtualenv was made without one."""
-        build, final = stages(ECHOD_DOCKERFILE)
-        assert any("venv --without-pip" in command for command in arguments(build, "RUN"))
-        assert any("pip uninstall" in command for command in arguments(final, "RUN"))
+    def test_debian_gives_only_python_and_tini(self) -> None:
+        """The stage the final one starts from installs Debian's python3 and tini, no more."""
+        runtime, _, final = stages(ECHOD_DOCKERFILE)
+        assert final[0] == ("FROM", "runtime")
+        assert runtime[0][1].endswith(" AS runtime")
+        [command] = arguments(runtime, "RUN")
+        [packages] = re.findall(r"apt-get install --yes --no-install-recommends ([^&]+)", command)
+        assert packages.split() == ["python3", "tini"]
+        assert "rm -rf /var/lib/apt/lists/*" in command
+
+    def test_final_image_has_no_pip(self) -> None:
+        """The virtualenv is made without pip, and pip runs from its wheel in the build stage."""
+        _, build, _ = stages(ECHOD_DOCKERFILE)
+        [command] = arguments(build, "RUN")
+        assert "venv --without-pip /opt/echod" in command
+        assert '"$1/pip" install' in command
+        assert "set -- /wheels/pip-*.whl" in command
 
     def test_runs_as_a_non_root_user(self) -> None:
         """The last USER is a numeric uid other than 0."""
@@ -87,16 +143,72 @@ class TestEchodImage:
         assert user.isdigit()
         assert int(user) != 0
 
-    def test_healthcheck_asks_health(self) -> None:
-        """HEALTHCHECK requests /health on echod's default port."""
+    def test_healthcheck_runs_echod_healthcheck(self) -> None:
+        """HEALTHCHECK runs echod healthcheck, which reads ECHOD_PORT; no port is written in."""
         *_, final = stages(ECHOD_DOCKERFILE)
+        assert healthcheck_command(final) == ["echod", "healthcheck"]
         [check] = arguments(final, "HEALTHCHECK")
-        assert "http://127.0.0.1:3000/health" in check
+        assert "--timeout=3s" in check  # above the healthcheck's own 2 s
 
-    def test_installs_the_pinned_versions(self) -> None:
-        """pip installs echod with constraints.txt, the versions the tests ran with."""
-        build, _ = stages(ECHOD_DOCKERFILE)
-        assert any("--constraint constraints.txt" in command for command in arguments(build, "RUN"))
+    def test_tini_is_pid_1_and_runs_echod(self) -> None:
+        """The entrypoint is tini, which reaps orphans and forwards signals to echod."""
+        *_, final = stages(ECHOD_DOCKERFILE)
+        assert arguments(final, "ENTRYPOINT") == ['["tini", "--", "echod"]']
+        assert arguments(final, "STOPSIGNAL") == ["SIGTERM"]
+
+    def test_carries_the_oci_labels(self) -> None:
+        """Version, source and licence labels; the version comes from make image."""
+        *_, final = stages(ECHOD_DOCKERFILE)
+        labels = " ".join(arguments(final, "LABEL"))
+        for key in ("version", "source", "licenses", "revision", "base.name"):
+            assert f"org.opencontainers.image.{key}=" in labels
+        assert 'org.opencontainers.image.licenses="MIT"' in labels
+        makefile = (REPO / "Makefile").read_text()
+        assert "--build-arg VERSION=$(VERSION)" in makefile
+
+    def test_base_label_names_the_base_image(self) -> None:
+        """org.opencontainers.image.base.name is the image the first stage starts from."""
+        runtime, *_, final = stages(ECHOD_DOCKERFILE)
+        base = runtime[0][1].split()[0]
+        assert f'org.opencontainers.image.base.name="{base}"' in " ".join(arguments(final, "LABEL"))
+
+    def test_installs_the_pinned_wheels_without_an_index(self) -> None:
+        """pip installs from the wheels of make image alone, with constraints.txt."""
+        _, build, _ = stages(ECHOD_DOCKERFILE)
+        [command] = arguments(build, "RUN")
+        assert "--no-index" in command
+        assert "--find-links /wheels" in command
+        assert "--constraint /src/constraints.txt" in command
+        assert "COPY build/wheels /wheels" in [f"COPY {args}" for args in arguments(build, "COPY")]
+
+    def test_build_context_is_the_wheels_and_the_constraints(self) -> None:
+        """.dockerignore lets in only build/wheels/ and constraints.txt."""
+        patterns = [
+            line
+            for line in (REPO / ".dockerignore").read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
+        assert patterns == ["*", "!constraints.txt", "!build/wheels/"]
+
+
+class TestPrometheusImage:
+    def test_is_debians_prometheus_run_like_the_official_image(self) -> None:
+        """Debian's package, its version checked, run as nobody with its data in /prometheus."""
+        [stage] = stages(PROMETHEUS_DOCKERFILE)
+        [command] = arguments(stage, "RUN")
+        assert "apt-get install --yes --no-install-recommends prometheus" in command
+        assert 'test "${installed%%+*}" = "$VERSION"' in command
+        assert arguments(stage, "USER") == ["65534"]
+        assert arguments(stage, "ENTRYPOINT") == ['["/usr/bin/prometheus"]']
+        assert arguments(stage, "WORKDIR") == ["/prometheus"]
+
+    def test_is_made_for_the_version_compose_names(self) -> None:
+        """scripts/base-image builds it for compose's prom/prometheus tag, with that version."""
+        image = service("prometheus")["image"]
+        assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", image)
+        script = (REPO / "scripts" / "base-image").read_text()
+        assert "prom/prometheus:v*) prometheus" in script
+        assert "context=deploy/prometheus-image" in script
 
 
 class TestEnvoyImage:
@@ -157,5 +269,27 @@ class TestCompose:
         assert (DEPLOY / "prometheus" / "prometheus.yaml").is_file()
 
     def test_makefile_points_at_this_file(self) -> None:
-        """make compose-up uses deploy/compose.yaml."""
-        assert "docker compose -f deploy/compose.yaml" in (REPO / "Makefile").read_text()
+        """make compose-up uses deploy/compose.yaml, with docker compose or podman-compose."""
+        makefile = (REPO / "Makefile").read_text()
+        assert "docker compose,$(BIN)/podman-compose) -f deploy/compose.yaml" in makefile
+        assert "$(COMPOSE) -f deploy/compose.without-envoy.yaml up" in makefile
+
+
+class TestComposeWithoutEnvoy:
+    def test_moves_envoy_to_a_profile_nobody_enables(self) -> None:
+        """Envoy gets a profile, so a plain up leaves it out; nothing else of it changes."""
+        override, _ = compose_override()
+        assert override["services"]["envoy"] == {"profiles": ["envoy"]}
+
+    def test_prometheus_waits_for_echod_alone(self) -> None:
+        """Prometheus's depends_on is replaced (!override), not merged, by echod alone."""
+        override, tags = compose_override()
+        assert override["services"]["prometheus"] == {"depends_on": ["backend"]}
+        assert tags == ["override"]
+        assert set(service("prometheus")["depends_on"]) == {"backend", "envoy"}
+
+    def test_changes_only_envoy_and_prometheus(self) -> None:
+        """echod's service is untouched: the compose test runs it as compose.yaml says."""
+        override, _ = compose_override()
+        assert set(override) == {"services"}
+        assert set(override["services"]) == {"envoy", "prometheus"}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from echod.config import Settings
 from echod.supervisor import KILL_GRACE
 from echod.version import __version__
 from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml, run_tool
@@ -89,6 +90,17 @@ class TestDeployment:
         assert security["readOnlyRootFilesystem"] is True
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"]["drop"] == ["ALL"]
+
+    def test_group_and_port_are_the_images(self) -> None:
+        """runAsGroup is the image's group, and the container port is one the image exposes."""
+        dockerfile = (REPO / "Dockerfile").read_text()
+        [gid] = re.findall(r"groupadd --system --gid (\d+) echod", dockerfile)
+        pod = manifest("deployment.yaml")["spec"]["template"]["spec"]["securityContext"]
+        assert pod["runAsGroup"] == int(gid)
+        [exposed] = re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE)
+        [port] = container()["ports"]
+        assert str(port["containerPort"]) in exposed.split()
+        assert port["containerPort"] == Settings().port
 
     def test_grace_period_covers_pre_stop_and_shutdown(self) -> None:
         """preStop, drain delay, shutdown timeout and kill grace fit the termination grace."""

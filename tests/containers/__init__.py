@@ -1,0 +1,1 @@
+"""Container tests: echod's image built and run with podman, and compose with Prometheus."""
