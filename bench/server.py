@@ -19,12 +19,22 @@ from echod.runtime import cpu_seconds, process_tree, pss_bytes
 ECHOD = Path(sys.executable).with_name("echod")
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, and that this process was not given before.
+
+    The kernel may hand out the same free port twice in a row, so two calls in a row (an
+    HTTP and an HTTPS port) could otherwise clash.
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class HealthError(Exception):

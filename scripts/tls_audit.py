@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.server import free_port
 from scripts.stack import ECHOD, stop
 
 REPORT = Path(__file__).resolve().parents[1] / "build" / "tls-audit" / "testssl.json"
@@ -30,13 +31,6 @@ KNOWN = {
     "engine_problem": "testssl.sh's own OpenSSL has no GOST engine",
 }
 _QUIET = {"OK", "INFO"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_tls(port: int, timeout: float = 30.0) -> None:
@@ -61,7 +55,7 @@ def main() -> int:
     if testssl is None:
         sys.stderr.write("tls-audit: testssl.sh is missing: install the Debian package\n")
         return 1
-    port, tls_port = _free_port(), _free_port()
+    port, tls_port = free_port(), free_port()
     echod = subprocess.Popen(
         [ECHOD, "--host", "127.0.0.1", "--port", str(port), "--tls-port", str(tls_port)],
         stdout=subprocess.DEVNULL,

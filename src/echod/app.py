@@ -12,6 +12,9 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`):
 4. The answer carries ``X-Request-ID`` and ``X-Response-Time``; then the request is
    logged and counted, once, as one :class:`echod.observe.RequestRecord`.
 
+A WebSocket handshake goes to :mod:`echod.websocket` instead, which follows the same
+order with the WebSocket's own answers.
+
 Every answer is ``Cache-Control: no-store``, so that no cache in front keeps a probe, a
 scrape or an echo. Every JSON body ends with a newline. An answer to ``HEAD`` carries
 the ``Content-Length`` that ``GET`` would have, and no body, over every protocol.
@@ -25,24 +28,23 @@ from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
+from echod.answers import JSON, NO_STORE, PROBLEM, problem_body, send
 from echod.auth import Authenticator
 from echod.echo import echo
 from echod.errors import (
-    PROBLEM_CONTENT_TYPE,
     BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Problem,
-    ServiceUnavailable,
     UnsupportedMediaType,
-    render_problem,
 )
 from echod.logs import AccessLog
-from echod.metrics import render
-from echod.observe import Observer, RequestIds, RequestRecord
+from echod.observe import HTTP_VERSIONS, Observer, RequestIds, RequestRecord
 from echod.openapi import openapi_document
+from echod.probes import Probes
 from echod.routes import ROUTES, UNMATCHED
+from echod.websocket import SocketLimits, WebSockets
 
 if TYPE_CHECKING:
     import asyncio
@@ -59,17 +61,12 @@ __all__ = ["CLIENT_GONE", "EchoApp", "create_app"]
 
 #: What the status of a request is recorded as when the client left before the answer.
 CLIENT_GONE = 499
-#: How granian names each HTTP version, and how echod writes it.
-HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
 
 #: What answers one route's requests: it gets the scope, the protocol, the request id,
 #: the start time and the body (empty unless the route reads it), sends the answer, and
 #: returns the status it sent, or an awaitable of it when it has to wait.
 Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], "int | Awaitable[int]"]
 
-_JSON = ("content-type", "application/json")
-_PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
-_NO_STORE = ("cache-control", "no-store")
 _now = time.perf_counter
 
 
@@ -82,24 +79,23 @@ class EchoApp:
         authenticator: Authenticator,
         access_log: AccessLog,
         observer: Observer,
-        registry: CollectorRegistry,
-        is_ready: Callable[[], bool],
+        probes: Probes,
+        websockets: WebSockets,
         max_body_bytes: int,
-        openapi: bytes,
     ) -> None:
         """Wire the parts together; :func:`create_app` builds them from settings."""
         self._auth = authenticator
         self._log = access_log
         self._observer = observer
-        self._registry = registry
-        self._is_ready = is_ready
+        self._websockets = websockets
         self._max_body = max_body_bytes
-        self._openapi = openapi
         self._request_id = RequestIds()
-        # Each path's route, and the method that answers it, found once by its name.
+        # Each path's route, and the method that answers it, found once by its name
+        # among the app's own handlers and the probes'.
         self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
         self._handlers: dict[str, Handler] = {
-            route.path: getattr(self, route.handler) for route in ROUTES
+            route.path: getattr(self, route.handler, None) or getattr(probes, route.handler)
+            for route in ROUTES
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -115,11 +111,14 @@ class EchoApp:
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
         """Answer one request."""
         start = _now()
+        headers = scope.headers
+        rid = self._request_id(headers.get("x-request-id"))
+        if scope.proto == "ws":
+            await self._websockets.serve(scope, proto, rid)  # type: ignore[arg-type]
+            return
         method = scope.method
         path = scope.path
-        headers = scope.headers
         version = scope.http_version
-        rid = self._request_id(headers.get("x-request-id"))
         route = self._routes.get(path)
         hostless = version == "1.1" and "host" not in headers
         if route is not None and route.probe and method in route.methods and not hostless:
@@ -180,41 +179,25 @@ class EchoApp:
         duration_ms = (_now() - start) * 1000.0
         proto.response_bytes(
             200,
-            [_JSON, _NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
+            [JSON, NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
             echoed,
         )
         return 200
 
-    def health(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
-        """``/health``: 200 while the process serves."""
-        _send(proto, scope.method, 200, [_JSON, _NO_STORE, ("x-request-id", rid)], _HEALTHY)
-        return 200
-
-    def ready(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
-        """``/ready``: 200, or 503 once the instance drains."""
-        if self._is_ready():
-            _send(proto, scope.method, 200, [_JSON, _NO_STORE, ("x-request-id", rid)], _READY)
-            return 200
-        problem = ServiceUnavailable("echod is shutting down")
-        headers = [_PROBLEM, _NO_STORE, ("x-request-id", rid), *problem.headers]
-        _send(proto, scope.method, 503, headers, _problem_body(problem, scope.path, rid))
-        return 503
-
-    def metrics(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int:
-        """``/metrics``: the whole instance's metrics, in the format ``Accept`` asks for."""
-        body, content_type = render(self._registry, scope.headers.get("accept"))
-        headers = [("content-type", content_type), _NO_STORE, _VARY_ACCEPT, ("x-request-id", rid)]
-        _send(proto, scope.method, 200, headers, body)
-        return 200
-
-    def openapi(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int:
-        """``/openapi.json``: the OpenAPI document."""
-        headers = [_JSON, _DOCUMENT_CACHING, ("x-request-id", rid)]
-        _send(proto, scope.method, 200, headers, self._openapi)
+    def raw(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+        """``POST``/``PUT /api/raw``: the body byte for byte, under the request's type."""
+        content_type = scope.headers.get("content-type") or "application/octet-stream"
+        duration_ms = (_now() - start) * 1000.0
+        proto.response_bytes(
+            200,
+            [
+                ("content-type", content_type),
+                NO_STORE,
+                ("x-request-id", rid),
+                ("x-response-time", f"{duration_ms:.3f}ms"),
+            ],
+            body,
+        )
         return 200
 
     # --- the parts the handlers share
@@ -258,43 +241,17 @@ class EchoApp:
         rid: str,
         start: float,
     ) -> float:
-        body = _problem_body(problem, path, rid)
+        body = problem_body(problem, path, rid)
         duration_ms = (_now() - start) * 1000.0
         headers = [
-            _PROBLEM,
-            _NO_STORE,
+            PROBLEM,
+            NO_STORE,
             ("x-request-id", rid),
             ("x-response-time", f"{duration_ms:.3f}ms"),
             *problem.headers,
         ]
-        _send(proto, method, problem.status, headers, body)
+        send(proto, method, problem.status, headers, body)
         return duration_ms
-
-
-_HEALTHY = b'{"status":"ok"}\n'
-_READY = b'{"status":"ready"}\n'
-_VARY_ACCEPT = ("vary", "accept")
-# The document changes only with echod's version: a cache may keep it a few minutes.
-_DOCUMENT_CACHING = ("cache-control", "max-age=300")
-
-
-def _problem_body(problem: Problem, path: str, rid: str) -> bytes:
-    """The problem's JSON, ended by a newline as every JSON answer over HTTP is."""
-    return render_problem(problem, path, rid) + b"\n"
-
-
-def _send(
-    proto: HTTPProtocol, method: str, status: int, headers: list[tuple[str, str]], body: bytes
-) -> None:
-    """Answer; to ``HEAD``, with the ``Content-Length`` of ``body`` and no body (RFC 9110 9.3.2).
-
-    granian drops the body of a HEAD answer over HTTP/1.1 but sends it over HTTP/2, where
-    clients then fail: no answer to HEAD carries one.
-    """
-    if method == "HEAD":
-        headers.append(("content-length", str(len(body))))
-        body = b""
-    proto.response_bytes(status, headers, body)
 
 
 def create_app(
@@ -308,12 +265,24 @@ def create_app(
 ) -> EchoApp:
     """Build the application for one worker process from its settings and shared parts."""
     access_log = AccessLog(settings.log_level, log_fd)
+    authenticator = Authenticator(users)
+    observer = Observer(access_log, recorder)
+    limits = SocketLimits(
+        max_message_bytes=settings.max_body_bytes,
+        idle_timeout=settings.ws_idle_timeout,
+        max_connections=settings.max_ws_connections,
+    )
     return EchoApp(
-        authenticator=Authenticator(users),
+        authenticator=authenticator,
         access_log=access_log,
-        observer=Observer(access_log, recorder),
-        registry=registry,
-        is_ready=is_ready,
+        observer=observer,
+        probes=Probes(registry=registry, is_ready=is_ready, openapi=openapi_document()),
         max_body_bytes=settings.max_body_bytes,
-        openapi=openapi_document(),
+        websockets=WebSockets(
+            authenticator=authenticator,
+            observer=observer,
+            recorder=recorder,
+            is_ready=is_ready,
+            limits=limits,
+        ),
     )

@@ -22,7 +22,9 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_WS_IDLE_TIMEOUT",
     "ConfigError",
     "LogLevel",
     "Settings",
@@ -37,6 +39,10 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
 #: Seconds in-flight requests get to finish once shutdown has begun.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+#: Seconds a WebSocket may go without a message from its client before it is closed.
+DEFAULT_WS_IDLE_TIMEOUT = 60.0
+#: Open WebSocket connections per worker; one more is refused with 503.
+DEFAULT_MAX_WS_CONNECTIONS = 1000
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -44,6 +50,7 @@ _MAX_BODY_LIMIT = 1024 * 1024 * 1024
 _MIN_HEADER_BYTES = 8 * 1024
 _MAX_HEADER_LIMIT = 1024 * 1024
 _MAX_SECONDS = 3600.0
+_MAX_WS_CONNECTIONS = 100_000
 
 
 class ConfigError(ValueError):
@@ -76,6 +83,8 @@ class Settings:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     drain_delay: float = 0.0
+    ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
+    max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
 
     @property
     def tls_enabled(self) -> bool:
@@ -190,6 +199,19 @@ OPTIONS: tuple[_Option, ...] = (
         _seconds(0.0, _MAX_SECONDS),
         "S",
         "seconds /ready answers 503 before the listeners close on SIGTERM (default 0)",
+    ),
+    _Option(
+        "ws_idle_timeout",
+        _seconds(1.0, _MAX_SECONDS),
+        "S",
+        f"seconds a WebSocket may go without a message before it is closed "
+        f"(default {DEFAULT_WS_IDLE_TIMEOUT:g})",
+    ),
+    _Option(
+        "max_ws_connections",
+        _integer(1, _MAX_WS_CONNECTIONS),
+        "N",
+        f"open WebSocket connections per worker (default {DEFAULT_MAX_WS_CONNECTIONS})",
     ),
 )
 

@@ -6,6 +6,7 @@ details (``application/problem+json``) that carry the request id::
     Problem                      any error answer; status 500 unless a subclass says
     ├── BadRequest               400  the body is empty, not JSON, not an object, ...
     ├── Unauthorized             401  credentials missing, malformed or wrong
+    ├── Forbidden                403  a WebSocket from another site's page
     ├── NotFound                 404  no such path
     ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
     ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``
@@ -25,6 +26,7 @@ import msgspec
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "BadRequest",
+    "Forbidden",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -88,6 +90,12 @@ class Unauthorized(Problem):
     def __init__(self, detail: str) -> None:
         """Describe why the credentials were refused; the challenge header is added."""
         super().__init__(detail, (self.CHALLENGE,))
+
+
+class Forbidden(Problem):
+    """The request is understood and refused, whoever sends it (a cross-site WebSocket)."""
+
+    status = 403
 
 
 class NotFound(Problem):

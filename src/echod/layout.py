@@ -1,11 +1,13 @@
 """Layout: where each metric value sits in a worker's slot, in both directions.
 
 A slot is a row of floats: the owner's pid, one counter per combination of the labels
-of ``http_requests_total``, the histogram's buckets (and +Inf), and the sum of the
-durations. :class:`Layout` owns the arithmetic both ways: the offset of a
-(status, method, path) when a request is counted, and the labels of each offset when
-``/metrics`` reads them back. Both derive from one list of dimensions, in one order,
-so reordering them or adding a value cannot put a count under the wrong labels.
+of ``http_requests_total``, the histogram's buckets (and +Inf), the sum of the
+durations, one counter of WebSocket messages per path and direction, and the gauge of
+the worker's open WebSocket connections. :class:`Layout` owns the arithmetic both ways:
+the offset of a (status, method, path) when a request is counted, and the labels of
+each offset when ``/metrics`` reads them back. Both derive from one list of dimensions,
+in one order, so reordering them or adding a value cannot put a count under the wrong
+labels.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from echod.routes import KNOWN_METHODS, UNMATCHED, metric_paths
+from echod.routes import KNOWN_METHODS, UNMATCHED, metric_paths, websocket_paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,12 +35,14 @@ class Floats(Protocol):
         ...
 
 
-__all__ = ["BUCKETS_MS", "OTHER", "STATUSES", "Floats", "Layout", "Recorder"]
+__all__ = ["BUCKETS_MS", "DIRECTIONS", "OTHER", "STATUSES", "Floats", "Layout", "Recorder"]
 
 #: Histogram buckets, in milliseconds (the metric's unit), from 0.1 ms to 10 s.
 BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-#: Every status echod answers with (499: the client went away before the answer).
-STATUSES = (200, 400, 401, 404, 405, 413, 415, 499, 500, 503)
+#: Every status echod answers with (101: a WebSocket; 499: the client went away first).
+STATUSES = (101, 200, 400, 401, 403, 404, 405, 413, 415, 499, 500, 503)
+#: The directions of a WebSocket message: from the client, to the client.
+DIRECTIONS = ("in", "out")
 #: The label of a status or method the layout does not list: labels stay bounded.
 OTHER = "other"
 #: The dimensions of ``http_requests_total``, outermost first.
@@ -54,6 +58,8 @@ class Layout:
     methods: tuple[str, ...] = (*KNOWN_METHODS, OTHER)
     #: The order of the dimensions in a slot, outermost first.
     order: tuple[str, ...] = DIMENSIONS
+    #: The ``path`` labels of WebSocket messages: the routes that take WebSockets.
+    websocket_paths: tuple[str, ...] = field(default_factory=websocket_paths)
 
     def __post_init__(self) -> None:
         """Check that every dimension has its catch-all value, and the order names each once.
@@ -118,9 +124,24 @@ class Layout:
         return self.buckets + len(BUCKETS_MS) + 1
 
     @property
-    def slot_size(self) -> int:
-        """Floats per slot: the owner's pid, the counters, the buckets and the sum."""
+    def messages(self) -> int:
+        """Where the WebSocket message counters start in a slot."""
         return self.sum + 1
+
+    def message_labels(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """Each WebSocket message counter's offset from :attr:`messages`, and its labels."""
+        for i, (path, direction) in enumerate(itertools.product(self.websocket_paths, DIRECTIONS)):
+            yield i, {"path": path, "direction": direction}
+
+    @property
+    def connections(self) -> int:
+        """Where the gauge of open WebSocket connections is in a slot."""
+        return self.messages + len(self.websocket_paths) * len(DIRECTIONS)
+
+    @property
+    def slot_size(self) -> int:
+        """Floats per slot: the pid, the counters, the buckets, the sum, the WebSocket part."""
+        return self.connections + 1
 
 
 class Recorder:
@@ -131,7 +152,9 @@ class Recorder:
     """
 
     __slots__ = (
+        "_connections",
         "_hist",
+        "_messages",
         "_method",
         "_other_method",
         "_other_status",
@@ -155,6 +178,11 @@ class Recorder:
         self._unmatched = self._path[UNMATCHED]
         self._hist = base + layout.buckets
         self._sum = base + layout.sum
+        self._messages = {
+            (labels["path"], labels["direction"]): base + layout.messages + offset
+            for offset, labels in layout.message_labels()
+        }
+        self._connections = base + layout.connections
 
     def observe(self, status: int, method: str, path: str, duration_ms: float) -> None:
         """Count one request: a status or method the layout lacks counts as :data:`OTHER`."""
@@ -162,11 +190,29 @@ class Recorder:
         try:
             index = self._status[status] + self._method[method] + self._path[path]
         except KeyError:  # rare: an unlisted status or method, counted as other
-            index = (
-                self._status.get(status, self._other_status)
-                + self._method.get(method, self._other_method)
-                + self._path.get(path, self._unmatched)
-            )
+            index = self._index(status, method, path)
         values[index] += 1.0
         values[self._hist + bisect_left(BUCKETS_MS, duration_ms)] += 1.0
         values[self._sum] += duration_ms
+
+    def count(self, status: int, method: str, path: str) -> None:
+        """Count one request in ``http_requests_total`` only, not in the durations.
+
+        A WebSocket connection is counted so: it lasts as long as its client wants.
+        """
+        self._values[self._index(status, method, path)] += 1.0
+
+    def message(self, path: str, direction: str) -> None:
+        """Count one WebSocket message on ``path``, "in" from the client or "out" to it."""
+        self._values[self._messages[path, direction]] += 1.0
+
+    def connections(self, change: int) -> None:
+        """Add ``change`` (1 or -1) to this worker's open WebSocket connections."""
+        self._values[self._connections] += change
+
+    def _index(self, status: int, method: str, path: str) -> int:
+        return (
+            self._status.get(status, self._other_status)
+            + self._method.get(method, self._other_method)
+            + self._path.get(path, self._unmatched)
+        )

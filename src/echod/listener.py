@@ -102,7 +102,7 @@ def run_listener(
         interface=Interfaces.RSGI,
         workers=settings.workers,
         http=HTTPModes.auto,
-        websockets=False,
+        websockets=True,
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout * 1000),
             max_buffer_size=settings.max_header_bytes,

@@ -1,18 +1,15 @@
 """Logs: JSON lines on stdout, one per request, plus start, stop and warning events.
 
 Request lines skip :mod:`logging` (too slow per request): they are rendered from
-:data:`ACCESS_FIELDS`, buffered, and written in whole lines of at most ``PIPE_BUF``
-bytes (:mod:`echod.lines`), when the buffer fills, a moment after the first line enters
-it, and on shutdown. Other events go through :mod:`logging` with
-:class:`echod.lines.JsonFormatter`, in the same shape.
+:data:`ACCESS_FIELDS` in the shape :mod:`echod.lines` gives every line, and handed to a
+:class:`echod.writer.LineWriter`, which writes them in whole lines. Other events go
+through :mod:`logging` with :class:`echod.lines.JsonFormatter`, in the same shape.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
-import os
-import stat
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +20,7 @@ import msgspec
 from echod.config import LogLevel
 from echod.lines import MAX_LINE_BYTES, JsonFormatter, Rfc3339Clock, cut, fit_line
 from echod.routes import KNOWN_METHODS
+from echod.writer import LineWriter
 
 if TYPE_CHECKING:
     import asyncio
@@ -32,9 +30,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCESS_FIELDS",
     "ERROR_FIELDS",
-    "FLUSH_DELAY",
     "MAX_DETAIL_CHARS",
     "PROBLEM_FIELDS",
+    "WEBSOCKET_FIELDS",
     "AccessLog",
     "configure_logging",
 ]
@@ -56,10 +54,10 @@ ACCESS_FIELDS = (
 PROBLEM_FIELDS = ("detail",)
 #: The fields a line of a 500 adds: the exception and its traceback.
 ERROR_FIELDS = ("error", "traceback")
+#: The fields the line of a WebSocket (status 101, written when it closes) adds.
+WEBSOCKET_FIELDS = ("messagesIn", "messagesOut", "bytesIn", "bytesOut", "closedBy")
 #: The longest ``detail`` written, in characters; a longer one is cut and marked.
 MAX_DETAIL_CHARS = 512
-#: Seconds a request line may wait in the buffer before it is written.
-FLUSH_DELAY = 0.05
 
 _LEVELS = {
     LogLevel.DEBUG: logging.DEBUG,
@@ -114,28 +112,11 @@ _PLAIN_METHODS = frozenset(KNOWN_METHODS)
 # Paths and users whose escaped form is remembered: a bounded table of short values.
 _ESCAPED_REMEMBERED = 256
 _SHORT = 64
-#: The most a write to a regular file holds, in whole lines.
-FILE_BATCH_BYTES = 64 * 1024
 
 
 def _detail(record: RequestRecord) -> str:
     """The record's detail, at most :data:`MAX_DETAIL_CHARS` long."""
     return cut(record.detail or "", MAX_DETAIL_CHARS)
-
-
-def _batch_size(fd: int) -> int:
-    """How many bytes of whole lines one write to ``fd`` may carry.
-
-    Writes to a pipe or a socket are only atomic up to ``PIPE_BUF``, so lines from
-    several workers could interleave in a larger one. A write to a regular file holds
-    the file's lock for its whole length on Linux, so a file gets larger batches: each
-    write to a file costs tens of microseconds, whatever its size.
-    """
-    try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        regular = False
-    return FILE_BATCH_BYTES if regular else MAX_LINE_BYTES
 
 
 class AccessLog:
@@ -145,19 +126,19 @@ class AccessLog:
         """Write lines at ``level`` and above to the file descriptor ``fd``."""
         self._info = _LEVELS[level] <= logging.INFO
         self._warning = _LEVELS[level] <= logging.WARNING
-        self._fd = fd
-        self._batch = _batch_size(fd)
+        self._writer = LineWriter(fd)
+        self.write = self._writer.write
         self._clock = Rfc3339Clock()
-        self._pending: list[bytes] = []
-        self._size = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
         # JSON strings of values that repeat (user names, paths), escaped once.
         self._escaped: dict[str, str] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Write buffered lines from ``loop`` soon after they arrive (or at once, if None)."""
-        self._loop = loop
+        self._writer.bind(loop)
+
+    def flush(self) -> None:
+        """Write every buffered line now (on shutdown)."""
+        self._writer.flush()
 
     def request(self, record: RequestRecord) -> None:
         """Log one answered request; the level follows the status."""
@@ -173,7 +154,7 @@ class AccessLog:
         else:
             level = "error"
         path, user = record.path, record.user
-        if record.error is None and record.method in _PLAIN_METHODS:
+        if record.error is None and record.websocket is None and record.method in _PLAIN_METHODS:
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
             quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
@@ -220,6 +201,15 @@ class AccessLog:
             values["error"] = repr(record.error)
             values["traceback"] = "".join(traceback.format_exception(record.error))
             fields += ERROR_FIELDS
+        if (traffic := record.websocket) is not None:
+            values |= {
+                "messagesIn": traffic.messages_in,
+                "messagesOut": traffic.messages_out,
+                "bytesIn": traffic.bytes_in,
+                "bytesOut": traffic.bytes_out,
+                "closedBy": traffic.closed_by,
+            }
+            fields += WEBSOCKET_FIELDS
         return fit_line({name: values[name] for name in fields})
 
     def _escape(self, value: str) -> str:
@@ -227,43 +217,6 @@ class AccessLog:
         if len(self._escaped) < _ESCAPED_REMEMBERED and len(value) <= _SHORT:
             self._escaped[value] = quoted
         return quoted
-
-    def write(self, line: bytes) -> None:
-        """Buffer one whole line; it is written within :data:`FLUSH_DELAY` seconds."""
-        if self._size + len(line) > self._batch:
-            self._write_out()
-        self._pending.append(line)
-        self._size += len(line)
-        if self._loop is None:
-            self._write_out()
-        elif self._timer is None:
-            # One timer at a time, left to run out rather than cancelled when the buffer
-            # fills first: setting and cancelling a timer per write costs more than the
-            # write itself under load.
-            self._timer = self._loop.call_later(FLUSH_DELAY, self._on_timer)
-
-    def flush(self) -> None:
-        """Write every buffered line now (on shutdown)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._write_out()
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._write_out()
-
-    def _write_out(self) -> None:
-        if not self._pending:
-            return
-        data = memoryview(b"".join(self._pending))
-        self._pending.clear()
-        self._size = 0
-        try:
-            while data:
-                data = data[os.write(self._fd, data) :]
-        except OSError:
-            return  # stdout is gone; there is nowhere left to say so
 
 
 def configure_logging(level: LogLevel) -> dict[str, Any]:

@@ -33,6 +33,8 @@ __all__ = ["build_registry", "render"]
 
 REQUESTS_NAME = "http_requests_total"
 DURATION_NAME = "http_request_duration_milliseconds"
+MESSAGES_NAME = "echod_websocket_messages_total"
+CONNECTIONS_NAME = "echod_websocket_connections"
 #: Seconds between two readings of the processes' PSS, which walks every memory mapping.
 PSS_REFRESH = 5.0
 
@@ -69,9 +71,25 @@ class _HttpCollector(Collector):
             buckets.append((_bound(bound), cumulative))
         yield HistogramMetricFamily(
             DURATION_NAME,
-            "Time from a request's arrival to its answer, in milliseconds",
+            "Time from a request's arrival to its answer, in milliseconds "
+            "(WebSocket connections left out)",
             buckets=buckets,
             sum_value=totals[layout.sum],
+        )
+        messages = CounterMetricFamily(
+            MESSAGES_NAME,
+            "WebSocket messages, by route and direction (in: from the client)",
+            labels=("path", "direction"),
+        )
+        for offset, message in layout.message_labels():
+            messages.add_metric(
+                [message["path"], message["direction"]], totals[layout.messages + offset]
+            )
+        yield messages
+        yield GaugeMetricFamily(
+            CONNECTIONS_NAME,
+            "Open WebSocket connections, over every live worker",
+            value=self._store.live_sum(layout.connections),
         )
 
 

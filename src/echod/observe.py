@@ -12,8 +12,10 @@ if TYPE_CHECKING:
     from echod.layout import Recorder
     from echod.logs import AccessLog
 
-__all__ = ["Observer", "RequestIds", "RequestRecord"]
+__all__ = ["HTTP_VERSIONS", "Observer", "RequestIds", "RequestRecord", "Traffic"]
 
+#: How granian names each HTTP version, and how echod writes it.
+HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
 # A client's id is kept when it is safe to repeat in a header and a log line.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 # New ids are made this many at a time.
@@ -52,6 +54,27 @@ class RequestIds:
         return self._ready.pop()
 
 
+class Traffic(msgspec.Struct):
+    """What went through one WebSocket: messages and bytes each way, and what closed it."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: "client", "idle", "shutdown" or "limit" (a message over --max-body-bytes).
+    closed_by: str = "client"
+
+    def count_in(self, size: int) -> None:
+        """One message of ``size`` bytes from the client."""
+        self.messages_in += 1
+        self.bytes_in += size
+
+    def count_out(self, size: int) -> None:
+        """One message of ``size`` bytes to the client."""
+        self.messages_out += 1
+        self.bytes_out += size
+
+
 class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """What one answered request was, made once and read by the log line and the metrics.
 
@@ -79,6 +102,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     detail: str | None = None
     #: The exception behind a 500, logged with its traceback.
     error: BaseException | None = None
+    #: What went through a WebSocket (status 101), or None for plain HTTP.
+    websocket: Traffic | None = None
 
 
 class Observer:
@@ -92,6 +117,13 @@ class Observer:
         self._recorder = recorder
 
     def record(self, record: RequestRecord) -> None:
-        """Count ``record`` under its route's label, then log it."""
-        self._recorder.observe(record.status, record.method, record.route, record.duration_ms)
+        """Count ``record`` under its route's label, then log it.
+
+        A WebSocket is counted in ``http_requests_total`` but not in the durations: it
+        lasts as long as its client wants, and would set off the latency alerts.
+        """
+        if record.websocket is None:
+            self._recorder.observe(record.status, record.method, record.route, record.duration_ms)
+        else:
+            self._recorder.count(record.status, record.method, record.route)
         self._log.request(record)

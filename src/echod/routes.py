@@ -16,6 +16,7 @@ __all__ = [
     "Route",
     "metric_paths",
     "route_for",
+    "websocket_paths",
 ]
 
 #: The methods of RFC 9110 and RFC 5789 (PATCH): counted and logged by name. Any other
@@ -42,6 +43,9 @@ class Route:
     body: bool = False
     #: The route's ``path`` label in the metrics: its path, unless given.
     label: str = ""
+    #: What a WebSocket on this path does with each message (a :mod:`echod.websocket`
+    #: handler's name), or None: the path takes no WebSocket. The upgrade is a GET.
+    websocket: str | None = None
 
     def __post_init__(self) -> None:
         """Label the route with its path when no label is given."""
@@ -55,7 +59,8 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("/api/echo", ("POST", "PUT"), "echo", body=True),
+    Route("/api/echo", ("POST", "PUT"), "echo", body=True, websocket="echo"),
+    Route("/api/raw", ("POST", "PUT"), "raw", body=True, websocket="raw"),
     Route("/health", ("GET", "HEAD"), "health", auth=False, probe=True),
     Route("/ready", ("GET", "HEAD"), "ready", auth=False, probe=True),
     Route("/metrics", ("GET", "HEAD"), "metrics", auth=False, probe=True),
@@ -73,3 +78,8 @@ def route_for(path: str) -> Route | None:
 def metric_paths() -> tuple[str, ...]:
     """Every value of the metrics' ``path`` label: each route's, then :data:`UNMATCHED`."""
     return (*(route.label for route in ROUTES), UNMATCHED)
+
+
+def websocket_paths() -> tuple[str, ...]:
+    """The ``path`` label of each route that takes WebSockets."""
+    return tuple(route.label for route in ROUTES if route.websocket is not None)

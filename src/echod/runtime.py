@@ -181,6 +181,8 @@ class MetricsStore:
                 owner = int(self._values[base])
                 if owner in {0, pid} or not alive(owner):
                     self._values[base] = float(pid)
+                    # Counters carry over to the replacement; a gauge starts afresh.
+                    self._values[base + self.layout.connections] = 0.0
                     return Recorder(self._values, base, self.layout)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -202,6 +204,19 @@ class MetricsStore:
                 for i, value in enumerate(values[base + 1 : base + size], start=1):
                     sums[i] += value
         return sums
+
+    def live_sum(self, index: int) -> float:
+        """The value at ``index`` in each slot, summed over the slots of live processes.
+
+        For gauges: a worker that died leaves its counts behind, but not its connections.
+        """
+        size = self.layout.slot_size
+        values = self._values
+        return sum(
+            values[base + index]
+            for base in range(0, self.slots * size, size)
+            if values[base] and alive(int(values[base]))
+        )
 
     def close(self) -> None:
         """Unmap the store."""

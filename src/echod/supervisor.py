@@ -2,9 +2,10 @@
 
 It starts one listener process per port and then waits for a stop signal or for a
 listener to exit. On SIGTERM or SIGINT, ``/ready`` turns 503 and stays so for
-``--drain-delay`` seconds (on SIGTERM only: Ctrl-C means stop now). Then the listeners
-stop accepting, requests in flight get ``--shutdown-timeout`` seconds to finish,
-listeners that overrun are killed, and echod exits 0. A listener that fails makes echod
+``--drain-delay`` seconds (on SIGTERM only: Ctrl-C means stop now). The workers then
+close their WebSockets, and once they have, the listeners stop accepting; requests in
+flight get what is left of ``--shutdown-timeout`` to finish, listeners that overrun are
+killed, and echod exits 0. A listener that fails makes echod
 stop and exit 1.
 """
 
@@ -112,6 +113,11 @@ class Supervisor:
         """Whether every worker of every listener has started: each has claimed its slot."""
         return len(self._runtime.store.owners()) >= len(self._listeners) * self._settings.workers
 
+    def _sockets_closed(self) -> bool:
+        """Whether no worker holds a WebSocket open any more."""
+        store = self._runtime.store
+        return store.live_sum(store.layout.connections) == 0
+
     def _wait(
         self, timeout: float | None = None, until: Callable[[], bool] | None = None
     ) -> BaseProcess | None:
@@ -145,10 +151,16 @@ class Supervisor:
             if signum == signal.SIGTERM and self._settings.drain_delay > 0:
                 self._signals.clear()  # a second signal ends the drain delay early
                 failed = self._wait(self._settings.drain_delay)
+        deadline = time.monotonic() + self._settings.shutdown_timeout + KILL_GRACE
+        if failed is None:
+            # The workers close their WebSockets once the ready byte says draining; wait
+            # for that, so that each is closed with its close frame and its log line,
+            # before the listeners stop (which would drop them).
+            self._signals.clear()
+            failed = self._wait(self._settings.shutdown_timeout, until=self._sockets_closed)
         for process in self._processes:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self._settings.shutdown_timeout + KILL_GRACE
         for process in self._processes:
             process.join(max(deadline - time.monotonic(), 0.0))
             if process.pid is not None and process.is_alive():

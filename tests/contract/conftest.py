@@ -20,9 +20,11 @@ CHEAP = 4
 @pytest.fixture(scope="module")
 def live_echod() -> Iterator[Echod]:
     """One echod on free loopback ports (plain HTTP), stopped after the module."""
-    server = Echod().start()
-    yield server
-    server.close()
+    server = Echod()
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="module")

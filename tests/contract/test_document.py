@@ -41,12 +41,24 @@ class TestDocument:
         assert DOCUMENT["info"]["version"] == __version__
 
     def test_paths_and_methods_are_the_routes(self) -> None:
-        """Every route with its methods, and nothing else."""
+        """Every route with its methods (and GET where it takes WebSockets), nothing else."""
         documented = {
             path: tuple(sorted(method.upper() for method in item))
             for path, item in DOCUMENT["paths"].items()
         }
-        assert documented == {route.path: tuple(sorted(route.methods)) for route in ROUTES}
+        assert documented == {
+            route.path: tuple(sorted({*route.methods, *(("GET",) if route.websocket else ())}))
+            for route in ROUTES
+        }
+
+    def test_the_websocket_upgrades_are_the_routes_that_take_them(self) -> None:
+        """GET on an echo route is its WebSocket, with the upgrade's answers."""
+        upgrades = {
+            path for path, (_, operation) in OPERATIONS.items() if "websocket" in operation["tags"]
+        }
+        assert upgrades == {f"GET {route.path}" for route in ROUTES if route.websocket}
+        for name in upgrades:
+            assert {"101", "401", "403", "405", "503"} <= set(OPERATIONS[name][1]["responses"])
 
     @pytest.mark.parametrize(("path", "operation"), OPERATIONS.values(), ids=OPERATIONS.keys())
     def test_security_is_basic_auth_where_the_route_needs_it(
@@ -63,13 +75,17 @@ class TestDocument:
             assert "401" in operation["responses"]
 
     def test_every_status_echod_answers_is_described(self) -> None:
-        """The statuses echod counts (499 is never sent) all have a problem schema."""
+        """The statuses echod counts (499 is never sent) all have a problem schema.
+
+        The WebSocket's refusals (401, 403, 503) are bare statuses, without a body, so 403
+        needs no problem schema; 101 and 200 are no problems.
+        """
         described = {
             schema["allOf"][1]["properties"]["status"]["const"]
             for name, schema in DOCUMENT["components"]["schemas"].items()
             if name.endswith("Problem") and name != "Problem"
         }
-        assert described | {200} == set(STATUSES) - {499}
+        assert described | {101, 200, 403} == set(STATUSES) - {499}
 
     def test_problem_titles_are_the_reason_phrases(self) -> None:
         """Each problem schema's title is the one echod renders for its status."""

@@ -32,9 +32,11 @@ def make_echod() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def echod() -> Iterator[Echod]:
     """One echod with HTTPS, shared by the tests of a module."""
-    server = Echod(tls=True).start()
-    yield server
-    server.close()
+    server = Echod(tls=True)
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -130,6 +130,54 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("auth-latin1-bytes", request(authorization=b"Basic \xe9\xe9"), 401, True, None),
     ("auth-wrong-password", request(authorization=basic(b"remarkablebob:2rftex")), 401, True, None),
     ("auth-empty-password", request(authorization=basic(b"remarkablebob:")), 401, True, None),
+    # /api/raw, which answers any bytes but keeps the echo's limits
+    ("raw-without-credentials", request(path=b"/api/raw", authorization=None), 401, True, None),
+    ("raw-gzip-encoded", request(b"\x1f\x8b", path=b"/api/raw",
+     headers=(b"Content-Encoding: gzip",)), 415, True, None),
+    ("raw-get-without-upgrade", request(method=b"GET", path=b"/api/raw"), 405, True, None),
+    ("raw-nul-bytes", request(b"\x00\x00", path=b"/api/raw"), 200, True, b"\x00\x00"),
+]  # fmt: skip
+
+
+def handshake(
+    *extra: bytes,
+    path: bytes = b"/api/echo",
+    method: bytes = b"GET",
+    version: bytes = b"HTTP/1.1",
+    authorization: bytes | None = AUTH_HEADER.encode(),
+    key: bytes | None = b"dGhlIHNhbXBsZSBub25jZQ==",
+    websocket_version: bytes = b"13",
+) -> bytes:
+    """A WebSocket opening handshake (RFC 6455 4.1), closing the connection if refused."""
+    lines = [
+        method + b" " + path + b" " + version,
+        b"Host: echod",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Version: " + websocket_version,
+    ]
+    if key is not None:
+        lines.append(b"Sec-WebSocket-Key: " + key)
+    if authorization is not None:
+        lines.append(b"Authorization: " + authorization)
+    return CRLF.join([*lines, *extra]) + CRLF + CRLF  # fmt: skip
+
+
+# WebSocket handshakes that must not open: (id, raw, status, logged by echod, body).
+# echod's refusals are granian's bare status lines, with no headers of echod's and no
+# body; the server refuses the malformed ones itself, before echod sees them.
+HANDSHAKES: list[tuple[str, bytes, int, bool, bytes]] = [
+    ("without-key", handshake(key=None), 400, False, b'No "Sec-WebSocket-Key" header'),
+    ("version-8", handshake(websocket_version=b"8"), 400, False,
+     b'No "Sec-WebSocket-Version: 13" header'),
+    ("without-credentials", handshake(authorization=None), 401, True, b""),
+    ("wrong-password", handshake(authorization=basic(b"remarkablebob:nope")), 401, True, b""),
+    ("cross-site-origin", handshake(b"Origin: http://evil.example"), 403, True, b""),
+    ("null-origin", handshake(b"Origin: null"), 403, True, b""),
+    ("unknown-path", handshake(path=b"/api/nope"), 404, True, b""),
+    ("probe-path", handshake(path=b"/health"), 404, True, b""),
+    ("post-upgrade", handshake(b"Content-Length: 0", method=b"POST"), 400, True, b""),
+    ("http-1.0-upgrade", handshake(version=b"HTTP/1.0"), 400, True, b""),
 ]  # fmt: skip
 
 
@@ -161,14 +209,31 @@ def test_corpus_case_gets_its_status(
         assert headers["allow"] in {"POST, PUT", "GET, HEAD"}
 
 
+@pytest.mark.parametrize(
+    ("raw", "status", "body"),
+    [(raw, status, body) for _, raw, status, _, body in HANDSHAKES],
+    ids=[case[0] for case in HANDSHAKES],
+)
+def test_a_bad_handshake_never_opens_a_websocket(
+    echod: Echod, raw: bytes, status: int, body: bytes
+) -> None:
+    """The handshake gets exactly its status and never 101, with nothing of echod's in it."""
+    got, headers, content = parse(raw_exchange(echod, raw))
+    assert got == status
+    assert content == body
+    assert "x-request-id" not in headers, "RSGI refuses a handshake with a bare status"
+    assert "upgrade" not in headers
+
+
 def test_every_answer_from_echod_is_logged_once(make_echod: Any) -> None:
     """One JSON line per request echod answered, none for the server library's refusals."""
     echod = make_echod()
-    for _, raw, _, _, _ in CORPUS:
+    cases = [*CORPUS, *HANDSHAKES]
+    for _, raw, _, _, _ in cases:
         raw_exchange(echod, raw)
     lines = echod.request_lines()
-    assert len(lines) == sum(1 for case in CORPUS if case[3])
-    assert {line["status"] for line in lines} == {case[2] for case in CORPUS if case[3]}
+    assert len(lines) == sum(1 for case in cases if case[3])
+    assert {line["status"] for line in lines} == {case[2] for case in cases if case[3]}
 
 
 class TestBodyLimit:
@@ -214,7 +279,9 @@ class TestProtocol:
             request(b'{"n":%d}' % n).replace(b"Connection: close\r\n", b"") for n in range(20)
         )
         raw = raw_exchange(
-            echod, burst + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            echod,
+            burst + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            answers=None,
         )
         assert re.findall(rb'\{"n":(\d+),"echoed":true\}', raw) == [b"%d" % n for n in range(20)]
 

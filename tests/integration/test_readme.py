@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,29 @@ def test_example_prints_what_the_readme_says(command: str, expected: str) -> Non
     # The README's own command line, through a shell, exactly as a reader would run it.
     done = subprocess.run(  # noqa: S602
         command, shell=True, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def python_examples() -> list[tuple[str, str]]:
+    """Each ```python block of the README whose last line is the ``# output`` it prints."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    found = []
+    for block in blocks:
+        *code, last = block.rstrip("\n").splitlines()
+        if last.startswith("# "):
+            found.append(("\n".join(code) + "\n", last.removeprefix("# ")))
+    assert found, "the README lost its Python example"
+    return found
+
+
+@pytest.mark.usefixtures("default_echod")
+@pytest.mark.parametrize(("code", "expected"), python_examples(), ids=lambda text: text[:30])
+def test_python_example_prints_what_the_readme_says(code: str, expected: str) -> None:
+    """The Python example, run as written with the websockets package, prints its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected

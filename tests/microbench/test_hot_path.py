@@ -125,7 +125,7 @@ def test_log_line(benchmark: BenchmarkFixture, devnull: int) -> None:
         remote="127.0.0.1:1",
     )
     benchmark(log.request, record)
-    line = json.loads(log._pending[-1])
+    line = json.loads(log._writer._pending[-1])
     assert (line["path"], line["status"], line["userId"]) == ("/api/echo", 200, "alice")
 
 

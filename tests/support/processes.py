@@ -26,17 +26,43 @@ ECHOD = Path(sys.executable).with_name("echod")
 START_TIMEOUT = 15.0
 
 
-def raw_exchange(echod: Echod, request: bytes, timeout: float = 5) -> bytes:
-    """Send raw bytes to echod's HTTP port; read until it closes or stays quiet."""
+def raw_exchange(
+    echod: Echod, request: bytes, timeout: float = 5, *, answers: int | None = 1
+) -> bytes:
+    """Send raw bytes to echod's HTTP port; read ``answers`` whole answers, or until it closes.
+
+    An answer is whole once its head and the ``Content-Length`` bytes after it are in,
+    so a connection kept alive after it (a refused WebSocket handshake) costs no wait.
+    With ``answers=None``, everything is read until echod closes or stays quiet.
+    """
     with socket.create_connection(("127.0.0.1", echod.port), timeout=timeout) as conn:
         conn.sendall(request)
-        chunks = []
+        received = b""
         try:
             while chunk := conn.recv(65536):
-                chunks.append(chunk)
+                received += chunk
+                if answers is not None and _whole(received, answers):
+                    break
         except TimeoutError:
             pass
-    return b"".join(chunks)
+    return received
+
+
+def _whole(received: bytes, answers: int) -> bool:
+    """Whether ``received`` holds ``answers`` answers, each with its Content-Length."""
+    for _ in range(answers):
+        head, separator, rest = received.partition(b"\r\n\r\n")
+        if not separator:
+            return False
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = int(value)
+        if len(rest) < length:
+            return False
+        received = rest[length:]
+    return True
 
 
 class Echod:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -105,3 +107,42 @@ class TestLayout:
             if isinstance(cls, type) and issubclass(cls, errors.Problem)
         }  # fmt: skip
         assert problem_statuses | {200, 499} <= set(STATUSES)
+
+
+class TestWebSocketPart:
+    def test_messages_are_counted_by_route_and_direction(self, tmp_path: Path) -> None:
+        """Each WebSocket route has an in and an out counter; the gauge sums live workers."""
+        store = MetricsStore.create(tmp_path / "metrics", Layout(), slots=2)
+        recorder = store.claim()
+        recorder.message("/api/echo", "in")
+        recorder.message("/api/echo", "in")
+        recorder.message("/api/raw", "out")
+        recorder.connections(1)
+        recorder.connections(1)
+        recorder.connections(-1)
+        registry = build_registry(store, root_pid=os.getpid(), version=__version__)
+
+        def messages(path: str, direction: str) -> float | None:
+            labels = {"path": path, "direction": direction}
+            return registry.get_sample_value("echod_websocket_messages_total", labels)
+
+        assert messages("/api/echo", "in") == 2
+        assert messages("/api/echo", "out") == 0
+        assert messages("/api/raw", "out") == 1
+        assert registry.get_sample_value("echod_websocket_connections") == 1
+        store.close()
+
+    def test_a_dead_worker_s_connections_leave_the_gauge(self, tmp_path: Path) -> None:
+        """Its counts stay; its open connections do not, and its replacement starts at 0."""
+        store = MetricsStore.create(tmp_path / "metrics", Layout(), slots=1)
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        dead = store.claim(pid=child.pid)
+        dead.connections(1)
+        dead.message("/api/raw", "in")
+        assert store.live_sum(store.layout.connections) == 0
+        store.claim()  # the replacement takes the dead worker's slot
+        totals = store.totals()
+        assert totals[store.layout.connections] == 0
+        assert sum(totals[store.layout.messages : store.layout.connections]) == 1
+        store.close()

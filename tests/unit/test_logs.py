@@ -13,8 +13,15 @@ import pytest
 
 from echod.config import LogLevel
 from echod.lines import JsonFormatter, Rfc3339Clock
-from echod.logs import ACCESS_FIELDS, FLUSH_DELAY, MAX_DETAIL_CHARS, PROBLEM_FIELDS, AccessLog
-from echod.observe import RequestRecord
+from echod.logs import (
+    ACCESS_FIELDS,
+    MAX_DETAIL_CHARS,
+    PROBLEM_FIELDS,
+    WEBSOCKET_FIELDS,
+    AccessLog,
+)
+from echod.observe import RequestRecord, Traffic
+from echod.writer import FLUSH_DELAY
 from tests.support.harness import QuietLoop
 
 
@@ -176,6 +183,17 @@ class TestAccessLog:
         assert list(common) == list(long) == list(names)
         assert common == long
 
+    def test_a_websocket_line_adds_its_traffic(self, pipe: tuple[int, int]) -> None:
+        """Written when the connection closes: the access fields, then the traffic."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        traffic = Traffic(messages_in=3, messages_out=2, bytes_in=30, bytes_out=20)
+        traffic.closed_by = "idle"
+        log.request(record(101, method="GET", websocket=traffic))
+        [line] = read_lines(pipe[0])
+        assert list(line) == [*ACCESS_FIELDS, *WEBSOCKET_FIELDS]
+        assert (line["status"], line["level"]) == (101, "info")
+        assert [line[name] for name in WEBSOCKET_FIELDS] == [3, 2, 30, 20, "idle"]
+
     def test_problem_lines_say_why_in_a_bounded_detail(self, pipe: tuple[int, int]) -> None:
         """4xx and 5xx lines carry the problem's detail, cut at MAX_DETAIL_CHARS and marked."""
         log = AccessLog(LogLevel.INFO, pipe[1])
@@ -288,10 +306,10 @@ class TestAccessLog:
         log = AccessLog(LogLevel.INFO, write)
         log.bind(QuietLoop())  # type: ignore[arg-type] # buffered: flush is what writes
         log_one(log, 200)
-        assert log._pending
+        assert log._writer._pending
         log.flush()  # EBADF: the line is lost, nothing is raised
-        assert log._pending == []
-        assert log._size == 0
+        assert log._writer._pending == []
+        assert log._writer._size == 0
 
 
 class TestJsonFormatter:

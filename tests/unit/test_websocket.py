@@ -1,0 +1,84 @@
+"""WebSocket parts without a server: the Origin rule and the answer to each message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from echod.websocket import SocketLimits, WebSockets, _answer, same_origin
+
+
+class TestSameOrigin:
+    @pytest.mark.parametrize(
+        ("origin", "host", "same"),
+        [
+            ("http://localhost:3000", "localhost:3000", True),
+            ("https://echod.example", "echod.example", True),
+            ("https://echod.example:443", "echod.example", True),
+            ("http://echod.example", "echod.example:80", True),
+            ("HTTP://ECHOD.example", "echod.EXAMPLE", True),
+            ("http://[::1]:3000", "[::1]:3000", True),
+            ("http://localhost:3001", "localhost:3000", False),
+            ("https://echod.example", "echod.example:80", False),
+            ("http://evil.example", "echod.example", False),
+            ("null", "echod.example", False),
+            ("http://echod.example", None, False),
+            ("http://echod.example.evil", "echod.example", False),
+        ],
+        ids=[
+            "same",
+            "default-https-port",
+            "explicit-443",
+            "explicit-80-in-host",
+            "case",
+            "ipv6",
+            "other-port",
+            "scheme-port-mismatch",
+            "other-host",
+            "opaque-null",
+            "no-host",
+            "suffix",
+        ],
+    )
+    def test_origin_is_compared_with_host(self, origin: str, host: str | None, same: bool) -> None:
+        """Scheme-default ports are equal to none; anything else must match exactly."""
+        assert same_origin(origin, host) is same
+
+
+class TestAnswer:
+    def test_the_echo_answers_the_object_as_text_without_a_newline(self) -> None:
+        """Exactly the HTTP echo's rules, but a WebSocket message carries no newline."""
+        assert _answer("echo", '{"b": 1, "a": 2}') == '{"b":1,"a":2,"echoed":true}'
+
+    def test_raw_answers_the_message_itself(self) -> None:
+        """Text as text, bytes as bytes."""
+        assert _answer("raw", "é") == "é"
+        assert _answer("raw", b"\x00") == b"\x00"
+
+    def test_binary_on_the_echo_is_a_415(self) -> None:
+        """JSON comes as text."""
+        with pytest.raises(Exception, match="binary messages are not supported") as raised:
+            _answer("echo", b"{}")
+        assert getattr(raised.value, "status", None) == 415
+
+
+class TestReply:
+    def test_over_the_limit_is_a_413_problem_that_closes(self) -> None:
+        """The size is counted in bytes of UTF-8, and the problem names the request id."""
+        sockets = WebSockets(
+            authenticator=None,  # type: ignore[arg-type]
+            observer=None,  # type: ignore[arg-type]
+            recorder=None,  # type: ignore[arg-type]
+            is_ready=lambda: True,
+            limits=SocketLimits(max_message_bytes=4, idle_timeout=1, max_connections=1),
+        )
+        reply, closing = sockets._reply("raw", "/api/raw", "rid-1", "ééé")
+        assert closing
+        problem = json.loads(reply)
+        assert (problem["status"], problem["requestId"], problem["instance"]) == (
+            413,
+            "rid-1",
+            "/api/raw",
+        )
+        assert sockets._reply("raw", "/api/raw", "rid-1", "éé") == ("éé", False)
