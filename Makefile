@@ -205,6 +205,42 @@ bench-compare-ws: $(INSTALLED) $(REFERENCE)/go-ws-echo $(REFERENCE)/wsload ## We
 	  --name-a $(WS_SERVER) --a '$(if $(filter echod,$(WS_SERVER)),$(ECHOD_COMMAND),$(GO_WS_COMMAND))' \
 	  --name-b go-ref --b '$(GO_WS_COMMAND)' $(ARGS)
 
+# make autobahn: the Autobahn test suite's fuzzing client (wstest) against the WebSocket on
+# /api/raw, with credentials (scripts/autobahn.py). wstest needs Python 2.7, which pyenv
+# provides: scripts/wstest/install makes its virtualenv in build/autobahn/venv once, from
+# pinned versions, and it is reused while they stay the same (a CI that caches that folder
+# reuses it too).
+AUTOBAHN_VENV := build/autobahn/venv
+WSTEST_INSTALLED := $(AUTOBAHN_VENV)/.installed
+# The server under test: echod, or go (the Go reference, which proves the tooling).
+AUTOBAHN_SERVER ?= echod
+# full: every case (the compression groups included, UNIMPLEMENTED); smoke: no message over
+# 64 KiB and no compression, in about half the time.
+AUTOBAHN_CASES ?= full
+# Seconds wstest may take; make stops the whole run a minute after that.
+AUTOBAHN_TIMEOUT ?= 600
+# Group 9 sends messages of up to 16 MiB: the server's limit is raised above that.
+AUTOBAHN_MAX_BYTES := 20000000
+AUTOBAHN_COMMAND_echod := $(ECHOD_COMMAND) --max-body-bytes $(AUTOBAHN_MAX_BYTES)
+AUTOBAHN_COMMAND_go := $(GO_WS_COMMAND) -max-message-bytes $(AUTOBAHN_MAX_BYTES)
+
+$(WSTEST_INSTALLED): scripts/wstest/install scripts/wstest/bootstrap-requirements.txt scripts/wstest/requirements.txt
+	scripts/wstest/install $(AUTOBAHN_VENV)
+	@touch $@
+
+.PHONY: autobahn
+autobahn: $(INSTALLED) $(WSTEST_INSTALLED) $(if $(filter go,$(AUTOBAHN_SERVER)),$(REFERENCE)/go-ws-echo) ## Autobahn's wstest against /api/raw; AUTOBAHN_SERVER=go, AUTOBAHN_CASES=smoke
+	$(if $(AUTOBAHN_COMMAND_$(AUTOBAHN_SERVER)),,$(error AUTOBAHN_SERVER=$(AUTOBAHN_SERVER): echod or go))
+	timeout --kill-after=10 $$(($(AUTOBAHN_TIMEOUT) + 60)) $(BIN)/python -m scripts.autobahn \
+	  --name $(if $(filter go,$(AUTOBAHN_SERVER)),go-ws-echo,echod) \
+	  --command '$(AUTOBAHN_COMMAND_$(AUTOBAHN_SERVER))' \
+	  --wstest-python $(AUTOBAHN_VENV)/bin/python --cases $(AUTOBAHN_CASES) \
+	  --timeout $(AUTOBAHN_TIMEOUT) $(ARGS)
+
+.PHONY: autobahn-smoke
+autobahn-smoke: ## make autobahn with the smoke cases only
+	$(MAKE) autobahn AUTOBAHN_CASES=smoke
+
 .PHONY: soak
 soak: $(INSTALLED) ## load and fault tests, 60 s of load each (about 8 minutes); figures in build/reliability
 	@scripts/debian-packages wrk

@@ -3,11 +3,12 @@
 //
 //	GET|HEAD /health   200 {"status":"ok"}
 //	GET /api/raw       basic auth on the handshake (401 without), then a WebSocket that
-//	                   sends every message back unchanged: text as text, binary as binary
+//	                   sends every message back unchanged: text as text, binary as binary;
+//	                   text that is not UTF-8 closes it with 1007
 //
 // It writes one JSON line per closed connection on stderr.
 //
-//	go-ws-echo [-addr 127.0.0.1:3000]
+//	go-ws-echo [-addr 127.0.0.1:3000] [-max-message-bytes 1048576]
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -30,8 +32,9 @@ var users = map[string]string{
 	"pettyrabbit":   "2BpgwH",
 }
 
-// maxMessageBytes is echod's default body limit, applied to one message.
-const maxMessageBytes = 1 << 20
+// maxMessageBytes is the largest message, echod's default body limit unless -max-message-bytes
+// says otherwise (make autobahn raises it, as it raises echod's --max-body-bytes).
+var maxMessageBytes int64 = 1 << 20
 
 var upgrader = websocket.Upgrader{
 	HandshakeTimeout: 10 * time.Second,
@@ -41,6 +44,7 @@ var upgrader = websocket.Upgrader{
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3000", "address to listen on")
+	flag.Int64Var(&maxMessageBytes, "max-message-bytes", maxMessageBytes, "largest message, in bytes")
 	flag.Parse()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", health)
@@ -87,6 +91,14 @@ func raw(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &closed) {
 				closeCode = closed.Code
 			}
+			break
+		}
+		if kind == websocket.TextMessage && !utf8.Valid(message) {
+			// RFC 6455 section 8.1: text that is not UTF-8 fails the connection (1007).
+			// gorilla/websocket leaves this check to the application; echod's server makes it.
+			closeCode = websocket.CloseInvalidFramePayloadData
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeCode, "invalid UTF-8"), time.Now().Add(time.Second))
 			break
 		}
 		if err := conn.WriteMessage(kind, message); err != nil {
