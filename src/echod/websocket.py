@@ -105,9 +105,9 @@ class WebSockets:
         self._is_ready = is_ready
         self._limits = limits
         self._allowed_origins = allowed_origins
-        self._open = 0
-        self._draining: asyncio.Event | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        # The tasks of the open connections, so that a drain can end each.
+        self._connections: set[asyncio.Task[object]] = set()
+        self._watcher: asyncio.Future[None] | None = None
 
     async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
         """Take one WebSocket from its handshake to its close, then record it."""
@@ -134,7 +134,7 @@ class WebSockets:
                 raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
             if not self._is_ready():
                 raise ServiceUnavailable("echod is shutting down")
-            if self._open >= self._limits.max_connections:
+            if len(self._connections) >= self._limits.max_connections:
                 raise ServiceUnavailable(
                     f"this worker holds {self._limits.max_connections} WebSockets already"
                 )
@@ -169,26 +169,29 @@ class WebSockets:
         rid: str,
         traffic: Traffic,
     ) -> None:
-        """Answer each message until the client, the idle timeout or a drain ends it."""
+        """Answer each message until the client, the idle timeout or a drain ends it.
+
+        The receive is awaited right here, and the idle timer and the drain cancel this
+        task to end it: granian's transport only closes its connection cleanly after a
+        close it started itself (bad UTF-8) when its receive is awaited directly, not
+        through ``asyncio.wait`` or ``wait_for``.
+        """
         transport = await proto.accept()
-        self._open += 1
+        task = asyncio.current_task()
+        if task is None:  # granian runs each request as a task
+            raise RuntimeError("a WebSocket is served outside of a task")
+        loop = asyncio.get_running_loop()
+        self._connections.add(task)
         self._recorder.connections(1)
-        draining = asyncio.ensure_future(self._drain_signal().wait())
-        receiving: asyncio.Future[WebsocketMessage] | None = None
+        self._watch_drain()
         try:
             while True:
-                receiving = asyncio.ensure_future(_receive(transport))
-                done, _ = await asyncio.wait(
-                    {receiving, draining},
-                    timeout=self._limits.idle_timeout,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if receiving not in done:
-                    traffic.closed_by = "shutdown" if draining in done else "idle"
-                    break
-                message = receiving.result()
+                idle = loop.call_later(self._limits.idle_timeout, task.cancel, "idle")
+                try:
+                    message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
+                finally:
+                    idle.cancel()
                 if message.kind == _CLOSE:
-                    traffic.closed_by = "client"
                     break
                 traffic.count_in(_size(message.data))
                 self._recorder.message(label, "in")
@@ -199,13 +202,15 @@ class WebSockets:
                 if closing:
                     traffic.closed_by = "limit"
                     break
-        except (ProtocolClosed, ProtocolError):  # the client went away mid-message
+        except asyncio.CancelledError as cancelled:
+            if cancelled.args not in {("idle",), ("shutdown",)}:
+                raise  # not ours: let it go on
+            task.uncancel()
+            traffic.closed_by = cancelled.args[0]
+        except (ProtocolClosed, ProtocolError):  # the client went away, or sent bad UTF-8
             traffic.closed_by = "client"
         finally:
-            for pending in (receiving, draining):
-                if pending is not None and not pending.done():
-                    pending.cancel()
-            self._open -= 1
+            self._connections.discard(task)
             self._recorder.connections(-1)
             proto.close(None)
 
@@ -221,19 +226,17 @@ class WebSockets:
             closing = isinstance(problem, PayloadTooLarge)
             return render_problem(problem, path, rid).decode(), closing
 
-    def _drain_signal(self) -> asyncio.Event:
-        """An event set once the instance drains, watched while WebSockets are open."""
-        if self._draining is None:
-            self._draining = asyncio.Event()
+    def _watch_drain(self) -> None:
+        """Make sure one task watches the ready byte while WebSockets are open."""
         if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.ensure_future(self._watch_drain(self._draining))
-        return self._draining
+            self._watcher = asyncio.ensure_future(self._close_on_drain())
 
-    async def _watch_drain(self, draining: asyncio.Event) -> None:
+    async def _close_on_drain(self) -> None:
         # One look at the shared ready byte a few times a second serves every connection.
-        while self._open:
+        while self._connections:
             if not self._is_ready():
-                draining.set()
+                for task in list(self._connections):
+                    task.cancel("shutdown")
                 return
             await asyncio.sleep(DRAIN_POLL)
 
@@ -254,11 +257,6 @@ def _answer(kind: str, data: bytes | str) -> bytes | str:
 def _size(data: bytes | str) -> int:
     """The size of a message in bytes; text is counted as UTF-8."""
     return len(data) if isinstance(data, bytes) else len(data.encode())
-
-
-async def _receive(transport: RSGIWebsocketTransport) -> WebsocketMessage:
-    message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
-    return message
 
 
 async def _send(transport: RSGIWebsocketTransport, reply: bytes | str) -> None:
