@@ -180,22 +180,20 @@ class WebSockets:
         task = asyncio.current_task()
         if task is None:  # granian runs each request as a task
             raise RuntimeError("a WebSocket is served outside of a task")
-        loop = asyncio.get_running_loop()
         self._connections.add(task)
         self._recorder.connections(1)
         self._watch_drain()
+        idle = _IdleTimer(task, self._limits.idle_timeout)
         try:
             while True:
-                idle = loop.call_later(self._limits.idle_timeout, task.cancel, "idle")
-                try:
-                    message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
-                finally:
-                    idle.cancel()
+                message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
                 if message.kind == _CLOSE:
                     break
-                traffic.count_in(_size(message.data))
+                idle.touch()
+                data = message.data
+                traffic.count_in(_size(data))
                 self._recorder.message(label, "in")
-                reply, closing = self._reply(kind, path, rid, message.data)
+                reply, closing = self._reply(kind, path, rid, data)
                 await _send(transport, reply)
                 traffic.count_out(_size(reply))
                 self._recorder.message(label, "out")
@@ -210,6 +208,7 @@ class WebSockets:
         except (ProtocolClosed, ProtocolError):  # the client went away, or sent bad UTF-8
             traffic.closed_by = "client"
         finally:
+            idle.stop()
             self._connections.discard(task)
             self._recorder.connections(-1)
             proto.close(None)
@@ -255,8 +254,43 @@ def _answer(kind: str, data: bytes | str) -> bytes | str:
 
 
 def _size(data: bytes | str) -> int:
-    """The size of a message in bytes; text is counted as UTF-8."""
-    return len(data) if isinstance(data, bytes) else len(data.encode())
+    """The size of a message in bytes; text is counted as UTF-8 (ASCII without encoding)."""
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode())
+
+
+class _IdleTimer:
+    """Cancels a connection's task once no message has come for ``timeout`` seconds.
+
+    One timer per connection, moved only when it fires: setting and cancelling a timer
+    for every message would cost more than the message.
+    """
+
+    __slots__ = ("_handle", "_last", "_loop", "_task", "_timeout")
+
+    def __init__(self, task: asyncio.Task[object], timeout: float) -> None:
+        """Start counting for ``task``."""
+        self._task = task
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._handle = self._loop.call_at(self._last + timeout, self._fire)
+
+    def touch(self) -> None:
+        """A message came: the idle time starts again."""
+        self._last = self._loop.time()
+
+    def stop(self) -> None:
+        """The connection ends: no more checks."""
+        self._handle.cancel()
+
+    def _fire(self) -> None:
+        due = self._last + self._timeout
+        if self._loop.time() >= due:
+            self._task.cancel("idle")
+        else:
+            self._handle = self._loop.call_at(due, self._fire)
 
 
 async def _send(transport: RSGIWebsocketTransport, reply: bytes | str) -> None:
