@@ -10,6 +10,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # What serving needs, then the development tools on top of it: each is installed once.
 SERVE_INSTALLED := $(VENV)/.installed-serve
 INSTALLED := $(VENV)/.installed-dev
+# The benchmarks' reference services and load generators are built here.
+REFERENCE := build/reference
 # sslyze pins a cryptography older than echod's: it gets a virtualenv of its own.
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
@@ -154,14 +156,13 @@ fuzz: $(INSTALLED) ## the contract tests with many more examples: schemathesis a
 	CONTRACT_FUZZ=1 $(BIN)/pytest tests/contract -v --timeout 1200 --hypothesis-show-statistics
 
 .PHONY: bench
-bench: $(INSTALLED) ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
+bench: $(INSTALLED) $(REFERENCE)/wsload ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk
 	$(BIN)/python -m bench.run $(ARGS)
 
 # make bench-compare: echod against the Go service it replaces and against a typical FastAPI
 # app, side by side (bench/compare.py). The Go programs are built offline in GOPATH mode from
 # Debian's Go packages into build/reference/; FastAPI gets a virtualenv of its own there.
-REFERENCE := build/reference
 GO_HTTP_PACKAGES := golang-go golang-github-valyala-fasthttp-dev \
   golang-github-prometheus-client-golang-dev golang-github-rs-zerolog-dev golang-github-google-uuid-dev
 GO_WS_PACKAGES := golang-go golang-github-gorilla-websocket-dev
@@ -173,9 +174,9 @@ GO_ECHOD_COMMAND := $(REFERENCE)/go-echod -addr 127.0.0.1:{port}
 FASTAPI_COMMAND := $(FASTAPI_VENV)/bin/uvicorn --app-dir bench/reference/fastapi-echod \
   --host 127.0.0.1 --port {port} --no-access-log app:app
 GO_WS_COMMAND := $(REFERENCE)/go-ws-echo -addr 127.0.0.1:{port}
-# Server A of make bench-compare-ws: go (the Go reference against itself, which proves the
-# tooling) until echod serves a WebSocket on /api/raw; then WS_SERVER=echod.
-WS_SERVER ?= go
+# Server A of make bench-compare-ws: echod, or go (the Go reference against itself, which
+# shows the noise of the machine).
+WS_SERVER ?= echod
 
 $(REFERENCE)/go-echod: bench/reference/go-echod/main.go
 	@scripts/debian-packages $(GO_HTTP_PACKAGES)
@@ -200,7 +201,7 @@ bench-compare: $(INSTALLED) $(REFERENCE)/go-echod $(FASTAPI_VENV)/.installed ## 
 	  --name-b fastapi --b '$(FASTAPI_COMMAND)' $(ARGS)
 
 .PHONY: bench-compare-ws
-bench-compare-ws: $(INSTALLED) $(REFERENCE)/go-ws-echo $(REFERENCE)/wsload ## WebSocket echo against Go (WS_SERVER=echod once echod has it)
+bench-compare-ws: $(INSTALLED) $(REFERENCE)/go-ws-echo $(REFERENCE)/wsload ## WebSocket echoes of echod against Go (WS_SERVER=go: Go against itself)
 	$(BIN)/python -m bench.compare --ws \
 	  --name-a $(WS_SERVER) --a '$(if $(filter echod,$(WS_SERVER)),$(ECHOD_COMMAND),$(GO_WS_COMMAND))' \
 	  --name-b go-ref --b '$(GO_WS_COMMAND)' $(ARGS)

@@ -26,6 +26,13 @@ def print_table(report: dict[str, Any]) -> None:
             f"| {result['socket_errors']} | {result['cpu_us_per_request']:.1f} "
             f"| {result['peak_pss_mib']:.1f} |"
         )
+    if sockets := report.get("websocket"):
+        print(
+            f"\nWebSocket, {sockets['connections']} connections of small JSON messages on "
+            f"/api/raw: {sockets['messages_per_second']:,.0f} msg/s, p50 "
+            f"{sockets['p50_ms']:.2f} ms, p99 {sockets['p99_ms']:.2f} ms, "
+            f"{sockets['cpu_us_per_message']:.1f} CPU us/msg, {sockets['errors']:.0f} errors"
+        )
     if memory := report.get("memory"):
         print(
             f"\nMemory over {memory['requests']:,} requests: {memory['pss_before_mib']:.1f} MiB "

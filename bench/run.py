@@ -5,6 +5,8 @@
 
 For each workload and connection count it reports requests/s, p50, p99, errors, the
 CPU time echod's processes spent per request and their peak memory (the sum of PSS).
+A WebSocket workload sends small JSON messages over 100 connections to /api/raw and
+reports messages/s, the p99 round trip and the CPU time per message.
 It also times how soon /health answers after a start, runs the reference workload over
 HTTPS, and measures memory growth over a long run. Results are written to
 bench/results/<date>.json with a chart beside it (<date>.png).
@@ -31,6 +33,7 @@ from typing import Any
 from bench.report import print_table, write_chart
 from bench.server import Server, free_port, statuses
 from bench.wrk import wrk
+from bench.wsload import wsload
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
@@ -121,6 +124,28 @@ def memory_growth(server: Server, base: str, requests: int) -> dict[str, float]:
             "growth_mib": (after - before) / 2**20}  # fmt: skip
 
 
+def websocket(server: Server, base: str, args: argparse.Namespace) -> dict[str, float]:
+    """Small JSON messages echoed over ``args.ws_connections`` WebSockets on /api/raw.
+
+    /api/raw, where every echo must equal its message, so that wsload can check each one
+    (the same route the WebSocket comparison with Go uses).
+    """
+    url = base.replace("http:", "ws:", 1) + "/api/raw"
+    wsload(args.wsload, url, args.warmup, args.ws_connections)
+    cpu_before = server.cpu_seconds()
+    figures = wsload(args.wsload, url, args.duration, args.ws_connections)
+    cpu = server.cpu_seconds() - cpu_before
+    return {
+        "connections": args.ws_connections,
+        "messages": figures["messages"],
+        "messages_per_second": figures["messages_per_second"],
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
+        "errors": figures["errors"] + figures["mismatches"],
+        "cpu_us_per_message": cpu / max(figures["messages"], 1) * 1e6,
+    }
+
+
 def startup_seconds(runs: int, workers: int) -> list[float]:
     """Seconds from starting echod to its first /health answer, ``runs`` times."""
     times = []
@@ -165,6 +190,13 @@ def main() -> int:
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--wsload",
+        type=Path,
+        default=HERE.parent / "build" / "reference" / "wsload",
+        help="the WebSocket load generator (make bench builds it)",
+    )
+    parser.add_argument("--ws-connections", type=int, default=100)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (Debian package wrk)")
@@ -192,6 +224,10 @@ def main() -> int:
                 print(
                     f"  {'reference TLS':>15} c={count:<4} {results[-1].rps:9.0f} req/s", flush=True
                 )
+        sockets = websocket(server, base, args) if args.ws_connections else None
+        if sockets:
+            print(f"  {'websocket':>15} c={args.ws_connections:<4} "
+                  f"{sockets['messages_per_second']:9.0f} msg/s", flush=True)  # fmt: skip
         memory = memory_growth(server, base, args.memory_requests) if args.memory_requests else None
     finally:
         server.stop()
@@ -208,6 +244,7 @@ def main() -> int:
             "wrk_threads": 2,
         },
         "results": [asdict(result) for result in results],
+        "websocket": sockets,
         "memory": memory,
         "startup_seconds": {"runs": startups, "median": statistics.median(startups)},
     }
