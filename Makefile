@@ -16,7 +16,7 @@ REFERENCE := build/reference
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-TEST_PACKAGES := curl prometheus
+TEST_PACKAGES := curl jq prometheus
 
 .PHONY: help
 help: ## list the targets

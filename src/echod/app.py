@@ -22,6 +22,7 @@ the ``Content-Length`` that ``GET`` would have, and no body, over every protocol
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
@@ -29,7 +30,6 @@ from typing import TYPE_CHECKING, cast
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
 from echod.answers import JSON, NO_STORE, PROBLEM, problem_body, send
-from echod.auth import Authenticator
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -39,33 +39,36 @@ from echod.errors import (
     Problem,
     UnsupportedMediaType,
 )
-from echod.logs import AccessLog
-from echod.observe import HTTP_VERSIONS, Observer, RequestIds, RequestRecord
-from echod.openapi import openapi_document
-from echod.probes import Probes
+from echod.observe import (
+    CLIENT_GONE,
+    HTTP_VERSIONS,
+    Answer,
+    Observer,
+    RequestIds,
+    RequestRecord,
+)
 from echod.routes import ROUTES, UNMATCHED
-from echod.websocket import SocketLimits, WebSockets
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Mapping
 
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
-    from prometheus_client import CollectorRegistry
 
-    from echod.config import Settings
-    from echod.layout import Recorder
+    from echod.auth import Authenticator
+    from echod.cors import Cors
+    from echod.logs import AccessLog
     from echod.routes import Route
+    from echod.websocket import WebSockets
 
-__all__ = ["CLIENT_GONE", "EchoApp", "create_app"]
+__all__ = ["EchoApp", "Handler"]
 
-#: What the status of a request is recorded as when the client left before the answer.
-CLIENT_GONE = 499
 
 #: What answers one route's requests: it gets the scope, the protocol, the request id,
 #: the start time and the body (empty unless the route reads it), sends the answer, and
-#: returns the status it sent, or an awaitable of it when it has to wait.
-Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], "int | Awaitable[int]"]
+#: returns the status it sent (or an :class:`echod.observe.Answer` that says more), or an
+#: awaitable of that when it has to wait.
+Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], object]
 
 _now = time.perf_counter
 
@@ -79,22 +82,26 @@ class EchoApp:
         authenticator: Authenticator,
         access_log: AccessLog,
         observer: Observer,
-        probes: Probes,
+        handlers: Mapping[str, Handler],
         websockets: WebSockets,
+        cors: Cors | None,
         max_body_bytes: int,
     ) -> None:
-        """Wire the parts together; :func:`create_app` builds them from settings."""
+        """Wire the parts together; :func:`echod.wiring.create_app` builds them.
+
+        ``handlers`` answer the routes whose handler the app does not have itself.
+        """
         self._auth = authenticator
         self._log = access_log
         self._observer = observer
         self._websockets = websockets
+        self._cors = cors
         self._max_body = max_body_bytes
         self._request_id = RequestIds()
-        # Each path's route, and the method that answers it, found once by its name
-        # among the app's own handlers and the probes'.
+        # Each path's route, and what answers it, found once by the route's handler name.
         self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
         self._handlers: dict[str, Handler] = {
-            route.path: getattr(self, route.handler, None) or getattr(probes, route.handler)
+            route.path: getattr(self, route.handler, None) or handlers[route.handler]
             for route in ROUTES
         }
 
@@ -120,6 +127,9 @@ class EchoApp:
         path = scope.path
         version = scope.http_version
         route = self._routes.get(path)
+        preflight: str | None = None
+        if self._cors is not None:
+            proto, preflight = self._cors.wrap(headers, method, proto)
         hostless = version == "1.1" and "host" not in headers
         if route is not None and route.probe and method in route.methods and not hostless:
             self._handlers[path](scope, proto, rid, start, b"")
@@ -127,34 +137,28 @@ class EchoApp:
         user: str | None = None
         error: BaseException | None = None
         detail: str | None = None
+        events: int | None = None
         try:
             if hostless:
                 raise BadRequest("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)")
-            checked = self._auth.check(headers.get("authorization"))
-            user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
-            if route is None:
-                raise NotFound(f"no route matches the path {path!r}")
-            if method not in route.methods:
-                raise MethodNotAllowed(method, route.allow)
-            body = await self._body(headers, proto) if route.body else b""
-            status = self._handlers[path](scope, proto, rid, start, body)
-            if type(status) is not int:  # the handler has something to wait for
-                status = await cast("Awaitable[int]", status)
+            if preflight is not None and path.startswith("/api/"):
+                status = self._preflight(preflight, proto, route, path, rid)
+            else:
+                checked = self._auth.check(headers.get("authorization"))
+                user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
+                if route is None:
+                    raise NotFound(f"no route matches the path {path!r}")
+                if method not in route.methods:
+                    raise MethodNotAllowed(method, route.allow)
+                body = await self._body(headers, proto) if route.body else b""
+                result = self._handlers[path](scope, proto, rid, start, body)
+                if type(result) is int:
+                    status = result
+                else:  # it had something to wait for, or more to say
+                    status, detail, events = await _settled(result)
             duration_ms = (_now() - start) * 1000.0
-        except Problem as problem:
-            status = problem.status
-            detail = problem.detail
-            duration_ms = self._problem(proto, method, problem, path, rid, start)
-        except (ProtocolClosed, ProtocolError):  # the client left while sending the body
-            status = CLIENT_GONE
-            detail = "the client closed the connection before the answer"
-            duration_ms = (_now() - start) * 1000.0
-        except Exception as exc:  # noqa: BLE001 - the edge: log it once, answer 500
-            error = exc
-            status = 500
-            internal = Problem("an unexpected error occurred; it is logged under this request id")
-            detail = internal.detail
-            duration_ms = self._problem(proto, method, internal, path, rid, start)
+        except Exception as exc:  # noqa: BLE001 - the edge: every failure is answered once
+            status, detail, error, duration_ms = self._failed(exc, proto, method, path, rid, start)
         self._observer.record(
             RequestRecord(
                 method=method,
@@ -168,8 +172,36 @@ class EchoApp:
                 remote=scope.client,
                 detail=detail,
                 error=error,
+                events=events,
             )
         )
+
+    def _failed(
+        self,
+        exc: Exception,
+        proto: HTTPProtocol,
+        method: str,
+        path: str,
+        rid: str,
+        start: float,
+    ) -> tuple[int, str, Exception | None, float]:
+        """Answer a request that failed; return its status, detail, error and duration."""
+        if isinstance(exc, Problem):
+            return exc.status, exc.detail, None, self._problem(proto, method, exc, path, rid, start)
+        if isinstance(exc, ProtocolClosed | ProtocolError):  # it left while sending the body
+            detail = "the client closed the connection before the answer"
+            return CLIENT_GONE, detail, None, (_now() - start) * 1000.0
+        internal = Problem("an unexpected error occurred; it is logged under this request id")
+        return 500, internal.detail, exc, self._problem(proto, method, internal, path, rid, start)
+
+    def _preflight(
+        self, origin: str, proto: HTTPProtocol, route: Route | None, path: str, rid: str
+    ) -> int:
+        """Answer a CORS preflight from an allowed origin, without credentials: 204."""
+        if route is None or self._cors is None:
+            raise NotFound(f"no route matches the path {path!r}")
+        proto.response_empty(204, [*self._cors.preflight(origin, route), ("x-request-id", rid)])
+        return 204
 
     # --- the handlers: each answers its route's requests and returns the status it sent
 
@@ -254,35 +286,10 @@ class EchoApp:
         return duration_ms
 
 
-def create_app(
-    settings: Settings,
-    *,
-    users: Mapping[str, bytes],
-    recorder: Recorder,
-    registry: CollectorRegistry,
-    is_ready: Callable[[], bool],
-    log_fd: int = 1,
-) -> EchoApp:
-    """Build the application for one worker process from its settings and shared parts."""
-    access_log = AccessLog(settings.log_level, log_fd)
-    authenticator = Authenticator(users)
-    observer = Observer(access_log, recorder)
-    limits = SocketLimits(
-        max_message_bytes=settings.max_body_bytes,
-        idle_timeout=settings.ws_idle_timeout,
-        max_connections=settings.max_ws_connections,
-    )
-    return EchoApp(
-        authenticator=authenticator,
-        access_log=access_log,
-        observer=observer,
-        probes=Probes(registry=registry, is_ready=is_ready, openapi=openapi_document()),
-        max_body_bytes=settings.max_body_bytes,
-        websockets=WebSockets(
-            authenticator=authenticator,
-            observer=observer,
-            recorder=recorder,
-            is_ready=is_ready,
-            limits=limits,
-        ),
-    )
+async def _settled(result: object) -> tuple[int, str | None, int | None]:
+    """A handler's status, the detail and the events it adds, once it has them."""
+    if inspect.isawaitable(result):
+        result = await result
+    if isinstance(result, Answer):
+        return result.status, result.detail, result.events
+    return cast("int", result), None, None

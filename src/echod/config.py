@@ -6,21 +6,24 @@ checked here, once, and errors name the flag or variable that carried the bad va
 
 from __future__ import annotations
 
-import argparse
 import enum
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from echod import values
+from echod.options import Option, OptionError, build_parser, parse_value
 from echod.version import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    import argparse
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_DELAY",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -43,6 +46,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_WS_IDLE_TIMEOUT = 60.0
 #: Open WebSocket connections per worker; one more is refused with 503.
 DEFAULT_MAX_WS_CONNECTIONS = 1000
+#: The longest delay, in seconds, a request may ask for (/api/inspect, /api/stream).
+DEFAULT_MAX_DELAY = 10.0
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -85,53 +90,20 @@ class Settings:
     drain_delay: float = 0.0
     ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
     max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
+    max_delay: float = DEFAULT_MAX_DELAY
+    cors_origins: tuple[str, ...] = ()
+    expose_hostname: bool = False
+    tls_client_ca: Path | None = None
 
     @property
     def tls_enabled(self) -> bool:
         """Whether the HTTPS listener runs."""
         return self.tls_port != 0
 
-
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip(), 10)
-        except ValueError:
-            raise ValueError(f"not an integer (expected {low}-{high})") from None
-        if not low <= value <= high:
-            raise ValueError(f"out of range (expected {low}-{high})")
-        return value
-
-    return parse
-
-
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"not a number of seconds (expected {low:g}-{high:g})") from None
-        if not low <= value <= high:  # also rejects nan
-            raise ValueError(f"out of range (expected {low:g}-{high:g} seconds)")
-        return value
-
-    return parse
-
-
-def _host(raw: str) -> str:
-    value = raw.strip().removeprefix("[").removesuffix("]")
-    if not value:
-        raise ValueError("empty host")
-    return value
-
-
-def _readable_file(raw: str) -> Path:
-    path = Path(raw)
-    if not path.is_file():
-        raise ValueError("no such file")
-    if not os.access(path, os.R_OK):
-        raise ValueError("file is not readable")
-    return path
+    @property
+    def http_enabled(self) -> bool:
+        """Whether the plain HTTP listener runs."""
+        return self.port != 0
 
 
 def _log_level(raw: str) -> LogLevel:
@@ -142,103 +114,102 @@ def _log_level(raw: str) -> LogLevel:
         raise ValueError(f"not a log level (expected one of {choices})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Option:
-    field: str
-    parse: Callable[[str], Any]
-    metavar: str
-    help: str
+_PORT = values.integer(0, 65535)
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return "ECHOD_" + self.field.upper()
-
-
-_PORT = _integer(1, 65535)
-
-OPTIONS: tuple[_Option, ...] = (
-    _Option("host", _host, "HOST", "address to listen on (default 0.0.0.0; :: for IPv6)"),
-    _Option("port", _PORT, "N", "plain HTTP port (default 3000)"),
-    _Option("tls_port", _integer(0, 65535), "N", "HTTPS port, 0 turns it off (default 10000)"),
-    _Option("tls_cert", _readable_file, "FILE", "PEM certificate chain for HTTPS"),
-    _Option("tls_key", _readable_file, "FILE", "PEM private key for HTTPS"),
-    _Option("users_file", _readable_file, "FILE", "htpasswd file of bcrypt hashes"),
-    _Option("workers", _integer(1, _MAX_WORKERS), "N", "worker processes (default 1)"),
-    _Option("log_level", _log_level, "LEVEL", "debug, info, warning or error (default info)"),
-    _Option(
+OPTIONS: tuple[Option, ...] = (
+    Option("host", values.host, "HOST", "address to listen on (default 0.0.0.0; :: for IPv6)"),
+    Option("port", _PORT, "N", "plain HTTP port, 0 turns it off (default 3000)"),
+    Option("tls_port", _PORT, "N", "HTTPS port, 0 turns it off (default 10000)"),
+    Option("tls_cert", values.readable_file, "FILE", "PEM certificate chain for HTTPS"),
+    Option("tls_key", values.readable_file, "FILE", "PEM private key for HTTPS"),
+    Option(
+        "tls_client_ca",
+        values.readable_file,
+        "FILE",
+        "PEM CA certificates: HTTPS then requires a client certificate they signed (mTLS)",
+    ),
+    Option("users_file", values.readable_file, "FILE", "htpasswd file of bcrypt hashes"),
+    Option("workers", values.integer(1, _MAX_WORKERS), "N", "worker processes (default 1)"),
+    Option("log_level", _log_level, "LEVEL", "debug, info, warning or error (default info)"),
+    Option(
         "max_body_bytes",
-        _integer(1, _MAX_BODY_LIMIT),
+        values.integer(1, _MAX_BODY_LIMIT),
         "N",
         f"largest request body in bytes (default {DEFAULT_MAX_BODY_BYTES})",
     ),
-    _Option(
+    Option(
         "max_header_bytes",
-        _integer(_MIN_HEADER_BYTES, _MAX_HEADER_LIMIT),
+        values.integer(_MIN_HEADER_BYTES, _MAX_HEADER_LIMIT),
         "N",
         f"largest request head in bytes (default {DEFAULT_MAX_HEADER_BYTES})",
     ),
-    _Option(
+    Option(
         "header_timeout",
-        _seconds(1.0, _MAX_SECONDS),
+        values.seconds(1.0, _MAX_SECONDS),
         "S",
         f"seconds to read a request head; also the keep-alive idle timeout "
         f"(default {DEFAULT_HEADER_TIMEOUT:g})",
     ),
-    _Option(
+    Option(
         "shutdown_timeout",
-        _seconds(0.1, _MAX_SECONDS),
+        values.seconds(0.1, _MAX_SECONDS),
         "S",
         f"seconds in-flight requests get on shutdown (default {DEFAULT_SHUTDOWN_TIMEOUT:g})",
     ),
-    _Option(
+    Option(
         "drain_delay",
-        _seconds(0.0, _MAX_SECONDS),
+        values.seconds(0.0, _MAX_SECONDS),
         "S",
         "seconds /ready answers 503 before the listeners close on SIGTERM (default 0)",
     ),
-    _Option(
+    Option(
         "ws_idle_timeout",
-        _seconds(1.0, _MAX_SECONDS),
+        values.seconds(1.0, _MAX_SECONDS),
         "S",
         f"seconds a WebSocket may go without a message before it is closed "
         f"(default {DEFAULT_WS_IDLE_TIMEOUT:g})",
     ),
-    _Option(
+    Option(
         "max_ws_connections",
-        _integer(1, _MAX_WS_CONNECTIONS),
+        values.integer(1, _MAX_WS_CONNECTIONS),
         "N",
         f"open WebSocket connections per worker (default {DEFAULT_MAX_WS_CONNECTIONS})",
+    ),
+    Option(
+        "max_delay",
+        values.seconds(0.0, _MAX_SECONDS),
+        "S",
+        f"longest delay a request may ask for, in seconds (default {DEFAULT_MAX_DELAY:g})",
+    ),
+    Option(
+        "cors_origins",
+        values.origin,
+        "ORIGIN",
+        "allow this origin to call the API from a browser (CORS); repeatable, or * for any",
+        kind="list",
+    ),
+    Option(
+        "expose_hostname",
+        values.boolean,
+        "",
+        "show the machine's hostname in /api/inspect (off: it tells callers about the host)",
+        kind="switch",
     ),
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that raises instead of exiting, so ``main`` owns exit codes."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
-
-
-def build_parser(prog: str = "echod") -> argparse.ArgumentParser:
-    """Return the command-line parser of ``prog``; every option defaults to "not given"."""
-    parser = _Parser(
+def parser(prog: str = "echod") -> argparse.ArgumentParser:
+    """The command-line parser of ``prog``: every setting of :data:`OPTIONS`."""
+    return build_parser(
+        OPTIONS,
         prog=prog,
         description="A JSON echo API: POST or PUT a JSON object to /api/echo. "
         "'echod healthcheck' with the same settings asks a running echod's /health "
         "and exits 0 if it answers 200, 1 otherwise.",
         epilog="Every option can also be set with its ECHOD_* variable "
         "(--max-body-bytes is ECHOD_MAX_BODY_BYTES); the flag wins.",
+        version=f"echod {__version__}",
     )
-    parser.add_argument("--version", action="version", version=f"echod {__version__}")
-    for option in OPTIONS:
-        parser.add_argument(
-            option.flag, dest=option.field, metavar=option.metavar, help=option.help
-        )
-    return parser
 
 
 def load_settings(
@@ -256,8 +227,11 @@ def load_settings(
             or variable and the value.
     """
     environ = os.environ if environ is None else environ
-    given = build_parser(prog).parse_args(argv)
-    values: dict[str, Any] = {}
+    try:
+        given = parser(prog).parse_args(argv)
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
+    given_values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:
         raw = getattr(given, option.field)
@@ -268,11 +242,12 @@ def load_settings(
         if raw is None:
             continue
         try:
-            values[option.field] = option.parse(raw)
+            given_values[option.field] = parse_value(option, raw)
         except ValueError as error:
-            raise ConfigError(f"{source}={raw!r}: {error}") from None
+            shown = raw if isinstance(raw, str) else ",".join(raw)  # a list's repeated flags
+            raise ConfigError(f"{source}={shown!r}: {error}") from None
         sources[option.field] = source
-    settings = Settings(**values)
+    settings = Settings(**given_values)
     _check_combinations(settings, sources)
     return settings
 
@@ -285,8 +260,23 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{sources[given]} is set but {missing.flag} ({missing.env}) is not: "
             "HTTPS needs both a certificate and its key"
         )
+    if not settings.http_enabled and not settings.tls_enabled:
+        raise ConfigError(
+            f"{sources.get('port', '--port')}=0 and {sources.get('tls_port', '--tls-port')}=0: "
+            "with both listeners off there is nothing to serve"
+        )
     if settings.tls_port == settings.port:
         raise ConfigError(
             f"{sources.get('tls_port', '--tls-port')}={settings.tls_port}: "
             f"the HTTPS port must differ from the HTTP port"
+        )
+    if "*" in settings.cors_origins and len(settings.cors_origins) > 1:
+        raise ConfigError(
+            f"{sources['cors_origins']}={','.join(settings.cors_origins)!r}: "
+            "* allows every origin, so it cannot be listed with others"
+        )
+    if settings.tls_client_ca is not None and not settings.tls_enabled:
+        raise ConfigError(
+            f"{sources['tls_client_ca']} is set but HTTPS is off (--tls-port 0): "
+            "client certificates are only asked for over HTTPS"
         )

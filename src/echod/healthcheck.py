@@ -1,7 +1,8 @@
 """Healthcheck: the ``echod healthcheck`` command, which asks a running echod's ``/health``.
 
 It reads the same settings as ``echod`` (flags, then ``ECHOD_*`` variables, then the
-defaults) to find the plain HTTP port, sends ``GET /health`` there, and exits 0 if the
+defaults) to find the plain HTTP port (or, with ``--port 0``, the HTTPS port, whose
+certificate it does not verify), sends ``GET /health`` there, and exits 0 if the
 answer is 200 and 1 otherwise: refused, silent, any other status, or a bad setting.
 A container's HEALTHCHECK runs it, so the image needs no curl, and the probe follows
 ``ECHOD_PORT`` and ``ECHOD_HOST`` instead of a port written into the image.
@@ -14,6 +15,7 @@ or why it is unhealthy on stderr. It imports neither the server nor the metrics 
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -51,9 +53,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except SystemExit as done:  # --help and --version
         return int(done.code or 0)
     host, port = probe_address(settings)
-    url = f"http://{_authority(host, port)}/health"
+    tls = not settings.http_enabled
+    url = f"{'https' if tls else 'http'}://{_authority(host, port)}/health"
+    if tls and settings.tls_client_ca is not None:
+        print(  # noqa: T201
+            f"echod healthcheck: unhealthy: {url}: HTTPS asks for a client certificate "
+            "(--tls-client-ca) and the plain HTTP port is off; probe a plain port instead",
+            file=sys.stderr,
+        )
+        return EXIT_UNHEALTHY
     try:
-        status_line = check(host, port)
+        status_line = check(host, port, tls=tls)
     except Unhealthy as error:
         print(f"echod healthcheck: unhealthy: {url}: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_UNHEALTHY
@@ -62,12 +72,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def probe_address(settings: Settings) -> tuple[str, int]:
-    """The address to ask: echod's host (loopback for a wildcard) and its HTTP port."""
-    return _LOOPBACK.get(settings.host, settings.host), settings.port
+    """The address to ask: echod's host (loopback for a wildcard) and its HTTP port.
+
+    With the plain HTTP listener off (``--port 0``), the HTTPS port.
+    """
+    port = settings.port if settings.http_enabled else settings.tls_port
+    return _LOOPBACK.get(settings.host, settings.host), port
 
 
-def check(host: str, port: int, timeout: float = ANSWER_TIMEOUT) -> str:
+def check(host: str, port: int, timeout: float = ANSWER_TIMEOUT, *, tls: bool = False) -> str:
     """Ask ``GET /health`` at ``host:port``; return the status line if it is 200.
+
+    With ``tls``, over TLS without verifying the certificate: the probe checks that echod
+    answers, not who it is.
 
     Raises:
         Unhealthy: no connection, no status line within ``timeout`` seconds in all, or
@@ -79,7 +96,8 @@ def check(host: str, port: int, timeout: float = ANSWER_TIMEOUT) -> str:
         "User-Agent: echod-healthcheck\r\nConnection: close\r\n\r\n"
     ).encode("ascii")
     try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            conn = _unverified().wrap_socket(raw, server_hostname="localhost") if tls else raw
             conn.settimeout(_remaining(deadline))
             conn.sendall(request)
             status_line = _read_status_line(conn, deadline)
@@ -93,6 +111,14 @@ def check(host: str, port: int, timeout: float = ANSWER_TIMEOUT) -> str:
     if parts[1] != "200":
         raise Unhealthy(f"answered {status_line}")
     return status_line
+
+
+def _unverified() -> ssl.SSLContext:
+    """A TLS client context that does not verify: the probe asks whether echod answers."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _read_status_line(conn: socket.socket, deadline: float) -> str:

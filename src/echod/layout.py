@@ -35,12 +35,33 @@ class Floats(Protocol):
         ...
 
 
-__all__ = ["BUCKETS_MS", "DIRECTIONS", "OTHER", "STATUSES", "Floats", "Layout", "Recorder"]
+__all__ = [
+    "BUCKETS_MS",
+    "DIRECTIONS",
+    "OTHER",
+    "OWN_STATUSES",
+    "REGISTERED_STATUSES",
+    "STATUSES",
+    "Floats",
+    "Layout",
+    "Recorder",
+]
 
 #: Histogram buckets, in milliseconds (the metric's unit), from 0.1 ms to 10 s.
 BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-#: Every status echod answers with (101: a WebSocket; 499: the client went away first).
-STATUSES = (101, 200, 400, 401, 403, 404, 405, 413, 415, 499, 500, 503)
+#: The statuses echod answers with of itself (101: a WebSocket; 204: a CORS preflight;
+#: 499: the client went away first; 503: draining, or too many delayed requests).
+OWN_STATUSES = (101, 200, 204, 400, 401, 403, 404, 405, 413, 415, 499, 500, 503)
+#: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
+#: any of which a client may ask ``/api/inspect`` for and see counted under its own code.
+REGISTERED_STATUSES = (
+    *range(200, 209), 226,
+    *range(300, 306), 307, 308,
+    *range(400, 419), *range(421, 427), 428, 429, 431, 451,
+    *range(500, 509), 510, 511,
+)  # fmt: skip
+#: Every status with its own label; any other (an unregistered one asked for) is ``other``.
+STATUSES = tuple(sorted({*OWN_STATUSES, *REGISTERED_STATUSES}))
 #: The directions of a WebSocket message: from the client, to the client.
 DIRECTIONS = ("in", "out")
 #: The label of a status or method the layout does not list: labels stay bounded.

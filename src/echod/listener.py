@@ -21,17 +21,18 @@ from granian.http import HTTP1Settings, HTTP2Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from echod.app import EchoApp, create_app
 from echod.config import LogLevel
 from echod.metrics import build_registry
 from echod.runtime import Runtime
 from echod.version import __version__
+from echod.wiring import create_app
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from functools import partial
     from pathlib import Path
 
+    from echod.app import EchoApp
     from echod.config import Settings
     from echod.runtime import RuntimeRef
 
@@ -50,6 +51,8 @@ class Listener:
     port: int
     cert: Path | None = None
     key: Path | None = None
+    #: The CAs a client certificate must chain to (mTLS), or None: no client certificate.
+    client_ca: Path | None = None
 
     @property
     def url(self) -> str:
@@ -67,6 +70,7 @@ def worker_app(settings: Settings, users: Mapping[str, bytes], runtime: RuntimeR
         recorder=shared.store.claim(),
         registry=build_registry(shared.store, root_pid=runtime.supervisor, version=__version__),
         is_ready=shared.readiness.is_ready,
+        instance_id=runtime.instance,
     )
     # Everything made so far lives as long as the worker: keep it out of the garbage
     # collector's way, which shortens the pauses that full collections cause (p99).
@@ -110,6 +114,8 @@ def run_listener(
         http2_settings=HTTP2Settings(max_headers_size=settings.max_header_bytes),
         ssl_cert=listener.cert,
         ssl_key=listener.key,
+        ssl_ca=listener.client_ca,
+        ssl_client_verify=listener.client_ca is not None,
         ssl_protocol_min=SSLProtocols.tls12,
         respawn_failed_workers=True,
         workers_kill_timeout=math.ceil(settings.shutdown_timeout),

@@ -32,6 +32,7 @@ __all__ = [
     "ERROR_FIELDS",
     "MAX_DETAIL_CHARS",
     "PROBLEM_FIELDS",
+    "STREAM_FIELDS",
     "WEBSOCKET_FIELDS",
     "AccessLog",
     "configure_logging",
@@ -54,6 +55,8 @@ ACCESS_FIELDS = (
 PROBLEM_FIELDS = ("detail",)
 #: The fields a line of a 500 adds: the exception and its traceback.
 ERROR_FIELDS = ("error", "traceback")
+#: The field the line of an event stream adds: how many events it sent.
+STREAM_FIELDS = ("events",)
 #: The fields the line of a WebSocket (status 101, written when it closes) adds.
 WEBSOCKET_FIELDS = ("messagesIn", "messagesOut", "bytesIn", "bytesOut", "closedBy")
 #: The longest ``detail`` written, in characters; a longer one is cut and marked.
@@ -154,7 +157,12 @@ class AccessLog:
         else:
             level = "error"
         path, user = record.path, record.user
-        if record.error is None and record.websocket is None and record.method in _PLAIN_METHODS:
+        if (
+            record.error is None
+            and record.websocket is None
+            and record.events is None
+            and record.method in _PLAIN_METHODS
+        ):
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
             quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
@@ -201,6 +209,9 @@ class AccessLog:
             values["error"] = repr(record.error)
             values["traceback"] = "".join(traceback.format_exception(record.error))
             fields += ERROR_FIELDS
+        if record.events is not None:
+            values["events"] = record.events
+            fields += STREAM_FIELDS
         if (traffic := record.websocket) is not None:
             values |= {
                 "messagesIn": traffic.messages_in,

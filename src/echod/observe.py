@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
+
+from echod.routes import untimed_labels
 
 if TYPE_CHECKING:
     from echod.layout import Recorder
     from echod.logs import AccessLog
 
-__all__ = ["HTTP_VERSIONS", "Observer", "RequestIds", "RequestRecord", "Traffic"]
+__all__ = [
+    "CLIENT_GONE",
+    "HTTP_VERSIONS",
+    "Answer",
+    "Observer",
+    "RequestIds",
+    "RequestRecord",
+    "Traffic",
+]
 
+#: What the status of a request is recorded as when the client left before the answer.
+CLIENT_GONE = 499
 #: How granian names each HTTP version, and how echod writes it.
 HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
 # A client's id is kept when it is safe to repeat in a header and a log line.
@@ -75,6 +87,16 @@ class Traffic(msgspec.Struct):
         self.bytes_out += size
 
 
+class Answer(NamedTuple):
+    """What a handler that has more to say than its status returns instead of the status."""
+
+    status: int
+    #: For a 4xx or 5xx that is no problem of echod's (a status the request asked for).
+    detail: str | None = None
+    #: The events a stream sent.
+    events: int | None = None
+
+
 class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """What one answered request was, made once and read by the log line and the metrics.
 
@@ -104,25 +126,29 @@ class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     error: BaseException | None = None
     #: What went through a WebSocket (status 101), or None for plain HTTP.
     websocket: Traffic | None = None
+    #: The events a stream sent, or None for any other answer.
+    events: int | None = None
 
 
 class Observer:
     """Records each answered request once: a log line and a metrics observation."""
 
-    __slots__ = ("_log", "_recorder")
+    __slots__ = ("_log", "_recorder", "_untimed")
 
     def __init__(self, log: AccessLog, recorder: Recorder) -> None:
         """Feed ``log`` and ``recorder``."""
         self._log = log
         self._recorder = recorder
+        self._untimed = untimed_labels()
 
     def record(self, record: RequestRecord) -> None:
         """Count ``record`` under its route's label, then log it.
 
-        A WebSocket is counted in ``http_requests_total`` but not in the durations: it
-        lasts as long as its client wants, and would set off the latency alerts.
+        A WebSocket, and a request to a route that is not timed (``/api/inspect`` and
+        ``/api/stream``), is counted in ``http_requests_total`` but not in the durations:
+        it lasts as long as its client asks, and would set off the latency alerts.
         """
-        if record.websocket is None:
+        if record.websocket is None and record.route not in self._untimed:
             self._recorder.observe(record.status, record.method, record.route, record.duration_ms)
         else:
             self._recorder.count(record.status, record.method, record.route)

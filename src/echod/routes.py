@@ -16,6 +16,7 @@ __all__ = [
     "Route",
     "metric_paths",
     "route_for",
+    "untimed_labels",
     "websocket_paths",
 ]
 
@@ -32,7 +33,8 @@ class Route:
 
     path: str
     methods: tuple[str, ...]
-    #: The name of the :class:`echod.app.EchoApp` method that answers it.
+    #: The name of what answers it: an :class:`echod.app.EchoApp` method, or one of the
+    #: handlers :func:`echod.wiring.create_app` makes.
     handler: str
     #: Whether its methods need basic auth. Another method on the path always does.
     auth: bool = True
@@ -46,6 +48,10 @@ class Route:
     #: What a WebSocket on this path does with each message (a :mod:`echod.websocket`
     #: handler's name), or None: the path takes no WebSocket. The upgrade is a GET.
     websocket: str | None = None
+    #: Whether its durations go into the latency histogram. A route whose duration is
+    #: what the client asks for (a delay, a stream) is counted, but not timed, so that it
+    #: cannot set off the latency alerts.
+    timed: bool = True
 
     def __post_init__(self) -> None:
         """Label the route with its path when no label is given."""
@@ -61,6 +67,14 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/api/echo", ("POST", "PUT"), "echo", body=True, websocket="echo"),
     Route("/api/raw", ("POST", "PUT"), "raw", body=True, websocket="raw"),
+    Route(
+        "/api/inspect",
+        ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
+        "inspect",
+        body=True,
+        timed=False,
+    ),
+    Route("/api/stream", ("GET", "HEAD"), "stream", timed=False),
     Route("/health", ("GET", "HEAD"), "health", auth=False, probe=True),
     Route("/ready", ("GET", "HEAD"), "ready", auth=False, probe=True),
     Route("/metrics", ("GET", "HEAD"), "metrics", auth=False, probe=True),
@@ -78,6 +92,11 @@ def route_for(path: str) -> Route | None:
 def metric_paths() -> tuple[str, ...]:
     """Every value of the metrics' ``path`` label: each route's, then :data:`UNMATCHED`."""
     return (*(route.label for route in ROUTES), UNMATCHED)
+
+
+def untimed_labels() -> frozenset[str]:
+    """The ``path`` labels of the routes left out of the latency histogram."""
+    return frozenset(route.label for route in ROUTES if not route.timed)
 
 
 def websocket_paths() -> tuple[str, ...]:

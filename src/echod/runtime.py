@@ -26,6 +26,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,13 +198,15 @@ class MetricsStore:
     def totals(self) -> list[float]:
         """One slot's worth of values, summed over every slot that was ever claimed."""
         size = self.layout.slot_size
-        sums = [0.0] * size
         values = self._values
-        for base in range(0, self.slots * size, size):
-            if values[base]:
-                for i, value in enumerate(values[base + 1 : base + size], start=1):
-                    sums[i] += value
-        return sums
+        rows = [
+            values[base + 1 : base + size].tolist()
+            for base in range(0, self.slots * size, size)
+            if values[base]
+        ]
+        if not rows:
+            return [0.0] * size
+        return [0.0, *map(sum, zip(*rows, strict=True))]
 
     def live_sum(self, index: int) -> float:
         """The value at ``index`` in each slot, summed over the slots of live processes.
@@ -237,6 +240,8 @@ class RuntimeRef:
     directory: Path
     supervisor: int
     layout: Layout
+    #: The instance's id (a random UUID, made at start), the same in all its workers.
+    instance: str
 
 
 class Runtime:
@@ -262,7 +267,7 @@ class Runtime:
         (directory / _OWNER).write_text(f"{pid} {_start_time(pid)}\n")
         (directory / _READY).write_bytes(b"\0")
         MetricsStore.create(directory / _METRICS, layout, slots).close()
-        return cls(RuntimeRef(directory, pid, layout))
+        return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4())))
 
     def write_dev_certificate(self, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
         """Keep the development certificate and key here; return their paths."""

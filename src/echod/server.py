@@ -29,6 +29,7 @@ from echod.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 __all__ = ["check_tls", "serve"]
 
@@ -51,10 +52,7 @@ def serve(settings: Settings, users: Mapping[str, bytes], *, log_config: dict[st
     try:
         if settings.tls_enabled and settings.tls_cert is None:
             cert, key = runtime.write_dev_certificate(*self_signed())
-            listeners = [
-                *listeners[:-1],
-                Listener("https", settings.host, settings.tls_port, cert, key),
-            ]
+            listeners = [*listeners[:-1], _https(settings, cert, key)]
             log.warning(
                 "HTTPS uses a self-signed certificate for localhost made at start; clients "
                 "must skip verification (curl -k); set --tls-cert and --tls-key for a real one"
@@ -66,30 +64,43 @@ def serve(settings: Settings, users: Mapping[str, bytes], *, log_config: dict[st
 
 
 def check_tls(settings: Settings) -> None:
-    """Load the configured certificate and key once, so a bad pair stops echod at start.
+    """Load the configured TLS material once, so that bad files stop echod at start.
 
     Raises:
-        ConfigError: they cannot be loaded or do not match.
+        ConfigError: the certificate and key cannot be loaded or do not match, or the
+            client CA file holds no usable certificate.
     """
-    if not settings.tls_enabled or settings.tls_cert is None or settings.tls_key is None:
+    if not settings.tls_enabled:
         return
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except (ssl.SSLError, OSError) as error:
-        raise ConfigError(
-            f"--tls-cert={str(settings.tls_cert)!r} with --tls-key={str(settings.tls_key)!r}: "
-            f"cannot be used: {error}"
-        ) from None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigError(
+                f"--tls-cert={str(settings.tls_cert)!r} with "
+                f"--tls-key={str(settings.tls_key)!r}: cannot be used: {error}"
+            ) from None
+    if settings.tls_client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca)
+        except (ssl.SSLError, OSError, ValueError) as error:
+            raise ConfigError(
+                f"--tls-client-ca={str(settings.tls_client_ca)!r}: cannot be used: {error}"
+            ) from None
 
 
 def _listeners(settings: Settings) -> list[Listener]:
-    listeners = [Listener("http", settings.host, settings.port)]
+    listeners = []
+    if settings.http_enabled:
+        listeners.append(Listener("http", settings.host, settings.port))
     if settings.tls_enabled:
-        listeners.append(
-            Listener("https", settings.host, settings.tls_port, settings.tls_cert, settings.tls_key)
-        )
+        listeners.append(_https(settings, settings.tls_cert, settings.tls_key))
     return listeners
+
+
+def _https(settings: Settings, cert: Path | None, key: Path | None) -> Listener:
+    return Listener("https", settings.host, settings.tls_port, cert, key, settings.tls_client_ca)
 
 
 def _busy_ports(listeners: Sequence[Listener]) -> list[tuple[Listener, OSError]]:

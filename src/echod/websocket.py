@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
+from echod.drain import SHUTDOWN
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -40,21 +41,21 @@ from echod.observe import HTTP_VERSIONS, RequestRecord, Traffic
 from echod.routes import UNMATCHED, route_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from granian._granian import RSGIWebsocketProtocol, RSGIWebsocketTransport
     from granian.rsgi import Scope, WebsocketMessage
 
     from echod.auth import Authenticator
+    from echod.cors import Cors
+    from echod.drain import Drain
     from echod.layout import Recorder
     from echod.observe import Observer
 
 __all__ = ["SocketLimits", "WebSockets", "same_origin"]
 
-#: Seconds between two looks at the ready byte while WebSockets are open.
-DRAIN_POLL = 0.2
 # The kind of a close message (granian.rsgi.WebsocketMessageType.close).
 _CLOSE = 0
+# The reason an idle connection's task is cancelled with.
+_IDLE = "idle"
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
 _now = time.perf_counter
 
@@ -94,20 +95,21 @@ class WebSockets:
         authenticator: Authenticator,
         observer: Observer,
         recorder: Recorder,
-        is_ready: Callable[[], bool],
+        drain: Drain,
         limits: SocketLimits,
-        allowed_origins: frozenset[str] = frozenset(),
+        cors: Cors | None = None,
     ) -> None:
-        """Check credentials with ``authenticator`` and record with ``observer``."""
+        """Check credentials with ``authenticator`` and record with ``observer``.
+
+        A cross-site ``Origin`` is refused unless ``cors`` allows it.
+        """
         self._auth = authenticator
         self._observer = observer
         self._recorder = recorder
-        self._is_ready = is_ready
+        self._drain = drain
         self._limits = limits
-        self._allowed_origins = allowed_origins
-        # The tasks of the open connections, so that a drain can end each.
-        self._connections: set[asyncio.Task[object]] = set()
-        self._watcher: asyncio.Future[None] | None = None
+        self._cors = cors
+        self._open = 0
 
     async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
         """Take one WebSocket from its handshake to its close, then record it."""
@@ -128,13 +130,13 @@ class WebSockets:
             origin = headers.get("origin")
             if (
                 origin is not None
-                and origin not in self._allowed_origins
                 and not same_origin(origin, headers.get("host"))
+                and (self._cors is None or not self._cors.allows(origin))
             ):
                 raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
-            if not self._is_ready():
+            if self._drain.draining:
                 raise ServiceUnavailable("echod is shutting down")
-            if len(self._connections) >= self._limits.max_connections:
+            if self._open >= self._limits.max_connections:
                 raise ServiceUnavailable(
                     f"this worker holds {self._limits.max_connections} WebSockets already"
                 )
@@ -180,28 +182,14 @@ class WebSockets:
         task = asyncio.current_task()
         if task is None:  # granian runs each request as a task
             raise RuntimeError("a WebSocket is served outside of a task")
-        self._connections.add(task)
+        self._open += 1
         self._recorder.connections(1)
-        self._watch_drain()
         idle = _IdleTimer(task, self._limits.idle_timeout)
         try:
-            while True:
-                message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
-                if message.kind == _CLOSE:
-                    break
-                idle.touch()
-                data = message.data
-                traffic.count_in(_size(data))
-                self._recorder.message(label, "in")
-                reply, closing = self._reply(kind, path, rid, data)
-                await _send(transport, reply)
-                traffic.count_out(_size(reply))
-                self._recorder.message(label, "out")
-                if closing:
-                    traffic.closed_by = "limit"
-                    break
+            with self._drain.cancelling(task):
+                await self._exchange(transport, idle, kind, label, path, rid, traffic)
         except asyncio.CancelledError as cancelled:
-            if cancelled.args not in {("idle",), ("shutdown",)}:
+            if cancelled.args not in {(_IDLE,), (SHUTDOWN,)}:
                 raise  # not ours: let it go on
             task.uncancel()
             traffic.closed_by = cancelled.args[0]
@@ -209,9 +197,36 @@ class WebSockets:
             traffic.closed_by = "client"
         finally:
             idle.stop()
-            self._connections.discard(task)
+            self._open -= 1
             self._recorder.connections(-1)
             proto.close(None)
+
+    async def _exchange(
+        self,
+        transport: RSGIWebsocketTransport,
+        idle: _IdleTimer,
+        kind: str,
+        label: str,
+        path: str,
+        rid: str,
+        traffic: Traffic,
+    ) -> None:
+        """Answer messages until the client closes, or one over the limit closes."""
+        while True:
+            message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
+            if message.kind == _CLOSE:
+                return
+            idle.touch()
+            data = message.data
+            traffic.count_in(_size(data))
+            self._recorder.message(label, "in")
+            reply, closing = self._reply(kind, path, rid, data)
+            await _send(transport, reply)
+            traffic.count_out(_size(reply))
+            self._recorder.message(label, "out")
+            if closing:
+                traffic.closed_by = "limit"
+                return
 
     def _reply(self, kind: str, path: str, rid: str, data: bytes | str) -> tuple[bytes | str, bool]:
         """The answer to one message, and whether the connection closes after it."""
@@ -224,20 +239,6 @@ class WebSockets:
         except Problem as problem:
             closing = isinstance(problem, PayloadTooLarge)
             return render_problem(problem, path, rid).decode(), closing
-
-    def _watch_drain(self) -> None:
-        """Make sure one task watches the ready byte while WebSockets are open."""
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.ensure_future(self._close_on_drain())
-
-    async def _close_on_drain(self) -> None:
-        # One look at the shared ready byte a few times a second serves every connection.
-        while self._connections:
-            if not self._is_ready():
-                for task in list(self._connections):
-                    task.cancel("shutdown")
-                return
-            await asyncio.sleep(DRAIN_POLL)
 
 
 def _answer(kind: str, data: bytes | str) -> bytes | str:
@@ -288,7 +289,7 @@ class _IdleTimer:
     def _fire(self) -> None:
         due = self._last + self._timeout
         if self._loop.time() >= due:
-            self._task.cancel("idle")
+            self._task.cancel(_IDLE)
         else:
             self._handle = self._loop.call_at(due, self._fire)
 

@@ -47,6 +47,14 @@ def request(
     return CRLF.join(lines) + CRLF + CRLF + body
 
 
+def inspect(
+    query: bytes, *, path: bytes = b"/api/inspect", headers: tuple[bytes, ...] = ()
+) -> bytes:
+    """A GET of ``path`` with ``query``, no body, and the demo user's credentials."""
+    target = path + (b"?" + query if query else b"")
+    return request(b"", method=b"GET", path=target, headers=headers)
+
+
 def basic(raw: bytes) -> bytes:
     """An Authorization header value carrying ``raw`` as Basic credentials."""
     return b"Basic " + base64.b64encode(raw)
@@ -136,6 +144,56 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
      headers=(b"Content-Encoding: gzip",)), 415, True, None),
     ("raw-get-without-upgrade", request(method=b"GET", path=b"/api/raw"), 405, True, None),
     ("raw-nul-bytes", request(b"\x00\x00", path=b"/api/raw"), 200, True, b"\x00\x00"),
+    # /api/inspect and /api/stream: the query and the controls
+    ("inspect-query-of-12k", inspect(b"q=" + b"x" * 12_000), 200, True, None),
+    ("inspect-query-over-the-head-limit", inspect(b"q=" + b"x" * 20_000), 431, False, None),
+    ("inspect-10k-parameters", inspect(b"&".join(b"p%d=" % n for n in range(1_500))), 200, True,
+     None),
+    # HTTP/1.1 allows 100 header fields (Host, Connection, Authorization and Content-Length
+    # are four of them); the server refuses the 101st itself
+    ("inspect-100-header-fields", request(b"", method=b"GET", path=b"/api/inspect",
+     headers=tuple(b"X-Dup: %d" % n for n in range(96))), 200, True, None),
+    ("inspect-101-header-fields", request(b"", method=b"GET", path=b"/api/inspect",
+     headers=tuple(b"X-Dup: %d" % n for n in range(97))), 431, False, None),
+    ("inspect-query-not-utf8", inspect(b"a=%ff%fe"), 400, True, None),
+    ("inspect-query-overlong-utf8", inspect(b"a=%c0%af"), 400, True, None),
+    ("inspect-gzip-body", request(b"\x1f\x8b", path=b"/api/inspect",
+     headers=(b"Content-Encoding: gzip",)), 415, True, None),
+    ("inspect-subpath", inspect(b"", path=b"/api/inspect/x"), 404, True, None),
+    ("status-negative", inspect(b"status=-200"), 400, True, None),
+    ("status-plus-sign", inspect(b"status=%2B200"), 400, True, None),
+    ("status-space", inspect(b"status=%20200"), 400, True, None),
+    ("status-fraction", inspect(b"status=200.0"), 400, True, None),
+    ("status-exponent", inspect(b"status=2e2"), 400, True, None),
+    ("status-hex", inspect(b"status=0xc8"), 400, True, None),
+    ("status-arabic-digits", inspect(b"status=%D9%A2%D9%A0%D9%A0"), 400, True, None),
+    ("status-overflow", inspect(b"status=" + b"9" * 400), 400, True, None),
+    ("status-below-200", inspect(b"status=101"), 400, True, None),
+    ("status-above-599", inspect(b"status=600"), 400, True, None),
+    ("status-empty", inspect(b"status="), 400, True, None),
+    ("status-twice", inspect(b"status=200&status=200"), 400, True, None),
+    ("status-header-fraction", inspect(b"", headers=(b"X-Echod-Status: 200.5",)), 400, True,
+     None),
+    ("status-header-twice", inspect(b"", headers=(b"X-Echod-Status: 200",
+     b"X-Echod-Status: 201")), 400, True, None),
+    ("status-bad-query-beats-good-header", inspect(b"status=x",
+     headers=(b"X-Echod-Status: 201",)), 400, True, None),
+    ("delay-negative", inspect(b"delay_ms=-1"), 400, True, None),
+    ("delay-fraction", inspect(b"delay_ms=0.5"), 400, True, None),
+    ("delay-exponent", inspect(b"delay_ms=1e3"), 400, True, None),
+    ("delay-over-max", inspect(b"delay_ms=10001"), 400, True, None),
+    ("delay-overflow", inspect(b"delay_ms=" + b"9" * 400), 400, True, None),
+    ("delay-header-space", inspect(b"", headers=(b"X-Echod-Delay-Ms: 1 0",)), 400, True, None),
+    ("stream-count-zero", inspect(b"count=0", path=b"/api/stream"), 400, True, None),
+    ("stream-count-overflow", inspect(b"count=" + b"9" * 400, path=b"/api/stream"), 400, True,
+     None),
+    ("stream-interval-overflow", inspect(b"interval_ms=" + b"9" * 400, path=b"/api/stream"),
+     400, True, None),
+    ("stream-too-long-in-all", inspect(b"count=1000&interval_ms=11", path=b"/api/stream"), 400,
+     True, None),
+    ("stream-query-not-utf8", inspect(b"count=%ff", path=b"/api/stream"), 400, True, None),
+    ("stream-one-event", inspect(b"count=1", path=b"/api/stream"), 200, True, None),
+    ("stream-post", request(path=b"/api/stream"), 405, True, None),
 ]  # fmt: skip
 
 
@@ -206,7 +264,7 @@ def test_corpus_case_gets_its_status(
     if status == 401:
         assert headers["www-authenticate"] == 'Basic realm="echod", charset="UTF-8"'
     if status == 405:
-        assert headers["allow"] in {"POST, PUT", "GET, HEAD"}
+        assert headers["allow"] in {"POST, PUT", "GET, HEAD", "GET, HEAD, POST, PUT, PATCH, DELETE"}
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
@@ -21,21 +22,26 @@ DEFAULT_PORTS = (3000, 10000)
 
 
 def examples() -> list[tuple[str, str]]:
-    """Each ``curl`` line of the README with the ``# output`` line under it."""
+    """Each ``curl`` line of the README with the ``# output`` lines under it."""
     lines = README.read_text().splitlines()
-    found = [
-        (line, lines[n + 1].removeprefix("# "))
-        for n, line in enumerate(lines[:-1])
-        if line.startswith("curl ") and lines[n + 1].startswith("# ")
-    ]
+    found = []
+    for n, line in enumerate(lines[:-1]):
+        output = list(itertools.takewhile(lambda text: text.startswith("# "), lines[n + 1 :]))
+        if line.startswith("curl ") and output:
+            found.append((line, "\n".join(text.removeprefix("# ") for text in output)))
     assert len(found) >= 2, "the README lost its curl examples"
     return found
 
 
 def ports_free() -> bool:
-    """Whether echod's default ports can be bound."""
+    """Whether echod's default ports can be bound.
+
+    They are bound as a server binds them, so that connections lingering in TIME_WAIT
+    from an earlier run do not count.
+    """
     for port in DEFAULT_PORTS:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("0.0.0.0", port))
             except OSError:
@@ -61,6 +67,8 @@ def default_echod() -> Any:
 def test_example_prints_what_the_readme_says(command: str, expected: str) -> None:
     """The command, run by a shell as written, prints the documented output."""
     require_tool("curl", "Debian package curl")
+    if "| jq " in command:
+        require_tool("jq", "Debian package jq")
     # The README's own command line, through a shell, exactly as a reader would run it.
     done = subprocess.run(  # noqa: S602
         command, shell=True, capture_output=True, text=True, timeout=30, check=False

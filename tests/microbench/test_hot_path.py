@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.app import EchoApp, create_app
 from echod.auth import Authenticator
 from echod.config import LogLevel, Settings
 from echod.echo import echo
@@ -25,6 +24,7 @@ from echod.metrics import build_registry
 from echod.observe import RequestIds, RequestRecord
 from echod.runtime import MetricsStore
 from echod.version import __version__
+from echod.wiring import create_app
 from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
 from tests.support.users import ALICE, cheap_users
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pytest_benchmark.fixture import BenchmarkFixture
+
+    from echod.app import EchoApp
 
 HEADER = ALICE
 USERS = cheap_users(alice="wonderland")
@@ -59,6 +61,7 @@ def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
         recorder=store.claim(),
         registry=build_registry(store, root_pid=os.getpid(), version=__version__),
         is_ready=lambda: True,
+        instance_id="00000000-0000-4000-8000-000000000000",
         log_fd=devnull,
     )
     made._log.bind(QuietLoop())  # type: ignore[arg-type]

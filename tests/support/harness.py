@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
-from echod.app import create_app
 from echod.config import Settings
 from echod.layout import Layout
 from echod.metrics import build_registry
 from echod.runtime import MetricsStore
 from echod.version import __version__
+from echod.wiring import create_app
 from tests.support.users import ALICE
 
 if TYPE_CHECKING:
@@ -31,9 +31,16 @@ if TYPE_CHECKING:
 
     from echod.app import EchoApp
 
+#: The instance id the harness's app reports.
+INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
+
 
 class FakeHeaders(dict[str, str]):
-    """RSGI headers: lower-case names, ``get`` like a dict."""
+    """RSGI headers: lower-case names, ``get`` like a dict, one value per name."""
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``: here one at most."""
+        return [self[name]] if name in self else []
 
 
 @dataclass
@@ -45,6 +52,7 @@ class FakeScope:
     headers: FakeHeaders = field(default_factory=FakeHeaders)
     http_version: str = "1.1"
     client: str = "127.0.0.1:40000"
+    server: str = "127.0.0.1:3000"
     scheme: str = "http"
     proto: str = "http"
     query_string: str = ""
@@ -97,6 +105,10 @@ class FakeProto:
         """Record the response."""
         self.responses.append(Response(status, dict(headers), body))
 
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Record a response without a body."""
+        self.responses.append(Response(status, dict(headers), b""))
+
     @property
     def response(self) -> Response:
         """The one response the app gave."""
@@ -121,6 +133,7 @@ class Harness:
             recorder=self.store.claim(),
             registry=self.registry,
             is_ready=lambda: self.ready,
+            instance_id=INSTANCE_ID,
             log_fd=write,
         )
         self._write = write
@@ -139,14 +152,15 @@ class Harness:
         """Send one request through the app and return the protocol that recorded it.
 
         ``version`` is the HTTP version as granian names it ("1" for 1.0); ``host`` is the
-        Host header, or None for none.
+        Host header, or None for none. ``path`` may carry a query string after ``?``.
         """
+        path, _, query = path.partition("?")
         all_headers = FakeHeaders({} if host is None else {"host": host})
         all_headers.update(headers or {})
         if body and "content-length" not in all_headers:
             all_headers["content-length"] = str(len(body))
         proto = proto or FakeProto(body)
-        scope = FakeScope(method, path, all_headers, http_version=version)
+        scope = FakeScope(method, path, all_headers, http_version=version, query_string=query)
         asyncio.run(self.app.__rsgi__(scope, proto))  # type: ignore[arg-type]
         return proto
 

@@ -49,7 +49,10 @@ def raw_exchange(
 
 
 def _whole(received: bytes, answers: int) -> bool:
-    """Whether ``received`` holds ``answers`` answers, each with its Content-Length."""
+    """Whether ``received`` holds ``answers`` whole answers.
+
+    An answer is whole with its ``Content-Length`` bytes or, when chunked, its last chunk.
+    """
     for _ in range(answers):
         head, separator, rest = received.partition(b"\r\n\r\n")
         if not separator:
@@ -57,8 +60,14 @@ def _whole(received: bytes, answers: int) -> bool:
         length = 0
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length" and value.isdigit():
                 length = int(value)
+            elif name == b"transfer-encoding" and value == b"chunked":
+                end = rest.find(b"0\r\n\r\n")
+                if end < 0:
+                    return False
+                length = end + 5
         if len(rest) < length:
             return False
         received = rest[length:]

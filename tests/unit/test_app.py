@@ -395,16 +395,16 @@ class TestUnknownLabels:
     ) -> None:
         """No status can raise after the answer: it is recorded under the bounded other."""
 
-        class Teapot(Problem):
-            status = 418
+        class Unregistered(Problem):
+            status = 103  # registered, but never one of echod's answers: no label of its own
 
-        def brew(_body: bytes) -> bytes:
-            raise Teapot("short and stout")
+        def refuse(_body: bytes) -> bytes:
+            raise Unregistered("a status of its own")
 
-        monkeypatch.setattr("echod.app.echo", brew)
-        assert harness.authed(body=b"{}").response.status == 418
+        monkeypatch.setattr("echod.app.echo", refuse)
+        assert harness.authed(body=b"{}").response.status == 103
         [line] = harness.log_lines()
-        assert (line["status"], line["level"]) == (418, "warning")
+        assert (line["status"], line["level"]) == (103, "info")
         assert harness.count("other", "POST", "/api/echo") == 1
 
     def test_a_method_the_metrics_do_not_list_is_counted_as_other(self, harness: Harness) -> None:

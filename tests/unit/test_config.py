@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -50,7 +51,9 @@ class TestSources:
         fields = set(Settings.__dataclass_fields__)
         assert {option.field for option in OPTIONS} == fields
         for option in OPTIONS:
-            assert option.flag == "--" + option.field.replace("_", "-")
+            # A list is given once per item, so its flag is singular: --cors-origin.
+            name = option.field.removesuffix("s") if option.kind == "list" else option.field
+            assert option.flag == "--" + name.replace("_", "-")
             assert option.env == "ECHOD_" + option.field.upper()
 
     def test_environment_sets_a_value(self) -> None:
@@ -89,8 +92,8 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("argv", "environ", "message"),
         [
-            (["--port", "abc"], {}, "--port='abc': not an integer (expected 1-65535)"),
-            (["--port", "0"], {}, "--port='0': out of range (expected 1-65535)"),
+            (["--port", "abc"], {}, "--port='abc': not an integer (expected 0-65535)"),
+            (["--port", "65536"], {}, "--port='65536': out of range (expected 0-65535)"),
             ([], {"ECHOD_PORT": "70000"}, "ECHOD_PORT='70000': out of range"),
             (["--workers", "0"], {}, "--workers='0': out of range (expected 1-64)"),
             (["--log-level", "loud"], {}, "--log-level='loud': not a log level"),
@@ -108,7 +111,7 @@ class TestErrors:
         ],
         ids=[
             "port-not-int",
-            "port-zero",
+            "port-too-big",
             "env-port-too-big",
             "workers-zero",
             "log-level-flag",
@@ -140,3 +143,72 @@ class TestErrors:
         cert.write_text("x")
         with pytest.raises(ConfigError, match=r"ECHOD_TLS_CERT is set but --tls-key"):
             load_settings([], {"ECHOD_TLS_CERT": str(cert)})
+
+
+class TestFixtureSettings:
+    def test_the_defaults(self) -> None:
+        """Delays up to 10 s, CORS off, no hostname, no client certificates."""
+        settings = load_settings([], {})
+        assert settings.max_delay == 10.0
+        assert settings.cors_origins == ()
+        assert not settings.expose_hostname
+        assert settings.tls_client_ca is None
+
+    def test_cors_origins_by_repeated_flag_or_a_comma_list(self) -> None:
+        """The flag repeats; the variable is a comma-separated list; both lower-cased."""
+        flags = load_settings(
+            ["--cors-origin", "https://App.example", "--cors-origin", "http://localhost:8080"], {}
+        )
+        assert flags.cors_origins == ("https://app.example", "http://localhost:8080")
+        environ = {"ECHOD_CORS_ORIGINS": " https://a.example , https://b.example:8443 "}
+        assert load_settings([], environ).cors_origins == (
+            "https://a.example",
+            "https://b.example:8443",
+        )
+        assert load_settings(["--cors-origin", "*"], {}).cors_origins == ("*",)
+
+    @pytest.mark.parametrize(
+        ("argv", "environ", "message"),
+        [
+            (["--cors-origin", "app.example"], {}, "--cors-origin='app.example': not an origin"),
+            ([], {"ECHOD_CORS_ORIGINS": "https://a.example/path"}, "ECHOD_CORS_ORIGINS="),
+            (["--cors-origin", "*", "--cors-origin", "https://a.example"], {},
+             "--cors-origin='*,https://a.example': * allows every origin"),
+            ([], {"ECHOD_CORS_ORIGINS": "*,https://a.example"}, "ECHOD_CORS_ORIGINS="),
+            (["--max-delay", "-1"], {}, "--max-delay='-1': out of range"),
+            (["--max-delay", "soon"], {}, "--max-delay='soon': not a number"),
+            ([], {"ECHOD_EXPOSE_HOSTNAME": "maybe"},
+             "ECHOD_EXPOSE_HOSTNAME='maybe': not a boolean"),
+            (["--port", "0", "--tls-port", "0"], {}, "--port=0 and --tls-port=0"),
+        ],
+        ids=["origin-no-scheme", "origin-with-path", "star-and-more-flags", "star-and-more-env",
+             "delay-negative", "delay-word", "hostname-not-boolean", "both-ports-off"],
+    )  # fmt: skip
+    def test_bad_values_name_the_setting(
+        self, argv: list[str], environ: dict[str, str], message: str
+    ) -> None:
+        """Each error names the flag or variable."""
+        with pytest.raises(ConfigError, match="^" + re.escape(message)):
+            load_settings(argv, environ)
+
+    @pytest.mark.parametrize(
+        ("raw", "expected"), [("1", True), ("on", True), ("0", False), ("", False)]
+    )
+    def test_expose_hostname_by_switch_or_variable(self, raw: str, expected: bool) -> None:
+        """The flag is a switch; the variable takes the usual words."""
+        assert load_settings(["--expose-hostname"], {}).expose_hostname
+        assert load_settings([], {"ECHOD_EXPOSE_HOSTNAME": raw}).expose_hostname is expected
+
+    def test_port_zero_turns_plain_http_off(self) -> None:
+        """--port 0 leaves HTTPS alone."""
+        settings = load_settings(["--port", "0"], {})
+        assert not settings.http_enabled
+        assert settings.tls_enabled
+
+    def test_a_client_ca_needs_https(self, tmp_path: Path) -> None:
+        """Client certificates are asked for over HTTPS only."""
+        ca = tmp_path / "ca.pem"
+        ca.write_text("x")
+        assert load_settings(["--tls-client-ca", str(ca)], {}).tls_client_ca == ca
+        with pytest.raises(ConfigError, match="--tls-client-ca is set but HTTPS is off"):
+            load_settings(["--tls-client-ca", str(ca), "--tls-port", "0"], {})

@@ -43,7 +43,7 @@ class TestMain:
         ("argv", "environ", "message"),
         [
             (["--port", "x"], {}, "--port='x'"),
-            ([], {"ECHOD_PORT": "0"}, "ECHOD_PORT='0'"),
+            ([], {"ECHOD_PORT": "70000"}, "ECHOD_PORT='70000'"),
             (["--nope"], {}, "unrecognized arguments: --nope"),
         ],
         ids=["flag", "variable", "unknown"],

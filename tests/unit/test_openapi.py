@@ -66,7 +66,7 @@ class TestOpenapiRoute:
             reads.append(b'{"openapi":"3.1.0"}')
             return reads[-1]
 
-        monkeypatch.setattr("echod.app.openapi_document", read)
+        monkeypatch.setattr("echod.wiring.openapi_document", read)
         made = Harness(tmp_path, users)
         assert len(reads) == 1
         for _ in range(3):
