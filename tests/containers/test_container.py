@@ -46,7 +46,7 @@ class TestServing:
             f"{container.url}/api/echo", auth=AUTH, content=b'{"foo": "bar"}', timeout=10
         )
         assert answer.status_code == 200
-        assert answer.content == b'{"foo":"bar","echoed":true}'
+        assert answer.content == b'{"foo":"bar","echoed":true}\n'
 
     def test_echoes_over_https_on_10000(self, container: Container) -> None:
         """HTTPS on the published port, with HTTP/2, and the self-signed certificate."""
@@ -187,7 +187,7 @@ class TestStop:
         upload.join(30)
         assert status == 0
         assert result.get("answer", b"").startswith(b"HTTP/1.1 200"), result
-        assert result["answer"].endswith(b'{"in_flight":true,"echoed":true}')
+        assert result["answer"].endswith(b'{"in_flight":true,"echoed":true}\n')
         state = stoppable.inspect()["State"]
         assert state["ExitCode"] == 0
         assert seconds < STOP_TIMEOUT  # echod stopped by itself: podman never killed it
