@@ -10,13 +10,14 @@ import argparse
 import enum
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from echod.values import host, integer, readable_file, seconds
 from echod.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -92,48 +93,6 @@ class Settings:
         return self.tls_port != 0
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip(), 10)
-        except ValueError:
-            raise ValueError(f"not an integer (expected {low}-{high})") from None
-        if not low <= value <= high:
-            raise ValueError(f"out of range (expected {low}-{high})")
-        return value
-
-    return parse
-
-
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"not a number of seconds (expected {low:g}-{high:g})") from None
-        if not low <= value <= high:  # also rejects nan
-            raise ValueError(f"out of range (expected {low:g}-{high:g} seconds)")
-        return value
-
-    return parse
-
-
-def _host(raw: str) -> str:
-    value = raw.strip().removeprefix("[").removesuffix("]")
-    if not value:
-        raise ValueError("empty host")
-    return value
-
-
-def _readable_file(raw: str) -> Path:
-    path = Path(raw)
-    if not path.is_file():
-        raise ValueError("no such file")
-    if not os.access(path, os.R_OK):
-        raise ValueError("file is not readable")
-    return path
-
-
 def _log_level(raw: str) -> LogLevel:
     try:
         return LogLevel(raw.strip().lower())
@@ -158,58 +117,58 @@ class _Option:
         return "ECHOD_" + self.field.upper()
 
 
-_PORT = _integer(1, 65535)
+_PORT = integer(1, 65535)
 
 OPTIONS: tuple[_Option, ...] = (
-    _Option("host", _host, "HOST", "address to listen on (default 0.0.0.0; :: for IPv6)"),
+    _Option("host", host, "HOST", "address to listen on (default 0.0.0.0; :: for IPv6)"),
     _Option("port", _PORT, "N", "plain HTTP port (default 3000)"),
-    _Option("tls_port", _integer(0, 65535), "N", "HTTPS port, 0 turns it off (default 10000)"),
-    _Option("tls_cert", _readable_file, "FILE", "PEM certificate chain for HTTPS"),
-    _Option("tls_key", _readable_file, "FILE", "PEM private key for HTTPS"),
-    _Option("users_file", _readable_file, "FILE", "htpasswd file of bcrypt hashes"),
-    _Option("workers", _integer(1, _MAX_WORKERS), "N", "worker processes (default 1)"),
+    _Option("tls_port", integer(0, 65535), "N", "HTTPS port, 0 turns it off (default 10000)"),
+    _Option("tls_cert", readable_file, "FILE", "PEM certificate chain for HTTPS"),
+    _Option("tls_key", readable_file, "FILE", "PEM private key for HTTPS"),
+    _Option("users_file", readable_file, "FILE", "htpasswd file of bcrypt hashes"),
+    _Option("workers", integer(1, _MAX_WORKERS), "N", "worker processes (default 1)"),
     _Option("log_level", _log_level, "LEVEL", "debug, info, warning or error (default info)"),
     _Option(
         "max_body_bytes",
-        _integer(1, _MAX_BODY_LIMIT),
+        integer(1, _MAX_BODY_LIMIT),
         "N",
         f"largest request body in bytes (default {DEFAULT_MAX_BODY_BYTES})",
     ),
     _Option(
         "max_header_bytes",
-        _integer(_MIN_HEADER_BYTES, _MAX_HEADER_LIMIT),
+        integer(_MIN_HEADER_BYTES, _MAX_HEADER_LIMIT),
         "N",
         f"largest request head in bytes (default {DEFAULT_MAX_HEADER_BYTES})",
     ),
     _Option(
         "header_timeout",
-        _seconds(1.0, _MAX_SECONDS),
+        seconds(1.0, _MAX_SECONDS),
         "S",
         f"seconds to read a request head; also the keep-alive idle timeout "
         f"(default {DEFAULT_HEADER_TIMEOUT:g})",
     ),
     _Option(
         "shutdown_timeout",
-        _seconds(0.1, _MAX_SECONDS),
+        seconds(0.1, _MAX_SECONDS),
         "S",
         f"seconds in-flight requests get on shutdown (default {DEFAULT_SHUTDOWN_TIMEOUT:g})",
     ),
     _Option(
         "drain_delay",
-        _seconds(0.0, _MAX_SECONDS),
+        seconds(0.0, _MAX_SECONDS),
         "S",
         "seconds /ready answers 503 before the listeners close on SIGTERM (default 0)",
     ),
     _Option(
         "ws_idle_timeout",
-        _seconds(1.0, _MAX_SECONDS),
+        seconds(1.0, _MAX_SECONDS),
         "S",
         f"seconds a WebSocket may go without a message before it is closed "
         f"(default {DEFAULT_WS_IDLE_TIMEOUT:g})",
     ),
     _Option(
         "max_ws_connections",
-        _integer(1, _MAX_WS_CONNECTIONS),
+        integer(1, _MAX_WS_CONNECTIONS),
         "N",
         f"open WebSocket connections per worker (default {DEFAULT_MAX_WS_CONNECTIONS})",
     ),
