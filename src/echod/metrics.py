@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from echod.runtime import MetricsStore
+    from echod.counts import MetricsStore
 
 __all__ = ["build_registry", "render"]
 

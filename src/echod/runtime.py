@@ -7,7 +7,7 @@ in the temporary directory, and only its owner can enter it::
     echod-<pid>-<random>/   <pid> is the supervisor's
     ├── owner               the supervisor's pid and start time
     ├── ready               one byte that every worker reads: 0 ready, 1 draining
-    ├── metrics             the metric slots, one per worker process (echod.layout)
+    ├── metrics             the metric slots, one per worker process (echod.counts)
     ├── dev-cert.pem        the self-signed development certificate, without --tls-cert
     └── dev-key.pem         its private key
 
@@ -21,7 +21,6 @@ the parent, liveness, CPU time and memory (PSS) of a process.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import mmap
 import os
 import shutil
@@ -30,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from echod.layout import Layout, Recorder
+from echod import counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from echod.layout import Layout
+
 __all__ = [
-    "MetricsStore",
     "Readiness",
     "Runtime",
     "RuntimeRef",
@@ -45,7 +45,6 @@ __all__ = [
     "parent",
     "process_tree",
     "pss_bytes",
-    "slots_for",
 ]
 
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
@@ -141,95 +140,6 @@ class Readiness:
         self._map[0] = 1
 
 
-class MetricsStore:
-    """The memory-mapped file of metric slots, one per worker process.
-
-    A slot outlives its process: a worker that dies leaves its counts behind, and its
-    replacement takes the slot over and adds to them, so counters never go down.
-    """
-
-    def __init__(self, path: Path, layout: Layout) -> None:
-        """Map the store at ``path``, which was made for ``layout``."""
-        self.path = path
-        self.layout = layout
-        self._fd = os.open(path, os.O_RDWR)
-        self._map = mmap.mmap(self._fd, os.fstat(self._fd).st_size)
-        self._values = memoryview(self._map).cast("d")
-        self.slots = len(self._values) // layout.slot_size
-
-    @classmethod
-    def create(cls, path: Path, layout: Layout, slots: int) -> MetricsStore:
-        """Make a zeroed store at ``path`` with room for ``slots`` processes."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, slots * layout.slot_size * 8)
-        finally:
-            os.close(fd)
-        return cls(path, layout)
-
-    def claim(self, pid: int | None = None) -> Recorder:
-        """Take a slot for process ``pid`` (this one by default): a free one, or a dead one's.
-
-        Raises:
-            RuntimeError: every slot belongs to a live process.
-        """
-        pid = os.getpid() if pid is None else pid
-        size = self.layout.slot_size
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            for base in range(0, self.slots * size, size):
-                owner = int(self._values[base])
-                if owner in {0, pid} or not alive(owner):
-                    self._values[base] = float(pid)
-                    # Counters carry over to the replacement; a gauge starts afresh.
-                    self._values[base + self.layout.connections] = 0.0
-                    return Recorder(self._values, base, self.layout)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        raise RuntimeError(f"all {self.slots} metric slots in {self.path} are taken")
-
-    def owners(self) -> list[int]:
-        """The live processes that own a slot."""
-        size = self.layout.slot_size
-        owners = (int(self._values[base]) for base in range(0, self.slots * size, size))
-        return [pid for pid in owners if pid and alive(pid)]
-
-    def totals(self) -> list[float]:
-        """One slot's worth of values, summed over every slot that was ever claimed."""
-        size = self.layout.slot_size
-        sums = [0.0] * size
-        values = self._values
-        for base in range(0, self.slots * size, size):
-            if values[base]:
-                for i, value in enumerate(values[base + 1 : base + size], start=1):
-                    sums[i] += value
-        return sums
-
-    def live_sum(self, index: int) -> float:
-        """The value at ``index`` in each slot, summed over the slots of live processes.
-
-        For gauges: a worker that died leaves its counts behind, but not its connections.
-        """
-        size = self.layout.slot_size
-        values = self._values
-        return sum(
-            values[base + index]
-            for base in range(0, self.slots * size, size)
-            if values[base] and alive(int(values[base]))
-        )
-
-    def close(self) -> None:
-        """Unmap the store."""
-        self._values.release()
-        self._map.close()
-        os.close(self._fd)
-
-
-def slots_for(listeners: int, workers: int) -> int:
-    """How many slots an instance needs: one per worker, with room for respawns."""
-    return 4 * listeners * workers + 8
-
-
 @dataclass(frozen=True, slots=True)
 class RuntimeRef:
     """What a worker needs to attach to its instance's runtime: small and picklable."""
@@ -246,7 +156,7 @@ class Runtime:
         """Attach to the runtime ``ref`` names (in a worker, or in the supervisor)."""
         self.ref = ref
         self.readiness = Readiness(ref.directory / _READY)
-        self.store = MetricsStore(ref.directory / _METRICS, ref.layout)
+        self.store = counts.MetricsStore(ref.directory / _METRICS, ref.layout)
 
     @classmethod
     def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
@@ -261,7 +171,7 @@ class Runtime:
         directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
         (directory / _OWNER).write_text(f"{pid} {_start_time(pid)}\n")
         (directory / _READY).write_bytes(b"\0")
-        MetricsStore.create(directory / _METRICS, layout, slots).close()
+        counts.MetricsStore.create(directory / _METRICS, layout, slots).close()
         return cls(RuntimeRef(directory, pid, layout))
 
     def write_dev_certificate(self, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:

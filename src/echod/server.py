@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from echod.certs import self_signed
 from echod.config import ConfigError, Settings
+from echod.counts import slots_for
 from echod.layout import Layout
 from echod.listener import Listener, worker_app
-from echod.runtime import Runtime, slots_for
+from echod.runtime import Runtime
 from echod.supervisor import Supervisor
 
 if TYPE_CHECKING:

@@ -18,12 +18,12 @@ import pytest
 from echod.app import EchoApp, create_app
 from echod.auth import Authenticator
 from echod.config import LogLevel, Settings
+from echod.counts import MetricsStore
 from echod.echo import echo
 from echod.layout import Layout
 from echod.logs import AccessLog
 from echod.metrics import build_registry
 from echod.observe import RequestIds, RequestRecord
-from echod.runtime import MetricsStore
 from echod.version import __version__
 from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
 from tests.support.users import ALICE, cheap_users

@@ -17,9 +17,9 @@ from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
 from echod.app import create_app
 from echod.config import Settings
+from echod.counts import MetricsStore
 from echod.layout import Layout
 from echod.metrics import build_registry
-from echod.runtime import MetricsStore
 from echod.version import __version__
 from tests.support.users import ALICE
 

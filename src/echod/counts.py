@@ -1,0 +1,115 @@
+"""Counts: the memory-mapped files of numbers that the processes of an instance share.
+
+Each worker process counts its requests into a slot of its own in the metrics file,
+laid out by :mod:`echod.layout`, and ``/metrics`` in any process sums the slots.
+:mod:`echod.runtime` makes the files in the instance's runtime directory, attaches them,
+and tells whether the process that owns a slot is alive; this module is what can be
+done with them. The two import each other as modules, not names, so that either may be
+imported first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+from typing import TYPE_CHECKING
+
+from echod import runtime
+from echod.layout import Recorder
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from echod.layout import Layout
+
+__all__ = ["MetricsStore", "slots_for"]
+
+
+class MetricsStore:
+    """The memory-mapped file of metric slots, one per worker process.
+
+    A slot outlives its process: a worker that dies leaves its counts behind, and its
+    replacement takes the slot over and adds to them, so counters never go down.
+    """
+
+    def __init__(self, path: Path, layout: Layout) -> None:
+        """Map the store at ``path``, which was made for ``layout``."""
+        self.path = path
+        self.layout = layout
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, os.fstat(self._fd).st_size)
+        self._values = memoryview(self._map).cast("d")
+        self.slots = len(self._values) // layout.slot_size
+
+    @classmethod
+    def create(cls, path: Path, layout: Layout, slots: int) -> MetricsStore:
+        """Make a zeroed store at ``path`` with room for ``slots`` processes."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, slots * layout.slot_size * 8)
+        finally:
+            os.close(fd)
+        return cls(path, layout)
+
+    def claim(self, pid: int | None = None) -> Recorder:
+        """Take a slot for process ``pid`` (this one by default): a free one, or a dead one's.
+
+        Raises:
+            RuntimeError: every slot belongs to a live process.
+        """
+        pid = os.getpid() if pid is None else pid
+        size = self.layout.slot_size
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            for base in range(0, self.slots * size, size):
+                owner = int(self._values[base])
+                if owner in {0, pid} or not runtime.alive(owner):
+                    self._values[base] = float(pid)
+                    # Counters carry over to the replacement; a gauge starts afresh.
+                    self._values[base + self.layout.connections] = 0.0
+                    return Recorder(self._values, base, self.layout)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        raise RuntimeError(f"all {self.slots} metric slots in {self.path} are taken")
+
+    def owners(self) -> list[int]:
+        """The live processes that own a slot."""
+        size = self.layout.slot_size
+        owners = (int(self._values[base]) for base in range(0, self.slots * size, size))
+        return [pid for pid in owners if pid and runtime.alive(pid)]
+
+    def totals(self) -> list[float]:
+        """One slot's worth of values, summed over every slot that was ever claimed."""
+        size = self.layout.slot_size
+        sums = [0.0] * size
+        values = self._values
+        for base in range(0, self.slots * size, size):
+            if values[base]:
+                for i, value in enumerate(values[base + 1 : base + size], start=1):
+                    sums[i] += value
+        return sums
+
+    def live_sum(self, index: int) -> float:
+        """The value at ``index`` in each slot, summed over the slots of live processes.
+
+        For gauges: a worker that died leaves its counts behind, but not its connections.
+        """
+        size = self.layout.slot_size
+        values = self._values
+        return sum(
+            values[base + index]
+            for base in range(0, self.slots * size, size)
+            if values[base] and runtime.alive(int(values[base]))
+        )
+
+    def close(self) -> None:
+        """Unmap the store."""
+        self._values.release()
+        self._map.close()
+        os.close(self._fd)
+
+
+def slots_for(listeners: int, workers: int) -> int:
+    """How many slots an instance needs: one per worker, with room for respawns."""
+    return 4 * listeners * workers + 8
