@@ -12,8 +12,9 @@ After the upgrade, each message gets one answer, on ``/api/echo`` the echoed obj
 a problem object (as text, without a newline), on ``/api/raw`` the message itself. A
 message over ``--max-body-bytes`` gets a 413 problem, and the connection is closed. So
 is one that stays silent for ``--ws-idle-timeout``, and every one when the instance
-drains. granian sends its close frame without a status code whatever echod asks for, so
-clients see 1005. One log line per connection is written when it closes.
+drains (:mod:`echod.connections`). granian sends its close frame without a status code
+whatever echod asks for, so clients see 1005. One log line per connection is written
+when it closes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
+from echod.connections import Connections, IdleTimer
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -51,8 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SocketLimits", "WebSockets", "same_origin"]
 
-#: Seconds between two looks at the ready byte while WebSockets are open.
-DRAIN_POLL = 0.2
 # The kind of a close message (granian.rsgi.WebsocketMessageType.close).
 _CLOSE = 0
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
@@ -105,9 +105,7 @@ class WebSockets:
         self._is_ready = is_ready
         self._limits = limits
         self._allowed_origins = allowed_origins
-        # The tasks of the open connections, so that a drain can end each.
-        self._connections: set[asyncio.Task[object]] = set()
-        self._watcher: asyncio.Future[None] | None = None
+        self._connections = Connections(is_ready)
 
     async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
         """Take one WebSocket from its handshake to its close, then record it."""
@@ -182,8 +180,7 @@ class WebSockets:
             raise RuntimeError("a WebSocket is served outside of a task")
         self._connections.add(task)
         self._recorder.connections(1)
-        self._watch_drain()
-        idle = _IdleTimer(task, self._limits.idle_timeout)
+        idle = IdleTimer(task, self._limits.idle_timeout)
         try:
             while True:
                 message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
@@ -225,20 +222,6 @@ class WebSockets:
             closing = isinstance(problem, PayloadTooLarge)
             return render_problem(problem, path, rid).decode(), closing
 
-    def _watch_drain(self) -> None:
-        """Make sure one task watches the ready byte while WebSockets are open."""
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.ensure_future(self._close_on_drain())
-
-    async def _close_on_drain(self) -> None:
-        # One look at the shared ready byte a few times a second serves every connection.
-        while self._connections:
-            if not self._is_ready():
-                for task in list(self._connections):
-                    task.cancel("shutdown")
-                return
-            await asyncio.sleep(DRAIN_POLL)
-
 
 def _answer(kind: str, data: bytes | str) -> bytes | str:
     """The reply to one message of ``kind`` ("echo" or "raw") within the size limit.
@@ -258,39 +241,6 @@ def _size(data: bytes | str) -> int:
     if isinstance(data, bytes) or data.isascii():
         return len(data)
     return len(data.encode())
-
-
-class _IdleTimer:
-    """Cancels a connection's task once no message has come for ``timeout`` seconds.
-
-    One timer per connection, moved only when it fires: setting and cancelling a timer
-    for every message would cost more than the message.
-    """
-
-    __slots__ = ("_handle", "_last", "_loop", "_task", "_timeout")
-
-    def __init__(self, task: asyncio.Task[object], timeout: float) -> None:
-        """Start counting for ``task``."""
-        self._task = task
-        self._timeout = timeout
-        self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
-        self._handle = self._loop.call_at(self._last + timeout, self._fire)
-
-    def touch(self) -> None:
-        """A message came: the idle time starts again."""
-        self._last = self._loop.time()
-
-    def stop(self) -> None:
-        """The connection ends: no more checks."""
-        self._handle.cancel()
-
-    def _fire(self) -> None:
-        due = self._last + self._timeout
-        if self._loop.time() >= due:
-            self._task.cancel("idle")
-        else:
-            self._handle = self._loop.call_at(due, self._fire)
 
 
 async def _send(transport: RSGIWebsocketTransport, reply: bytes | str) -> None:

@@ -1,0 +1,90 @@
+"""Connections: a worker's open WebSockets, and what ends those their clients keep open.
+
+Two things end such a WebSocket from echod's side: no message from its client for
+``--ws-idle-timeout`` seconds (:class:`IdleTimer`), and the instance draining, which
+the ready byte says (:class:`Connections`). Each cancels the connection's task with
+its reason, and the connection logs the reason as ``closedBy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["DRAIN_POLL", "Connections", "IdleTimer"]
+
+#: Seconds between two looks at the ready byte while WebSockets are open.
+DRAIN_POLL = 0.2
+
+
+class Connections:
+    """The tasks of one worker's open WebSockets, closed together when the instance drains."""
+
+    def __init__(self, is_ready: Callable[[], bool]) -> None:
+        """Watch ``is_ready`` (the ready byte) while any connection is open."""
+        self._is_ready = is_ready
+        self._open: set[asyncio.Task[object]] = set()
+        self._watcher: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        """How many WebSockets are open."""
+        return len(self._open)
+
+    def add(self, task: asyncio.Task[object]) -> None:
+        """A WebSocket is open, served by ``task``."""
+        self._open.add(task)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._close_on_drain())
+
+    def discard(self, task: asyncio.Task[object]) -> None:
+        """The WebSocket of ``task`` is closed."""
+        self._open.discard(task)
+
+    def close_all(self, reason: str) -> None:
+        """End every open WebSocket, giving ``reason`` as what closed it."""
+        for task in list(self._open):
+            task.cancel(reason)
+
+    async def _close_on_drain(self) -> None:
+        # One look at the shared ready byte a few times a second serves every connection.
+        while self._open:
+            if not self._is_ready():
+                self.close_all("shutdown")
+                return
+            await asyncio.sleep(DRAIN_POLL)
+
+
+class IdleTimer:
+    """Cancels a connection's task once no message has come for ``timeout`` seconds.
+
+    One timer per connection, moved only when it fires: setting and cancelling a timer
+    for every message would cost more than the message.
+    """
+
+    __slots__ = ("_handle", "_last", "_loop", "_task", "_timeout")
+
+    def __init__(self, task: asyncio.Task[object], timeout: float) -> None:
+        """Start counting for ``task``."""
+        self._task = task
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._handle = self._loop.call_at(self._last + timeout, self._fire)
+
+    def touch(self) -> None:
+        """A message came: the idle time starts again."""
+        self._last = self._loop.time()
+
+    def stop(self) -> None:
+        """The connection ends: no more checks."""
+        self._handle.cancel()
+
+    def _fire(self) -> None:
+        due = self._last + self._timeout
+        if self._loop.time() >= due:
+            self._task.cancel("idle")
+        else:
+            self._handle = self._loop.call_at(due, self._fire)
