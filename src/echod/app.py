@@ -99,8 +99,9 @@ class EchoApp:
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start writing log lines from the worker's loop."""
+        """Start writing log lines from the worker's loop; close WebSockets before a stop."""
         self._log.bind(loop)
+        self._websockets.close_before_stopping(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the last log lines and stop the hashing thread."""

@@ -24,11 +24,13 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_WS_CONNECTIONS",
+    "DEFAULT_RELOAD_INTERVAL",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_WS_IDLE_TIMEOUT",
     "ConfigError",
     "LogLevel",
     "Settings",
+    "flag",
     "load_settings",
 ]
 
@@ -44,6 +46,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_WS_IDLE_TIMEOUT = 60.0
 #: Open WebSocket connections per worker; one more is refused with 503.
 DEFAULT_MAX_WS_CONNECTIONS = 1000
+#: Seconds between two looks at the users, certificate and key files for changes.
+DEFAULT_RELOAD_INTERVAL = 5.0
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -86,6 +90,7 @@ class Settings:
     drain_delay: float = 0.0
     ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
     max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
+    reload_interval: float = DEFAULT_RELOAD_INTERVAL
 
     @property
     def tls_enabled(self) -> bool:
@@ -101,6 +106,11 @@ def _log_level(raw: str) -> LogLevel:
         raise ValueError(f"not a log level (expected one of {choices})") from None
 
 
+def flag(field: str) -> str:
+    """The command-line flag of the setting ``field``: ``--users-file`` for ``users_file``."""
+    return "--" + field.replace("_", "-")
+
+
 @dataclass(frozen=True, slots=True)
 class _Option:
     field: str
@@ -110,7 +120,7 @@ class _Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.field.replace("_", "-")
+        return flag(self.field)
 
     @property
     def env(self) -> str:
@@ -171,6 +181,13 @@ OPTIONS: tuple[_Option, ...] = (
         integer(1, _MAX_WS_CONNECTIONS),
         "N",
         f"open WebSocket connections per worker (default {DEFAULT_MAX_WS_CONNECTIONS})",
+    ),
+    _Option(
+        "reload_interval",
+        seconds(0.0, _MAX_SECONDS),
+        "S",
+        f"seconds between looks at the users, certificate and key files; a change reloads "
+        f"them, and 0 turns the looks off (default {DEFAULT_RELOAD_INTERVAL:g})",
     ),
 )
 

@@ -1,33 +1,44 @@
 """Connections: a worker's open WebSockets, and what ends those their clients keep open.
 
-Two things end such a WebSocket from echod's side: no message from its client for
-``--ws-idle-timeout`` seconds (:class:`IdleTimer`), and the instance draining, which
-the ready byte says (:class:`Connections`). Each cancels the connection's task with
-its reason, and the connection logs the reason as ``closedBy``.
+Three things end such a WebSocket from echod's side: no message from its client for
+``--ws-idle-timeout`` seconds (:class:`IdleTimer`), the instance draining, which the
+ready byte says, and the worker stopping, which SIGTERM says (:class:`Connections`).
+Each cancels the connection's task with its reason, and the connection logs the reason
+as ``closedBy``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DRAIN_POLL", "Connections", "IdleTimer"]
+__all__ = ["CLOSE_WAIT", "DRAIN_POLL", "Connections", "IdleTimer"]
 
 #: Seconds between two looks at the ready byte while WebSockets are open.
 DRAIN_POLL = 0.2
+#: Seconds a stopping worker waits at most for its WebSockets to be closed and logged.
+CLOSE_WAIT = 1.0
 
 
 class Connections:
-    """The tasks of one worker's open WebSockets, closed together when the instance drains."""
+    """The tasks of one worker's open WebSockets, closed together on a drain or a stop."""
 
     def __init__(self, is_ready: Callable[[], bool]) -> None:
         """Watch ``is_ready`` (the ready byte) while any connection is open."""
         self._is_ready = is_ready
         self._open: set[asyncio.Task[object]] = set()
         self._watcher: asyncio.Future[None] | None = None
+        self._stopper: asyncio.Task[None] | None = None
+        self._emptied: asyncio.Event | None = None
+        #: Whether this worker is stopping: it takes no new WebSocket then.
+        self.stopping = False
 
     def __len__(self) -> int:
         """How many WebSockets are open."""
@@ -42,11 +53,46 @@ class Connections:
     def discard(self, task: asyncio.Task[object]) -> None:
         """The WebSocket of ``task`` is closed."""
         self._open.discard(task)
+        if not self._open and self._emptied is not None:
+            self._emptied.set()
 
     def close_all(self, reason: str) -> None:
         """End every open WebSocket, giving ``reason`` as what closed it."""
         for task in list(self._open):
             task.cancel(reason)
+
+    def close_before_stopping(
+        self, loop: asyncio.AbstractEventLoop, hand_over: Callable[[], None] | None = None
+    ) -> None:
+        """On SIGTERM, close every WebSocket with its close frame and log line, then stop.
+
+        granian sends a worker SIGTERM when it stops it: on shutdown, and when a reload
+        replaces it. The worker's event loop then stops as soon as its HTTP requests are
+        answered, and its WebSockets are dropped without a close frame or a log line. So
+        echod takes SIGTERM over: it closes them first (waiting at most
+        :data:`CLOSE_WAIT`), then calls ``hand_over``, by default SIGINT to this
+        process, which granian's worker handles exactly as SIGTERM
+        (``granian._signals.set_loop_signals``).
+        """
+        if hand_over is None:
+            hand_over = partial(os.kill, os.getpid(), signal.SIGINT)
+
+        def on_sigterm() -> None:
+            if not self.stopping:
+                self.stopping = True
+                self._stopper = loop.create_task(self._stop(hand_over))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+    async def _stop(self, hand_over: Callable[[], None]) -> None:
+        self._emptied = asyncio.Event()
+        self.close_all("shutdown")
+        # A connection's task logs it right after it leaves the set, in the same step.
+        if self._open:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT):
+                    await self._emptied.wait()
+        hand_over()
 
     async def _close_on_drain(self) -> None:
         # One look at the shared ready byte a few times a second serves every connection.

@@ -1,7 +1,8 @@
 """Counts: the memory-mapped files of numbers that the processes of an instance share.
 
 Each worker process counts its requests into a slot of its own in the metrics file,
-laid out by :mod:`echod.layout`, and ``/metrics`` in any process sums the slots.
+laid out by :mod:`echod.layout`, and ``/metrics`` in any process sums the slots. The
+supervisor keeps the record of its reloads in a file of its own (:class:`ReloadRecord`).
 :mod:`echod.runtime` makes the files in the instance's runtime directory, attaches them,
 and tells whether the process that owns a slot is alive; this module is what can be
 done with them. The two import each other as modules, not names, so that either may be
@@ -11,6 +12,7 @@ imported first.
 from __future__ import annotations
 
 import fcntl
+import math
 import mmap
 import os
 from typing import TYPE_CHECKING
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
     from echod.layout import Layout
 
-__all__ = ["MetricsStore", "slots_for"]
+__all__ = ["MetricsStore", "ReloadRecord", "slots_for"]
 
 
 class MetricsStore:
@@ -113,3 +115,83 @@ class MetricsStore:
 def slots_for(listeners: int, workers: int) -> int:
     """How many slots an instance needs: one per worker, with room for respawns."""
     return 4 * listeners * workers + 8
+
+
+class ReloadRecord:
+    """The supervisor's record of its reloads, which ``/metrics`` in every worker reads.
+
+    Five floats: the reloads that succeeded and that failed, whether the last one
+    succeeded (1 or 0), when it ended (Unix time), and when the certificate in service
+    expires (NaN without HTTPS). Only the supervisor writes it, and it lives as long as
+    the instance, so that its counts survive every reload.
+    """
+
+    _SUCCESSES, _FAILURES, _LAST_SUCCESS, _LAST_TIME, _NOT_AFTER = range(5)
+    _SIZE = 5
+
+    def __init__(self, path: Path) -> None:
+        """Map the record at ``path``."""
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, self._SIZE * 8)
+        self._values = memoryview(self._map).cast("d")
+
+    @classmethod
+    def create(cls, path: Path) -> ReloadRecord:
+        """Make a record at ``path``: no reloads yet, no certificate."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, cls._SIZE * 8)
+        finally:
+            os.close(fd)
+        record = cls(path)
+        record._values[cls._NOT_AFTER] = math.nan
+        return record
+
+    def started(self, when: float, not_after: float | None) -> None:
+        """The material loaded at start is in service: a success that is not a reload."""
+        self._values[self._LAST_SUCCESS] = 1.0
+        self._values[self._LAST_TIME] = when
+        self._values[self._NOT_AFTER] = math.nan if not_after is None else not_after
+
+    def succeeded(self, when: float, not_after: float | None) -> None:
+        """A reload put its material in service at ``when``."""
+        self._values[self._SUCCESSES] += 1.0
+        self.started(when, not_after)
+
+    def failed(self, when: float) -> None:
+        """A reload failed at ``when``: the material in service stays, and so does its end."""
+        self._values[self._FAILURES] += 1.0
+        self._values[self._LAST_SUCCESS] = 0.0
+        self._values[self._LAST_TIME] = when
+
+    @property
+    def successes(self) -> float:
+        """Reloads that put their material in service."""
+        return self._values[self._SUCCESSES]
+
+    @property
+    def failures(self) -> float:
+        """Reloads that kept the material in service because of a bad file."""
+        return self._values[self._FAILURES]
+
+    @property
+    def last_success(self) -> float:
+        """1 if the last reload (or the start) succeeded, 0 if it failed."""
+        return self._values[self._LAST_SUCCESS]
+
+    @property
+    def last_time(self) -> float:
+        """When the last reload ended, or echod started, in Unix time."""
+        return self._values[self._LAST_TIME]
+
+    @property
+    def cert_not_after(self) -> float | None:
+        """When the certificate in service expires, in Unix time; None without HTTPS."""
+        value = self._values[self._NOT_AFTER]
+        return None if math.isnan(value) else value
+
+    def close(self) -> None:
+        """Unmap the record."""
+        self._values.release()
+        self._map.close()
+        os.close(self._fd)

@@ -8,10 +8,15 @@ in the temporary directory, and only its owner can enter it::
     ├── owner               the supervisor's pid and start time
     ├── ready               one byte that every worker reads: 0 ready, 1 draining
     ├── metrics             the metric slots, one per worker process (echod.counts)
-    ├── dev-cert.pem        the self-signed development certificate, without --tls-cert
-    └── dev-key.pem         its private key
+    ├── reloads             the supervisor's record of its reloads (echod.counts)
+    ├── users               the htpasswd text of the users in service
+    ├── tls.pem             the certificate chain in service, then its private key
+    └── client-ca.pem       the CA of client certificates, when one is set
 
-Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. A
+Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. The
+supervisor publishes the material in service (echod.material) here, at start and on
+every reload; a worker reads it as it starts, so each worker serves with the material
+that was in service when it started. A
 directory whose supervisor is gone (killed, so it could not clean up) is removed by the
 next echod that starts, since it may hold a private key; one whose supervisor still
 runs is never touched. This module is also the only reader of /proc: the process tree,
@@ -35,11 +40,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from echod.layout import Layout
+    from echod.material import Material
 
 __all__ = [
     "Readiness",
     "Runtime",
     "RuntimeRef",
+    "TlsFiles",
     "alive",
     "cpu_seconds",
     "parent",
@@ -49,8 +56,8 @@ __all__ = [
 
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
 _PREFIX = "echod-"
-_OWNER, _READY, _METRICS = "owner", "ready", "metrics"
-_DEV_CERT, _DEV_KEY = "dev-cert.pem", "dev-key.pem"
+_OWNER, _READY, _METRICS, _RELOADS = "owner", "ready", "metrics", "reloads"
+_USERS, _TLS, _CLIENT_CA = "users", "tls.pem", "client-ca.pem"
 _PROC = Path("/proc")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -149,14 +156,24 @@ class RuntimeRef:
     layout: Layout
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Where granian finds the certificate and key in service, and the client CA."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None
+
+
 class Runtime:
-    """One instance's shared state: the ready byte and the metric slots, mapped."""
+    """One instance's shared state: the ready byte, the counts and the material, mapped."""
 
     def __init__(self, ref: RuntimeRef) -> None:
         """Attach to the runtime ``ref`` names (in a worker, or in the supervisor)."""
         self.ref = ref
         self.readiness = Readiness(ref.directory / _READY)
         self.store = counts.MetricsStore(ref.directory / _METRICS, ref.layout)
+        self.reloads = counts.ReloadRecord(ref.directory / _RELOADS)
 
     @classmethod
     def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
@@ -172,22 +189,52 @@ class Runtime:
         (directory / _OWNER).write_text(f"{pid} {_start_time(pid)}\n")
         (directory / _READY).write_bytes(b"\0")
         counts.MetricsStore.create(directory / _METRICS, layout, slots).close()
+        counts.ReloadRecord.create(directory / _RELOADS).close()
         return cls(RuntimeRef(directory, pid, layout))
 
-    def write_dev_certificate(self, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
-        """Keep the development certificate and key here; return their paths."""
-        cert = self.ref.directory / _DEV_CERT
-        key = self.ref.directory / _DEV_KEY
-        cert.write_bytes(cert_pem)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key_pem)
-        return cert, key
+    def publish(self, material: Material) -> None:
+        """Put ``material`` in service for the workers that start from now on.
+
+        Each file is replaced in one step (a rename), so that a worker never reads half
+        of one; the certificate chain and its key share one file, so that a worker never
+        pairs a certificate with another one's key.
+        """
+        pair = None
+        if material.tls_cert is not None and material.tls_key is not None:
+            pair = material.tls_cert.rstrip(b"\n") + b"\n" + material.tls_key
+        self._replace(_USERS, material.users)
+        self._replace(_CLIENT_CA, material.tls_client_ca)
+        self._replace(_TLS, pair)
+
+    def users(self) -> bytes:
+        """The htpasswd text of the users in service."""
+        return (self.ref.directory / _USERS).read_bytes()
+
+    def tls_files(self) -> TlsFiles:
+        """Where the certificate, its key and the client CA in service are, for granian.
+
+        The paths stay the same from one reload to the next; their content changes.
+        """
+        tls, client_ca = self.ref.directory / _TLS, self.ref.directory / _CLIENT_CA
+        return TlsFiles(tls, tls, client_ca if client_ca.exists() else None)
 
     def remove(self) -> None:
         """Unmap everything and remove the directory (the supervisor, as it stops)."""
         self.store.close()
+        self.reloads.close()
         shutil.rmtree(self.ref.directory, ignore_errors=True)
+
+    def _replace(self, name: str, content: bytes | None) -> None:
+        """Make ``name`` hold ``content``, readable by the owner only; None removes it."""
+        path = self.ref.directory / name
+        if content is None:
+            path.unlink(missing_ok=True)
+            return
+        fresh = path.with_name(f"{name}.new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        fresh.replace(path)
 
 
 def remove_stale(root: Path) -> list[Path]:

@@ -132,6 +132,8 @@ class WebSockets:
                 raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
             if not self._is_ready():
                 raise ServiceUnavailable("echod is shutting down")
+            if self._connections.stopping:
+                raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
             if len(self._connections) >= self._limits.max_connections:
                 raise ServiceUnavailable(
                     f"this worker holds {self._limits.max_connections} WebSockets already"
@@ -209,6 +211,10 @@ class WebSockets:
             self._connections.discard(task)
             self._recorder.connections(-1)
             proto.close(None)
+
+    def close_before_stopping(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close this worker's WebSockets cleanly before it stops (see echod.connections)."""
+        self._connections.close_before_stopping(loop)
 
     def _reply(self, kind: str, path: str, rid: str, data: bytes | str) -> tuple[bytes | str, bool]:
         """The answer to one message, and whether the connection closes after it."""
