@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
     from echod.errors import Problem
 
-__all__ = ["JSON", "NO_STORE", "PROBLEM", "problem_body", "send"]
+__all__ = ["CLOSE", "JSON", "NO_STORE", "PROBLEM", "problem_body", "send"]
 
 JSON = ("content-type", "application/json")
 PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
 #: On probes, metrics and every /api answer, so that no cache in front keeps one.
 NO_STORE = ("cache-control", "no-store")
+#: On every answer of a stopping worker, so that the client sends no more on the connection.
+CLOSE = ("connection", "close")
 
 
 def problem_body(problem: Problem, path: str, rid: str) -> bytes:

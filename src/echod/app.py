@@ -8,8 +8,9 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`):
 2. Anything else needs basic auth: 401 without good credentials.
 3. A path no route has is 404, and a route asked with another method is 405 with
    ``Allow``. Otherwise the route's handler answers: ``POST``/``PUT /api/echo`` reads
-   the body (413 over the limit) and echoes it.
-4. The answer carries ``X-Request-ID`` and ``X-Response-Time``; then the request is
+   the body (:mod:`echod.bodies`: 413 over the limit) and echoes it.
+4. The answer carries ``X-Request-ID`` and ``X-Response-Time``, and ``Connection:
+   close`` once the worker is stopping (:mod:`echod.connections`); then the request is
    logged and counted, once, as one :class:`echod.observe.RequestRecord`.
 
 A WebSocket handshake goes to :mod:`echod.websocket` instead, which follows the same
@@ -28,16 +29,16 @@ from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.answers import JSON, NO_STORE, PROBLEM, problem_body, send
+from echod.answers import CLOSE, JSON, NO_STORE, PROBLEM, problem_body, send
 from echod.auth import Authenticator
+from echod.bodies import BodyReader
+from echod.connections import Connections
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     Problem,
-    UnsupportedMediaType,
 )
 from echod.logs import AccessLog
 from echod.observe import HTTP_VERSIONS, Observer, RequestIds, RequestRecord
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Mapping
 
-    from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
+    from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
     from prometheus_client import CollectorRegistry
 
     from echod.config import Settings
@@ -81,6 +82,7 @@ class EchoApp:
         observer: Observer,
         probes: Probes,
         websockets: WebSockets,
+        connections: Connections,
         max_body_bytes: int,
     ) -> None:
         """Wire the parts together; :func:`create_app` builds them from settings."""
@@ -88,7 +90,8 @@ class EchoApp:
         self._log = access_log
         self._observer = observer
         self._websockets = websockets
-        self._max_body = max_body_bytes
+        self._connections = connections
+        self._body = BodyReader(max_body_bytes)
         self._request_id = RequestIds()
         # Each path's route, and the method that answers it, found once by its name
         # among the app's own handlers and the probes'.
@@ -99,9 +102,9 @@ class EchoApp:
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start writing log lines from the worker's loop; close WebSockets before a stop."""
+        """Start writing log lines from the worker's loop; end connections well on a stop."""
         self._log.bind(loop)
-        self._websockets.close_before_stopping(loop)
+        self._connections.close_before_stopping(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the last log lines and stop the hashing thread."""
@@ -178,60 +181,33 @@ class EchoApp:
         """``POST``/``PUT /api/echo``: the JSON object with ``"echoed": true``."""
         echoed = echo(body) + b"\n"
         duration_ms = (_now() - start) * 1000.0
-        proto.response_bytes(
-            200,
-            [JSON, NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
-            echoed,
-        )
+        headers = [
+            JSON,
+            NO_STORE,
+            ("x-request-id", rid),
+            ("x-response-time", f"{duration_ms:.3f}ms"),
+        ]
+        if self._connections.stopping:
+            headers.append(CLOSE)
+        proto.response_bytes(200, headers, echoed)
         return 200
 
     def raw(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``POST``/``PUT /api/raw``: the body byte for byte, under the request's type."""
         content_type = scope.headers.get("content-type") or "application/octet-stream"
         duration_ms = (_now() - start) * 1000.0
-        proto.response_bytes(
-            200,
-            [
-                ("content-type", content_type),
-                NO_STORE,
-                ("x-request-id", rid),
-                ("x-response-time", f"{duration_ms:.3f}ms"),
-            ],
-            body,
-        )
+        headers = [
+            ("content-type", content_type),
+            NO_STORE,
+            ("x-request-id", rid),
+            ("x-response-time", f"{duration_ms:.3f}ms"),
+        ]
+        if self._connections.stopping:
+            headers.append(CLOSE)
+        proto.response_bytes(200, headers, body)
         return 200
 
     # --- the parts the handlers share
-
-    def _body(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
-        """Check what the headers say of the body; return what reads it."""
-        encoding = headers.get("content-encoding")
-        if encoding is not None and encoding.lower() != "identity":
-            raise UnsupportedMediaType(
-                f"Content-Encoding {encoding!r} is not supported; send the JSON unencoded"
-            )
-        length = headers.get("content-length")
-        if length is None:  # chunked, or HTTP/2
-            return self._read_counting(proto)
-        # The server refuses most malformed lengths before echod sees them; this is the net.
-        if not length.isdigit():
-            raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
-        if int(length) > self._max_body:
-            raise self._too_large()
-        return proto()
-
-    async def _read_counting(self, proto: HTTPProtocol) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in proto:
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"the body is over the limit of {self._max_body} bytes")
 
     def _problem(
         self,
@@ -251,6 +227,8 @@ class EchoApp:
             ("x-response-time", f"{duration_ms:.3f}ms"),
             *problem.headers,
         ]
+        if self._connections.stopping:
+            headers.append(CLOSE)
         send(proto, method, problem.status, headers, body)
         return duration_ms
 
@@ -268,6 +246,7 @@ def create_app(
     access_log = AccessLog(settings.log_level, log_fd)
     authenticator = Authenticator(users)
     observer = Observer(access_log, recorder)
+    connections = Connections(is_ready)
     limits = SocketLimits(
         max_message_bytes=settings.max_body_bytes,
         idle_timeout=settings.ws_idle_timeout,
@@ -277,13 +256,20 @@ def create_app(
         authenticator=authenticator,
         access_log=access_log,
         observer=observer,
-        probes=Probes(registry=registry, is_ready=is_ready, openapi=openapi_document()),
+        probes=Probes(
+            registry=registry,
+            is_ready=is_ready,
+            connections=connections,
+            openapi=openapi_document(),
+        ),
         max_body_bytes=settings.max_body_bytes,
         websockets=WebSockets(
             authenticator=authenticator,
             observer=observer,
             recorder=recorder,
             is_ready=is_ready,
+            connections=connections,
             limits=limits,
         ),
+        connections=connections,
     )

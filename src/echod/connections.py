@@ -1,10 +1,13 @@
-"""Connections: a worker's open WebSockets, and what ends those their clients keep open.
+"""Connections: a worker's open connections, and what ends those their clients keep open.
 
-Three things end such a WebSocket from echod's side: no message from its client for
+Three things end a WebSocket from echod's side: no message from its client for
 ``--ws-idle-timeout`` seconds (:class:`IdleTimer`), the instance draining, which the
 ready byte says, and the worker stopping, which SIGTERM says (:class:`Connections`).
 Each cancels the connection's task with its reason, and the connection logs the reason
-as ``closedBy``.
+as ``closedBy``. A stopping worker also ends its kept-alive HTTP/1.1 connections
+cleanly: for :data:`CLOSE_GRACE` seconds each answer says ``Connection: close``, so a
+client opens a new connection for its next request instead of sending it on one that
+the worker is about to close.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ __all__ = ["CLOSE_WAIT", "DRAIN_POLL", "Connections", "IdleTimer"]
 DRAIN_POLL = 0.2
 #: Seconds a stopping worker waits at most for its WebSockets to be closed and logged.
 CLOSE_WAIT = 1.0
+#: Seconds a stopping worker answers with ``Connection: close`` before granian closes
+#: the connections that are still open.
+CLOSE_GRACE = 0.5
 
 
 class Connections:
-    """The tasks of one worker's open WebSockets, closed together on a drain or a stop."""
+    """One worker's open WebSockets, closed on a drain or a stop, and whether it stops."""
 
     def __init__(self, is_ready: Callable[[], bool]) -> None:
         """Watch ``is_ready`` (the ready byte) while any connection is open."""
@@ -37,7 +43,8 @@ class Connections:
         self._watcher: asyncio.Future[None] | None = None
         self._stopper: asyncio.Task[None] | None = None
         self._emptied: asyncio.Event | None = None
-        #: Whether this worker is stopping: it takes no new WebSocket then.
+        #: Whether this worker is stopping: it takes no new WebSocket then, and each
+        #: answer closes its connection.
         self.stopping = False
 
     def __len__(self) -> int:
@@ -64,14 +71,16 @@ class Connections:
     def close_before_stopping(
         self, loop: asyncio.AbstractEventLoop, hand_over: Callable[[], None] | None = None
     ) -> None:
-        """On SIGTERM, close every WebSocket with its close frame and log line, then stop.
+        """On SIGTERM, close the connections cleanly first, then let granian stop the worker.
 
         granian sends a worker SIGTERM when it stops it: on shutdown, and when a reload
-        replaces it. The worker's event loop then stops as soon as its HTTP requests are
-        answered, and its WebSockets are dropped without a close frame or a log line. So
-        echod takes SIGTERM over: it closes them first (waiting at most
-        :data:`CLOSE_WAIT`), then calls ``hand_over``, by default SIGINT to this
-        process, which granian's worker handles exactly as SIGTERM
+        replaces it. It then closes the idle kept-alive connections at once, racing any
+        request a client is sending on one, and the event loop stops as soon as the
+        requests in flight are answered, dropping the WebSockets without a close frame
+        or a log line. So echod takes SIGTERM over: it closes its WebSockets (waiting at
+        most :data:`CLOSE_WAIT` for their log lines) and answers with ``Connection:
+        close`` for :data:`CLOSE_GRACE`, then calls ``hand_over``: by default SIGINT to
+        this process, which granian's worker handles exactly as SIGTERM
         (``granian._signals.set_loop_signals``).
         """
         if hand_over is None:
@@ -87,12 +96,15 @@ class Connections:
     async def _stop(self, hand_over: Callable[[], None]) -> None:
         self._emptied = asyncio.Event()
         self.close_all("shutdown")
+        await asyncio.gather(self._websockets_closed(), asyncio.sleep(CLOSE_GRACE))
+        hand_over()
+
+    async def _websockets_closed(self) -> None:
         # A connection's task logs it right after it leaves the set, in the same step.
-        if self._open:
+        if self._open and self._emptied is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_WAIT):
                     await self._emptied.wait()
-        hand_over()
 
     async def _close_on_drain(self) -> None:
         # One look at the shared ready byte a few times a second serves every connection.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from echod.answers import JSON, NO_STORE, PROBLEM, problem_body, send
+from echod.answers import CLOSE, JSON, NO_STORE, PROBLEM, problem_body, send
 from echod.errors import ServiceUnavailable
 from echod.metrics import render
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
     from prometheus_client import CollectorRegistry
+
+    from echod.connections import Connections
 
 __all__ = ["Probes"]
 
@@ -32,26 +34,32 @@ class Probes:
     """The probe routes' handlers (see :data:`echod.app.Handler`)."""
 
     def __init__(
-        self, *, registry: CollectorRegistry, is_ready: Callable[[], bool], openapi: bytes
+        self,
+        *,
+        registry: CollectorRegistry,
+        is_ready: Callable[[], bool],
+        connections: Connections,
+        openapi: bytes,
     ) -> None:
         """Answer from ``registry``, the shared ready flag and the API document."""
         self._registry = registry
         self._is_ready = is_ready
+        self._connections = connections
         self._openapi = openapi
 
     def health(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``/health``: 200 while the process serves."""
-        send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _HEALTHY)
+        self._send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _HEALTHY)
         return 200
 
     def ready(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
         """``/ready``: 200, or 503 once the instance drains."""
         if self._is_ready():
-            send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _READY)
+            self._send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _READY)
             return 200
         problem = ServiceUnavailable("echod is shutting down")
         headers = [PROBLEM, NO_STORE, ("x-request-id", rid), *problem.headers]
-        send(proto, scope.method, 503, headers, problem_body(problem, scope.path, rid))
+        self._send(proto, scope.method, 503, headers, problem_body(problem, scope.path, rid))
         return 503
 
     def metrics(
@@ -60,7 +68,7 @@ class Probes:
         """``/metrics``: the whole instance's metrics, in the format ``Accept`` asks for."""
         body, content_type = render(self._registry, scope.headers.get("accept"))
         headers = [("content-type", content_type), NO_STORE, _VARY_ACCEPT, ("x-request-id", rid)]
-        send(proto, scope.method, 200, headers, body)
+        self._send(proto, scope.method, 200, headers, body)
         return 200
 
     def openapi(
@@ -68,5 +76,17 @@ class Probes:
     ) -> int:
         """``/openapi.json``: the OpenAPI document."""
         headers = [JSON, _DOCUMENT_CACHING, ("x-request-id", rid)]
-        send(proto, scope.method, 200, headers, self._openapi)
+        self._send(proto, scope.method, 200, headers, self._openapi)
         return 200
+
+    def _send(
+        self,
+        proto: HTTPProtocol,
+        method: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        if self._connections.stopping:
+            headers.append(CLOSE)
+        send(proto, method, status, headers, body)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.connections import Connections, IdleTimer
+from echod.connections import IdleTimer
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from granian.rsgi import Scope, WebsocketMessage
 
     from echod.auth import Authenticator
+    from echod.connections import Connections
     from echod.layout import Recorder
     from echod.observe import Observer
 
@@ -95,17 +96,21 @@ class WebSockets:
         observer: Observer,
         recorder: Recorder,
         is_ready: Callable[[], bool],
+        connections: Connections,
         limits: SocketLimits,
         allowed_origins: frozenset[str] = frozenset(),
     ) -> None:
-        """Check credentials with ``authenticator`` and record with ``observer``."""
+        """Check credentials with ``authenticator``, record with ``observer``.
+
+        ``connections`` holds the worker's open WebSockets and says whether it stops.
+        """
         self._auth = authenticator
         self._observer = observer
         self._recorder = recorder
         self._is_ready = is_ready
         self._limits = limits
         self._allowed_origins = allowed_origins
-        self._connections = Connections(is_ready)
+        self._connections = connections
 
     async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
         """Take one WebSocket from its handshake to its close, then record it."""
@@ -211,10 +216,6 @@ class WebSockets:
             self._connections.discard(task)
             self._recorder.connections(-1)
             proto.close(None)
-
-    def close_before_stopping(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close this worker's WebSockets cleanly before it stops (see echod.connections)."""
-        self._connections.close_before_stopping(loop)
 
     def _reply(self, kind: str, path: str, rid: str, data: bytes | str) -> tuple[bytes | str, bool]:
         """The answer to one message, and whether the connection closes after it."""

@@ -195,6 +195,28 @@ class TestSighup:
         assert socket["closedBy"] == "shutdown"
         assert status(echod, "carol", "singer") == 200
 
+    def test_kept_alive_clients_are_told_to_move_before_their_worker_stops(
+        self, make_echod: Any, files: Files
+    ) -> None:
+        """An answer says Connection: close, the client reconnects, and nothing fails."""
+        echod = make_echod(*files.args(), "--reload-interval", "0")
+        headers = {"authorization": basic("alice", "wonderland")}
+        closing, errors = 0, []
+        with httpx.Client(base_url=echod.url, headers=headers, timeout=10) as client:
+            replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+            echod.signal(signal.SIGHUP)
+            deadline = time.monotonic() + RELOAD_TIMEOUT
+            while not lines(echod, "reloaded") and time.monotonic() < deadline:
+                try:
+                    response = client.post("/api/echo", json={})
+                except httpx.TransportError as error:
+                    errors.append(error)
+                    continue
+                assert response.status_code == 200
+                closing += response.headers.get("connection") == "close"
+        assert errors == []
+        assert closing >= 1
+
 
 class TestChangedFiles:
     def test_a_swapped_symlink_reloads_without_a_signal(

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from echod.connections import Connections
 from echod.websocket import SocketLimits, WebSockets, _answer, same_origin
 
 
@@ -71,6 +72,7 @@ class TestReply:
             observer=None,  # type: ignore[arg-type]
             recorder=None,  # type: ignore[arg-type]
             is_ready=lambda: True,
+            connections=Connections(lambda: True),
             limits=SocketLimits(max_message_bytes=4, idle_timeout=1, max_connections=1),
         )
         reply, closing = sockets._reply("raw", "/api/raw", "rid-1", "ééé")
