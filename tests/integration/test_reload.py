@@ -195,6 +195,33 @@ class TestSighup:
         assert socket["closedBy"] == "shutdown"
         assert status(echod, "carol", "singer") == 200
 
+    def test_a_delay_and_a_stream_on_a_replaced_worker_end_early_and_cleanly(
+        self, make_echod: Any, files: Files
+    ) -> None:
+        """A waiting delay is answered at once, a stream ends after a whole event: both 200."""
+        echod = make_echod(*files.args(), "--reload-interval", "0", "--max-delay", "60")
+        auth = ("alice", "wonderland")
+
+        async def scenario() -> tuple[httpx.Response, httpx.Response, float]:
+            async with httpx.AsyncClient(base_url=echod.url, auth=auth, timeout=60) as client:
+                delayed = asyncio.create_task(client.get("/api/inspect?delay_ms=60000"))
+                streamed = asyncio.create_task(client.get("/api/stream?count=2&interval_ms=30000"))
+                await asyncio.sleep(1.0)  # both are waiting in the worker
+                replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+                started = time.monotonic()
+                echod.signal(signal.SIGHUP)
+                answers = await asyncio.gather(delayed, streamed)
+                return answers[0], answers[1], time.monotonic() - started
+
+        delayed, streamed, after = asyncio.run(scenario())
+        assert after < RELOAD_TIMEOUT, "not ended by the reload"
+        assert delayed.status_code == 200
+        assert delayed.json()["method"] == "GET"
+        assert streamed.status_code == 200
+        assert streamed.text.count("\n\n") == 1, "one whole event, the first"
+        wait_for(echod, "reloaded")
+        assert status(echod, "carol", "singer") == 200
+
     def test_kept_alive_clients_are_told_to_move_before_their_worker_stops(
         self, make_echod: Any, files: Files
     ) -> None:
