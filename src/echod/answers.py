@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
     from echod.errors import Problem
 
-__all__ = ["JSON", "NO_STORE", "PROBLEM", "problem_body", "send"]
+__all__ = ["CLOSE", "JSON", "NO_STORE", "PROBLEM", "WithHeaders", "problem_body", "send"]
 
 JSON = ("content-type", "application/json")
 PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
 #: On probes, metrics and every /api answer, so that no cache in front keeps one.
 NO_STORE = ("cache-control", "no-store")
+#: On every answer of a stopping worker, so that the client sends no more on the connection.
+CLOSE = ("connection", "close")
 
 
 def problem_body(problem: Problem, path: str, rid: str) -> bytes:
@@ -40,3 +42,34 @@ def send(
         headers.append(("content-length", str(len(body))))
         body = b""
     proto.response_bytes(status, headers, body)
+
+
+class WithHeaders:
+    """An RSGI HTTP protocol that adds headers of its own to whatever answer is sent."""
+
+    __slots__ = ("_extra", "_proto")
+
+    def __init__(self, proto: HTTPProtocol, extra: list[tuple[str, str]]) -> None:
+        """Send through ``proto``, with ``extra`` headers on the answer."""
+        self._proto = proto
+        self._extra = extra
+
+    def __call__(self) -> object:
+        """Read the whole body."""
+        return self._proto()
+
+    def __aiter__(self) -> object:
+        """Read the body in chunks."""
+        return self._proto.__aiter__()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Answer with a body."""
+        self._proto.response_bytes(status, [*headers, *self._extra], body)
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Answer without a body."""
+        self._proto.response_empty(status, [*headers, *self._extra])
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> object:
+        """Answer with a stream."""
+        return self._proto.response_stream(status, [*headers, *self._extra])

@@ -9,7 +9,8 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`):
 3. A path no route has is 404, and a route asked with another method is 405 with
    ``Allow``. Otherwise the route's handler answers: ``POST``/``PUT /api/echo`` reads
    the body (413 over the limit) and echoes it.
-4. The answer carries ``X-Request-ID`` and ``X-Response-Time``; then the request is
+4. The answer carries ``X-Request-ID`` and ``X-Response-Time``, and ``Connection:
+   close`` once granian stops the worker (:mod:`echod.drain`); then the request is
    logged and counted, once, as one :class:`echod.observe.RequestRecord`.
 
 A WebSocket handshake goes to :mod:`echod.websocket` instead, which follows the same
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.answers import JSON, NO_STORE, PROBLEM, problem_body, send
+from echod.answers import CLOSE, JSON, NO_STORE, PROBLEM, WithHeaders, problem_body, send
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
     from echod.auth import Authenticator
     from echod.cors import Cors
+    from echod.drain import Drain
     from echod.logs import AccessLog
     from echod.routes import Route
     from echod.websocket import WebSockets
@@ -85,6 +87,7 @@ class EchoApp:
         handlers: Mapping[str, Handler],
         websockets: WebSockets,
         cors: Cors | None,
+        drain: Drain,
         max_body_bytes: int,
     ) -> None:
         """Wire the parts together; :func:`echod.wiring.create_app` builds them.
@@ -96,6 +99,7 @@ class EchoApp:
         self._observer = observer
         self._websockets = websockets
         self._cors = cors
+        self._drain = drain
         self._max_body = max_body_bytes
         self._request_id = RequestIds()
         # Each path's route, and what answers it, found once by the route's handler name.
@@ -106,8 +110,9 @@ class EchoApp:
         }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start writing log lines from the worker's loop."""
+        """Start writing log lines from the worker's loop; end connections well on a stop."""
         self._log.bind(loop)
+        self._drain.close_before_stopping(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the last log lines and stop the hashing thread."""
@@ -128,8 +133,8 @@ class EchoApp:
         version = scope.http_version
         route = self._routes.get(path)
         preflight: str | None = None
-        if self._cors is not None:
-            proto, preflight = self._cors.wrap(headers, method, proto)
+        if self._cors is not None or self._drain.stopping:
+            proto, preflight = self._wrap(headers, method, proto)
         hostless = version == "1.1" and "host" not in headers
         if route is not None and route.probe and method in route.methods and not hostless:
             self._handlers[path](scope, proto, rid, start, b"")
@@ -175,6 +180,20 @@ class EchoApp:
                 events=events,
             )
         )
+
+    def _wrap(
+        self, headers: Headers, method: str, proto: HTTPProtocol
+    ) -> tuple[HTTPProtocol, str | None]:
+        """The protocol that adds the CORS headers, and ``Connection: close`` once stopping.
+
+        Also the request's origin if it is a CORS preflight.
+        """
+        preflight = None
+        if self._cors is not None:
+            proto, preflight = self._cors.wrap(headers, method, proto)
+        if self._drain.stopping:  # the client is to send no more on this connection
+            proto = cast("HTTPProtocol", WithHeaders(proto, [CLOSE]))
+        return proto, preflight
 
     def _failed(
         self,

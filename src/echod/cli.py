@@ -18,7 +18,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from echod import healthcheck
-from echod.auth import demo_users_file, load_users
 from echod.config import ConfigError, load_settings
 from echod.logs import configure_logging
 from echod.passwd import passwd
@@ -49,15 +48,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(done.code or 0)
     log_config = configure_logging(settings.log_level)
     try:
-        users = load_users(settings.users_file or demo_users_file())
-        if settings.users_file is None:
-            log.warning(
-                "using the bundled demo users, whose passwords are public; "
-                "set --users-file (ECHOD_USERS_FILE) to an htpasswd file of your own"
-            )
         from echod.server import serve  # noqa: PLC0415 - imports granian, only when serving
 
-        return serve(settings, users, log_config=log_config)
+        return serve(settings, log_config=log_config)
     except ConfigError as error:
         return _config_error(error)
 

@@ -26,11 +26,13 @@ __all__ = [
     "DEFAULT_MAX_DELAY",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_WS_CONNECTIONS",
+    "DEFAULT_RELOAD_INTERVAL",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_WS_IDLE_TIMEOUT",
     "ConfigError",
     "LogLevel",
     "Settings",
+    "flag",
     "load_settings",
 ]
 
@@ -48,6 +50,8 @@ DEFAULT_WS_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_WS_CONNECTIONS = 1000
 #: The longest delay, in seconds, a request may ask for (/api/inspect, /api/stream).
 DEFAULT_MAX_DELAY = 10.0
+#: Seconds between two looks at the users, certificate and key files for changes.
+DEFAULT_RELOAD_INTERVAL = 5.0
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -94,6 +98,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
+    reload_interval: float = DEFAULT_RELOAD_INTERVAL
 
     @property
     def tls_enabled(self) -> bool:
@@ -195,7 +200,19 @@ OPTIONS: tuple[Option, ...] = (
         "show the machine's hostname in /api/inspect (off: it tells callers about the host)",
         kind="switch",
     ),
+    Option(
+        "reload_interval",
+        values.seconds(0.0, _MAX_SECONDS),
+        "S",
+        f"seconds between looks at the users, certificate, key and client CA files; a change "
+        f"reloads them, and 0 turns the looks off (default {DEFAULT_RELOAD_INTERVAL:g})",
+    ),
 )
+
+
+def flag(field: str) -> str:
+    """The command-line flag of the setting ``field``: ``--users-file`` for ``users_file``."""
+    return next(option.flag for option in OPTIONS if option.field == field)
 
 
 def parser(prog: str = "echod") -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from echod.answers import WithHeaders
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
     from echod.routes import Route
 
-__all__ = ["ALLOW_HEADERS", "EXPOSE_HEADERS", "MAX_AGE", "Cors", "CorsProtocol"]
+__all__ = ["ALLOW_HEADERS", "EXPOSE_HEADERS", "MAX_AGE", "Cors"]
 
 #: The request headers a page may send: credentials, a type, an id and the controls.
 ALLOW_HEADERS = "authorization, content-type, x-request-id, x-echod-status, x-echod-delay-ms"
@@ -58,8 +60,8 @@ class Cors:
         if method == "OPTIONS":
             if "access-control-request-method" not in headers:
                 return proto, None  # not a preflight: answered as if CORS were off
-            return cast("HTTPProtocol", CorsProtocol(proto, [])), origin
-        return cast("HTTPProtocol", CorsProtocol(proto, self.answer(origin))), None
+            return cast("HTTPProtocol", WithHeaders(proto, [])), origin
+        return cast("HTTPProtocol", WithHeaders(proto, self.answer(origin))), None
 
     def preflight(self, origin: str, route: Route) -> list[tuple[str, str]]:
         """The headers of a 204 to a preflight for ``route``."""
@@ -83,34 +85,3 @@ class Cors:
             ("access-control-allow-credentials", "true"),
             _VARY,
         ]
-
-
-class CorsProtocol:
-    """An RSGI HTTP protocol that adds the CORS headers of one answer to whatever is sent."""
-
-    __slots__ = ("_extra", "_proto")
-
-    def __init__(self, proto: HTTPProtocol, extra: list[tuple[str, str]]) -> None:
-        """Send through ``proto``, with ``extra`` headers on the answer."""
-        self._proto = proto
-        self._extra = extra
-
-    def __call__(self) -> object:
-        """Read the whole body."""
-        return self._proto()
-
-    def __aiter__(self) -> object:
-        """Read the body in chunks."""
-        return self._proto.__aiter__()
-
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        """Answer with a body."""
-        self._proto.response_bytes(status, [*headers, *self._extra], body)
-
-    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
-        """Answer without a body."""
-        self._proto.response_empty(status, [*headers, *self._extra])
-
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> object:
-        """Answer with a stream."""
-        return self._proto.response_stream(status, [*headers, *self._extra])

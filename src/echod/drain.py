@@ -1,27 +1,42 @@
-"""Drain: how a worker's long requests learn that the instance is shutting down.
+"""Drain: how a worker's long requests and kept-alive connections learn that it stops.
 
-WebSockets, SSE streams and delayed answers last longer than a request should once
-shutdown has begun. While any of them runs, one task per worker looks at the shared
-ready byte a few times a second; when the supervisor drains the instance, delays and
-streams waiting in :meth:`Drain.sleep` wake at once, and the connections registered
-with :meth:`Drain.cancelling` are cancelled, each with the reason ``"shutdown"``.
+A worker stops in two ways. The whole instance drains (SIGTERM to echod): the
+supervisor clears the shared ready byte, and while any long request runs, one task per
+worker looks at that byte a few times a second. Or granian replaces the worker (a
+reload, or shutdown): it sends the worker SIGTERM, which :meth:`Drain.close_before_stopping`
+takes over. Either way, delays and streams waiting in :meth:`Drain.sleep` wake at once,
+and the WebSockets registered with :meth:`Drain.cancelling` are cancelled, each with the
+reason ``"shutdown"``.
+
+A worker that granian stops also ends its kept-alive HTTP/1.1 connections cleanly: for
+:data:`CLOSE_GRACE` seconds each answer says ``Connection: close`` (:attr:`Drain.stopping`),
+so a client opens a new connection for its next request instead of sending it on one
+that the worker is about to close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["POLL", "SHUTDOWN", "Drain"]
+__all__ = ["CLOSE_GRACE", "CLOSE_WAIT", "POLL", "SHUTDOWN", "Drain"]
 
 #: Seconds between two looks at the ready byte while long requests run.
 POLL = 0.2
 #: The reason a drained connection's task is cancelled with.
 SHUTDOWN = "shutdown"
+#: Seconds a stopping worker waits at most for its WebSockets to be closed and logged.
+CLOSE_WAIT = 1.0
+#: Seconds a stopping worker answers with ``Connection: close`` before granian closes
+#: the connections that are still open.
+CLOSE_GRACE = 0.5
 
 
 class Drain:
@@ -34,11 +49,16 @@ class Drain:
         self._sleepers = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._watcher: asyncio.Future[None] | None = None
+        self._stopper: asyncio.Task[None] | None = None
+        self._emptied: asyncio.Event | None = None
+        #: Whether granian is stopping this worker: it takes no new WebSocket then, and
+        #: each answer closes its connection.
+        self.stopping = False
 
     @property
     def draining(self) -> bool:
-        """Whether the instance is shutting down."""
-        return not self._is_ready()
+        """Whether the instance is shutting down, or this worker is stopping."""
+        return self.stopping or not self._is_ready()
 
     async def sleep(self, seconds: float) -> bool:
         """Wait ``seconds``, or less if the instance drains; return whether it drained."""
@@ -67,11 +87,58 @@ class Drain:
             yield len(self._tasks)
         finally:
             self._tasks.discard(task)
+            if not self._tasks and self._emptied is not None:
+                self._emptied.set()
 
     @property
     def tasks(self) -> int:
         """How many tasks would be cancelled by a drain now."""
         return len(self._tasks)
+
+    def close_before_stopping(
+        self, loop: asyncio.AbstractEventLoop, hand_over: Callable[[], None] | None = None
+    ) -> None:
+        """On SIGTERM, end the long requests and close connections cleanly, then stop.
+
+        granian sends a worker SIGTERM when it stops it: on shutdown, and when a reload
+        replaces it. It then closes the idle kept-alive connections at once, racing any
+        request a client is sending on one, and the event loop stops as soon as the
+        requests in flight are answered, dropping the WebSockets without a close frame
+        or a log line. So echod takes SIGTERM over: it wakes the delays and streams,
+        closes its WebSockets (waiting at most :data:`CLOSE_WAIT` for their log lines)
+        and answers with ``Connection: close`` for :data:`CLOSE_GRACE`, then calls
+        ``hand_over``: by default SIGINT to this process, which granian's worker handles
+        exactly as SIGTERM (``granian._signals.set_loop_signals``).
+        """
+        if hand_over is None:
+            hand_over = partial(os.kill, os.getpid(), signal.SIGINT)
+
+        def on_sigterm() -> None:
+            if not self.stopping:
+                self.stopping = True
+                self._stopper = loop.create_task(self._stop(hand_over))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+    async def _stop(self, hand_over: Callable[[], None]) -> None:
+        self._emptied = asyncio.Event()
+        self._end_all()
+        await asyncio.gather(self._websockets_closed(), asyncio.sleep(CLOSE_GRACE))
+        hand_over()
+
+    async def _websockets_closed(self) -> None:
+        # A connection's task logs it right after it leaves the set, in the same step.
+        if self._tasks and self._emptied is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT):
+                    await self._emptied.wait()
+
+    def _end_all(self) -> None:
+        """Wake every sleeper and cancel every registered task."""
+        if self._event is not None:
+            self._event.set()
+        for task in list(self._tasks):
+            task.cancel(SHUTDOWN)
 
     def _watch(self) -> None:
         if self._watcher is None or self._watcher.done():
@@ -80,10 +147,7 @@ class Drain:
     async def _poll(self) -> None:
         # One look at the shared ready byte a few times a second serves every waiter.
         while self._sleepers or self._tasks:
-            if not self._is_ready():
-                if self._event is not None:
-                    self._event.set()
-                for task in list(self._tasks):
-                    task.cancel(SHUTDOWN)
+            if self.draining:
+                self._end_all()
                 return
             await asyncio.sleep(POLL)

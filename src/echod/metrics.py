@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from echod.runtime import MetricsStore
+    from echod.counts import MetricsStore, ReloadRecord
 
 __all__ = ["build_registry", "render"]
 
@@ -35,6 +35,10 @@ REQUESTS_NAME = "http_requests_total"
 DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages_total"
 CONNECTIONS_NAME = "echod_websocket_connections"
+RELOADS_NAME = "echod_reloads_total"
+LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
+LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
+CERT_EXPIRY_NAME = "echod_tls_certificate_expiration_timestamp_seconds"
 #: Seconds between two readings of the processes' PSS, which walks every memory mapping.
 PSS_REFRESH = 5.0
 
@@ -91,6 +95,40 @@ class _HttpCollector(Collector):
             "Open WebSocket connections, over every live worker",
             value=self._store.live_sum(layout.connections),
         )
+
+
+class _ReloadCollector(Collector):
+    """The supervisor's record of reloads, as Prometheus keeps the state of its own config."""
+
+    def __init__(self, record: ReloadRecord) -> None:
+        self._record = record
+
+    def collect(self) -> Iterator[Metric]:
+        record = self._record
+        reloads = CounterMetricFamily(
+            RELOADS_NAME,
+            "Reloads of the users and certificate files (SIGHUP or a changed file), by result",
+            labels=("result",),
+        )
+        reloads.add_metric(["success"], record.successes)
+        reloads.add_metric(["failure"], record.failures)
+        yield reloads
+        yield GaugeMetricFamily(
+            LAST_RELOAD_SUCCESS_NAME,
+            "1 if the last reload (or the start) put its files in service, 0 if it failed",
+            value=record.last_success,
+        )
+        yield GaugeMetricFamily(
+            LAST_RELOAD_TIME_NAME,
+            "When the last reload ended, or echod started, in Unix time",
+            value=record.last_time,
+        )
+        if (not_after := record.cert_not_after) is not None:
+            yield GaugeMetricFamily(
+                CERT_EXPIRY_NAME,
+                "When the certificate served on HTTPS expires (its not-after), in Unix time",
+                value=not_after,
+            )
 
 
 def _bound(bound: float) -> str:
@@ -171,11 +209,18 @@ def _constant(pid: int) -> Callable[[], int]:
     return lambda: pid
 
 
-def build_registry(store: MetricsStore, *, root_pid: int, version: str) -> CollectorRegistry:
-    """Return a registry of the request metrics, the process metrics and the build info."""
+def build_registry(
+    store: MetricsStore, *, root_pid: int, version: str, reloads: ReloadRecord | None = None
+) -> CollectorRegistry:
+    """Return a registry of the request metrics, the process metrics and the build info.
+
+    With ``reloads``, the supervisor's record of reloads too.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_HttpCollector(store))
     registry.register(_ProcessTreeCollector(root_pid, store))
+    if reloads is not None:
+        registry.register(_ReloadCollector(reloads))
     Info("echod_build", "The running echod's version", registry=registry).info({"version": version})
     return registry
 

@@ -7,11 +7,16 @@ in the temporary directory, and only its owner can enter it::
     echod-<pid>-<random>/   <pid> is the supervisor's
     ├── owner               the supervisor's pid and start time
     ├── ready               one byte that every worker reads: 0 ready, 1 draining
-    ├── metrics             the metric slots, one per worker process (echod.layout)
-    ├── dev-cert.pem        the self-signed development certificate, without --tls-cert
-    └── dev-key.pem         its private key
+    ├── metrics             the metric slots, one per worker process (echod.counts)
+    ├── reloads             the supervisor's record of its reloads (echod.counts)
+    ├── users               the htpasswd text of the users in service
+    ├── tls.pem             the certificate chain in service, then its private key
+    └── client-ca.pem       the CA of client certificates, when one is set
 
-Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. A
+Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. The
+supervisor publishes the material in service (echod.material) here, at start and on
+every reload; a worker reads it as it starts, so each worker serves with the material
+that was in service when it started. A
 directory whose supervisor is gone (killed, so it could not clean up) is removed by the
 next echod that starts, since it may hold a private key; one whose supervisor still
 runs is never touched. This module is also the only reader of /proc: the process tree,
@@ -21,7 +26,6 @@ the parent, liveness, CPU time and memory (PSS) of a process.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import mmap
 import os
 import shutil
@@ -31,28 +35,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from echod.layout import Layout, Recorder
+from echod import counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from echod.layout import Layout
+    from echod.material import Material
+
 __all__ = [
-    "MetricsStore",
     "Readiness",
     "Runtime",
     "RuntimeRef",
+    "TlsFiles",
     "alive",
     "cpu_seconds",
     "parent",
     "process_tree",
     "pss_bytes",
-    "slots_for",
 ]
 
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
 _PREFIX = "echod-"
-_OWNER, _READY, _METRICS = "owner", "ready", "metrics"
-_DEV_CERT, _DEV_KEY = "dev-cert.pem", "dev-key.pem"
+_OWNER, _READY, _METRICS, _RELOADS = "owner", "ready", "metrics", "reloads"
+_USERS, _TLS, _CLIENT_CA = "users", "tls.pem", "client-ca.pem"
 _PROC = Path("/proc")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -142,97 +148,6 @@ class Readiness:
         self._map[0] = 1
 
 
-class MetricsStore:
-    """The memory-mapped file of metric slots, one per worker process.
-
-    A slot outlives its process: a worker that dies leaves its counts behind, and its
-    replacement takes the slot over and adds to them, so counters never go down.
-    """
-
-    def __init__(self, path: Path, layout: Layout) -> None:
-        """Map the store at ``path``, which was made for ``layout``."""
-        self.path = path
-        self.layout = layout
-        self._fd = os.open(path, os.O_RDWR)
-        self._map = mmap.mmap(self._fd, os.fstat(self._fd).st_size)
-        self._values = memoryview(self._map).cast("d")
-        self.slots = len(self._values) // layout.slot_size
-
-    @classmethod
-    def create(cls, path: Path, layout: Layout, slots: int) -> MetricsStore:
-        """Make a zeroed store at ``path`` with room for ``slots`` processes."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, slots * layout.slot_size * 8)
-        finally:
-            os.close(fd)
-        return cls(path, layout)
-
-    def claim(self, pid: int | None = None) -> Recorder:
-        """Take a slot for process ``pid`` (this one by default): a free one, or a dead one's.
-
-        Raises:
-            RuntimeError: every slot belongs to a live process.
-        """
-        pid = os.getpid() if pid is None else pid
-        size = self.layout.slot_size
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            for base in range(0, self.slots * size, size):
-                owner = int(self._values[base])
-                if owner in {0, pid} or not alive(owner):
-                    self._values[base] = float(pid)
-                    # Counters carry over to the replacement; a gauge starts afresh.
-                    self._values[base + self.layout.connections] = 0.0
-                    return Recorder(self._values, base, self.layout)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        raise RuntimeError(f"all {self.slots} metric slots in {self.path} are taken")
-
-    def owners(self) -> list[int]:
-        """The live processes that own a slot."""
-        size = self.layout.slot_size
-        owners = (int(self._values[base]) for base in range(0, self.slots * size, size))
-        return [pid for pid in owners if pid and alive(pid)]
-
-    def totals(self) -> list[float]:
-        """One slot's worth of values, summed over every slot that was ever claimed."""
-        size = self.layout.slot_size
-        values = self._values
-        rows = [
-            values[base + 1 : base + size].tolist()
-            for base in range(0, self.slots * size, size)
-            if values[base]
-        ]
-        if not rows:
-            return [0.0] * size
-        return [0.0, *map(sum, zip(*rows, strict=True))]
-
-    def live_sum(self, index: int) -> float:
-        """The value at ``index`` in each slot, summed over the slots of live processes.
-
-        For gauges: a worker that died leaves its counts behind, but not its connections.
-        """
-        size = self.layout.slot_size
-        values = self._values
-        return sum(
-            values[base + index]
-            for base in range(0, self.slots * size, size)
-            if values[base] and alive(int(values[base]))
-        )
-
-    def close(self) -> None:
-        """Unmap the store."""
-        self._values.release()
-        self._map.close()
-        os.close(self._fd)
-
-
-def slots_for(listeners: int, workers: int) -> int:
-    """How many slots an instance needs: one per worker, with room for respawns."""
-    return 4 * listeners * workers + 8
-
-
 @dataclass(frozen=True, slots=True)
 class RuntimeRef:
     """What a worker needs to attach to its instance's runtime: small and picklable."""
@@ -244,14 +159,24 @@ class RuntimeRef:
     instance: str
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Where granian finds the certificate and key in service, and the client CA."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None
+
+
 class Runtime:
-    """One instance's shared state: the ready byte and the metric slots, mapped."""
+    """One instance's shared state: the ready byte, the counts and the material, mapped."""
 
     def __init__(self, ref: RuntimeRef) -> None:
         """Attach to the runtime ``ref`` names (in a worker, or in the supervisor)."""
         self.ref = ref
         self.readiness = Readiness(ref.directory / _READY)
-        self.store = MetricsStore(ref.directory / _METRICS, ref.layout)
+        self.store = counts.MetricsStore(ref.directory / _METRICS, ref.layout)
+        self.reloads = counts.ReloadRecord(ref.directory / _RELOADS)
 
     @classmethod
     def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
@@ -266,23 +191,53 @@ class Runtime:
         directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
         (directory / _OWNER).write_text(f"{pid} {_start_time(pid)}\n")
         (directory / _READY).write_bytes(b"\0")
-        MetricsStore.create(directory / _METRICS, layout, slots).close()
+        counts.MetricsStore.create(directory / _METRICS, layout, slots).close()
+        counts.ReloadRecord.create(directory / _RELOADS).close()
         return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4())))
 
-    def write_dev_certificate(self, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
-        """Keep the development certificate and key here; return their paths."""
-        cert = self.ref.directory / _DEV_CERT
-        key = self.ref.directory / _DEV_KEY
-        cert.write_bytes(cert_pem)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key_pem)
-        return cert, key
+    def publish(self, material: Material) -> None:
+        """Put ``material`` in service for the workers that start from now on.
+
+        Each file is replaced in one step (a rename), so that a worker never reads half
+        of one; the certificate chain and its key share one file, so that a worker never
+        pairs a certificate with another one's key.
+        """
+        pair = None
+        if material.tls_cert is not None and material.tls_key is not None:
+            pair = material.tls_cert.rstrip(b"\n") + b"\n" + material.tls_key
+        self._replace(_USERS, material.users)
+        self._replace(_CLIENT_CA, material.tls_client_ca)
+        self._replace(_TLS, pair)
+
+    def users(self) -> bytes:
+        """The htpasswd text of the users in service."""
+        return (self.ref.directory / _USERS).read_bytes()
+
+    def tls_files(self) -> TlsFiles:
+        """Where the certificate, its key and the client CA in service are, for granian.
+
+        The paths stay the same from one reload to the next; their content changes.
+        """
+        tls, client_ca = self.ref.directory / _TLS, self.ref.directory / _CLIENT_CA
+        return TlsFiles(tls, tls, client_ca if client_ca.exists() else None)
 
     def remove(self) -> None:
         """Unmap everything and remove the directory (the supervisor, as it stops)."""
         self.store.close()
+        self.reloads.close()
         shutil.rmtree(self.ref.directory, ignore_errors=True)
+
+    def _replace(self, name: str, content: bytes | None) -> None:
+        """Make ``name`` hold ``content``, readable by the owner only; None removes it."""
+        path = self.ref.directory / name
+        if content is None:
+            path.unlink(missing_ok=True)
+            return
+        fresh = path.with_name(f"{name}.new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        fresh.replace(path)
 
 
 def remove_stale(root: Path) -> list[Path]:

@@ -8,99 +8,86 @@ An echod instance is a small tree of processes::
     └── listener https         a granian server on --tls-port, with TLS and HTTP/2 (ALPN)
         └── worker x --workers
 
-What the processes share (the ready byte, the metric slots, the development
-certificate) lives in the instance's runtime directory (echod.runtime).
+What the processes share (the ready byte, the metric slots, the users and the
+certificate in service) lives in the instance's runtime directory (echod.runtime).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import signal
 import socket
-import ssl
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from echod.certs import self_signed
-from echod.config import ConfigError, Settings
+from echod.counts import slots_for
 from echod.layout import Layout
 from echod.listener import Listener, worker_app
-from echod.runtime import Runtime, slots_for
+from echod.material import build, read
+from echod.runtime import Runtime
 from echod.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from pathlib import Path
+    from collections.abc import Sequence
 
-__all__ = ["check_tls", "serve"]
+    from echod.config import Settings
+
+__all__ = ["serve"]
 
 log = logging.getLogger("echod")
 
 
-def serve(settings: Settings, users: Mapping[str, bytes], *, log_config: dict[str, Any]) -> int:
+def serve(settings: Settings, *, log_config: dict[str, Any]) -> int:
     """Run echod until it is told to stop; return the exit status (0, or 1 on failure).
 
     Raises:
-        ConfigError: the TLS certificate or key cannot be used.
+        ConfigError: the users file, or the TLS certificate or key, cannot be used.
     """
-    listeners = _listeners(settings)
-    check_tls(settings)
+    # SIGHUP reloads once the supervisor runs; until then it must not stop echod.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    seen = read(settings)
+    material = build(settings, seen, kept=None)
+    listeners = _listeners(settings, None)
     if busy := _busy_ports(listeners):
         for listener, error in busy:
             log.error("cannot listen on %s: %s", listener.url, error)
         return 1
+    if settings.users_file is None:
+        log.warning(
+            "using the bundled demo users, whose passwords are public; "
+            "set --users-file (ECHOD_USERS_FILE) to an htpasswd file of your own"
+        )
+    if settings.tls_enabled and settings.tls_cert is None:
+        log.warning(
+            "HTTPS uses a self-signed certificate for localhost made at start; clients "
+            "must skip verification (curl -k); set --tls-cert and --tls-key for a real one"
+        )
     runtime = Runtime.create(Layout(), slots_for(len(listeners), settings.workers))
     try:
-        if settings.tls_enabled and settings.tls_cert is None:
-            cert, key = runtime.write_dev_certificate(*self_signed())
-            listeners = [*listeners[:-1], _https(settings, cert, key)]
-            log.warning(
-                "HTTPS uses a self-signed certificate for localhost made at start; clients "
-                "must skip verification (curl -k); set --tls-cert and --tls-key for a real one"
-            )
-        loader = partial(worker_app, settings, users, runtime.ref)
-        return Supervisor(settings, listeners, loader, log_config, runtime).run()
+        runtime.publish(material)
+        loader = partial(worker_app, settings, runtime.ref)
+        return Supervisor(
+            settings, _listeners(settings, runtime), loader, log_config, runtime, (material, seen)
+        ).run()
     finally:
         runtime.remove()
 
 
-def check_tls(settings: Settings) -> None:
-    """Load the configured TLS material once, so that bad files stop echod at start.
-
-    Raises:
-        ConfigError: the certificate and key cannot be loaded or do not match, or the
-            client CA file holds no usable certificate.
-    """
-    if not settings.tls_enabled:
-        return
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        try:
-            context.load_cert_chain(settings.tls_cert, settings.tls_key)
-        except (ssl.SSLError, OSError) as error:
-            raise ConfigError(
-                f"--tls-cert={str(settings.tls_cert)!r} with "
-                f"--tls-key={str(settings.tls_key)!r}: cannot be used: {error}"
-            ) from None
-    if settings.tls_client_ca is not None:
-        try:
-            context.load_verify_locations(cafile=settings.tls_client_ca)
-        except (ssl.SSLError, OSError, ValueError) as error:
-            raise ConfigError(
-                f"--tls-client-ca={str(settings.tls_client_ca)!r}: cannot be used: {error}"
-            ) from None
-
-
-def _listeners(settings: Settings) -> list[Listener]:
+def _listeners(settings: Settings, runtime: Runtime | None) -> list[Listener]:
+    """The listeners; with ``runtime``, the HTTPS one serves the certificate in service there."""
     listeners = []
     if settings.http_enabled:
         listeners.append(Listener("http", settings.host, settings.port))
     if settings.tls_enabled:
-        listeners.append(_https(settings, settings.tls_cert, settings.tls_key))
+        https = Listener("https", settings.host, settings.tls_port)
+        if runtime is not None:
+            files = runtime.tls_files()
+            https = dataclasses.replace(
+                https, cert=files.cert, key=files.key, client_ca=files.client_ca
+            )
+        listeners.append(https)
     return listeners
-
-
-def _https(settings: Settings, cert: Path | None, key: Path | None) -> Listener:
-    return Listener("https", settings.host, settings.tls_port, cert, key, settings.tls_client_ca)
 
 
 def _busy_ports(listeners: Sequence[Listener]) -> list[tuple[Listener, OSError]]:

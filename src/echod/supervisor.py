@@ -7,6 +7,9 @@ close their WebSockets, and once they have, the listeners stop accepting; reques
 flight get what is left of ``--shutdown-timeout`` to finish, listeners that overrun are
 killed, and echod exits 0. A listener that fails makes echod
 stop and exit 1.
+
+SIGHUP, and a change to a file every ``--reload-interval`` seconds, reload the users and
+the certificate (:mod:`echod.reload`). Once shutdown has begun, SIGHUP is ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from echod.announce import announce_ready, ready_facts
 from echod.listener import STOP_SIGNALS, run_listener
+from echod.reload import Reloader
 from echod.version import __version__
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from echod.app import EchoApp
     from echod.config import Settings
     from echod.listener import Listener
+    from echod.material import Material, Snapshot
     from echod.runtime import Runtime
 
 __all__ = ["KILL_GRACE", "Supervisor"]
@@ -54,16 +59,29 @@ class Supervisor:
         loader: partial[EchoApp],
         log_config: dict[str, Any],
         runtime: Runtime,
+        material: tuple[Material, Snapshot],
     ) -> None:
-        """Prepare to run ``listeners``, whose workers build their app with ``loader``."""
+        """Prepare to run ``listeners``, whose workers build their app with ``loader``.
+
+        ``material`` is what the runtime has in service, and the files it was read from.
+        """
         self._settings = settings
         self._listeners = listeners
         self._loader = loader
         self._log_config = log_config
         self._runtime = runtime
         self._signals: list[int] = []
+        self._hup = False
+        self._stopping = False
         self._processes: list[BaseProcess] = []
         self._wake = -1
+        self._reloader = Reloader(
+            settings,
+            runtime,
+            *material,
+            workers=len(listeners) * settings.workers,
+            signal_listeners=self._signal_listeners,
+        )
 
     def run(self) -> int:
         """Start the listeners, wait, shut down; 0 after a clean stop, 1 after a failure."""
@@ -72,6 +90,7 @@ class Supervisor:
         os.set_blocking(wake_write, False)
         self._wake = wake_read
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         previous_wakeup = signal.set_wakeup_fd(wake_write)
         try:
             context = multiprocessing.get_context("fork")
@@ -87,7 +106,7 @@ class Supervisor:
             failed = self._wait(until=self._serving)
             if failed is None and not self._signals:
                 announce_ready(ready_facts(self._settings, self._listeners))
-                failed = self._wait()
+                failed = self._serve()
             if failed is not None:
                 log.error("listener %s exited with status %s", failed.name, failed.exitcode)
             return self._shutdown(failed)
@@ -109,6 +128,26 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002 - signal API
         self._signals.append(signum)
 
+    def _on_hup(self, signum: int, frame: object) -> None:  # noqa: ARG002 - signal API
+        self._hup = not self._stopping
+
+    def _serve(self) -> BaseProcess | None:
+        """Serve and reload until a stop signal or a listener's exit; return that listener."""
+        while True:
+            failed = self._wait(self._reloader.wake_in(), hup=True)
+            if failed is not None or self._signals:
+                return failed
+            if self._hup:
+                self._hup = False
+                self._reloader.request()
+            self._reloader.step()
+
+    def _signal_listeners(self) -> None:
+        """Send SIGHUP to every listener: granian replaces its workers, one at a time."""
+        for process in self._processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
     def _serving(self) -> bool:
         """Whether every worker of every listener has started: each has claimed its slot."""
         return len(self._runtime.store.owners()) >= len(self._listeners) * self._settings.workers
@@ -119,14 +158,18 @@ class Supervisor:
         return store.live_sum(store.layout.connections) == 0
 
     def _wait(
-        self, timeout: float | None = None, until: Callable[[], bool] | None = None
+        self,
+        timeout: float | None = None,
+        until: Callable[[], bool] | None = None,
+        *,
+        hup: bool = False,
     ) -> BaseProcess | None:
-        """Wait for a signal, a listener's exit, ``until()`` or the timeout.
+        """Wait for a stop signal, a listener's exit, ``until()`` or the timeout.
 
-        Returns the listener that exited, if one did.
+        With ``hup``, SIGHUP ends the wait too. Returns the listener that exited, if one did.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._signals:
+        while not self._signals and not (hup and self._hup):
             for process in self._processes:
                 if not process.is_alive():
                     return process
@@ -144,6 +187,8 @@ class Supervisor:
         return None
 
     def _shutdown(self, failed: BaseProcess | None) -> int:
+        self._stopping = True
+        self._hup = False
         self._runtime.readiness.drain()
         if failed is None:
             signum = self._signals[0]

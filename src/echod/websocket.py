@@ -134,6 +134,8 @@ class WebSockets:
                 and (self._cors is None or not self._cors.allows(origin))
             ):
                 raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
+            if self._drain.stopping:
+                raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
             if self._drain.draining:
                 raise ServiceUnavailable("echod is shutting down")
             if self._open >= self._limits.max_connections:

@@ -84,5 +84,6 @@ def create_app(
         handlers=handlers,
         websockets=websockets,
         cors=cors,
+        drain=drain,
         max_body_bytes=settings.max_body_bytes,
     )

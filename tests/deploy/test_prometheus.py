@@ -35,8 +35,11 @@ def send_traffic(echod: Echod) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[Prometheus]:
-    """Prometheus scraping echod every second, once the request rate it sees is above zero."""
-    echod = Echod()
+    """Prometheus scraping echod every second, once the request rate it sees is above zero.
+
+    echod serves HTTPS too, so that the certificate's expiry is there to query.
+    """
+    echod = Echod(tls=True)
     server = Prometheus(free_port())
     try:
         echod.start()

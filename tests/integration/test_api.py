@@ -154,10 +154,10 @@ class TestMetrics:
         self, echod: Echod, client: httpx.Client
     ) -> None:
         """http_requests_total{status,method,path} counts echoes; probes are not counted."""
-        before = metric(echod, 'http_requests_total{method="PUT",path="/api/echo",status="200"}')
+        before = echod.metric('http_requests_total{method="PUT",path="/api/echo",status="200"}')
         client.put("/api/echo", content=b"{}")
         client.get("/health")
-        after = metric(echod, 'http_requests_total{method="PUT",path="/api/echo",status="200"}')
+        after = echod.metric('http_requests_total{method="PUT",path="/api/echo",status="200"}')
         assert after == before + 1
         text = httpx.get(echod.url + "/metrics").text
         assert 'path="/health"' not in text
@@ -181,14 +181,6 @@ class TestMetrics:
         assert 'http_request_duration_milliseconds_bucket{le="10000.0"}' in text
         assert "echod_build_info{version=" in text
         assert "process_resident_memory_bytes " in text
-
-
-def metric(echod: Echod, sample: str) -> float:
-    """The value of one sample line, 0 when absent."""
-    for line in httpx.get(echod.url + "/metrics").text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def series(echod: Echod) -> set[str]:

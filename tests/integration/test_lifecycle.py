@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from echod.layout import Layout
+from echod.runtime import Runtime, RuntimeRef
 from tests.support.processes import ECHOD, free_port
 from tests.support.users import AUTH, AUTH_HEADER
 
@@ -199,12 +201,22 @@ def runtime_directories(echod: Echod) -> list[Path]:
     return list(Path("/dev/shm").glob(f"echod-{echod.process.pid}-*"))  # noqa: S108
 
 
+def private_key(directory: Path, supervisor: int) -> Path:
+    """Where the runtime in ``directory`` keeps the private key in service."""
+    runtime = Runtime(RuntimeRef(directory, supervisor, Layout(), "test"))
+    try:
+        return runtime.tls_files().key
+    finally:
+        runtime.store.close()
+        runtime.reloads.close()
+
+
 class TestRuntimeDirectory:
     def test_a_clean_stop_removes_it(self, make_echod: Any) -> None:
         """The directory, with the development key in it, goes when echod stops."""
         echod = make_echod(tls=True)
         [directory] = runtime_directories(echod)
-        assert (directory / "dev-key.pem").is_file()
+        assert private_key(directory, echod.process.pid).is_file()
         assert echod.stop() == 0
         assert not directory.exists()
 
@@ -215,8 +227,9 @@ class TestRuntimeDirectory:
         killed = make_echod(tls=True)
         [directory] = runtime_directories(killed)
         killed.signal(signal.SIGKILL)
+        key = private_key(directory, killed.process.pid)
         assert killed.wait(10) == -signal.SIGKILL
-        assert (directory / "dev-key.pem").is_file()
+        assert key.is_file()
         running = make_echod()
         [kept] = runtime_directories(running)
         assert not directory.exists()

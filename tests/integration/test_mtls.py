@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 import subprocess
@@ -124,6 +125,53 @@ class TestMutualTls:
         )
         assert done.returncode == 1
         assert "client certificate" in done.stderr
+
+
+def reloads(echod: Echod, count: int, message: str = "reload") -> dict[str, Any]:
+    """Wait for the ``count``-th line that starts with ``message``; return it."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        found = [line for line in echod.log_lines() if line["message"].startswith(message)]
+        if len(found) >= count:
+            return found[count - 1]
+        assert time.monotonic() < deadline, f"no {message!r} line: {echod.stdout()}"
+        time.sleep(0.05)
+
+
+def gets_in(echod: Echod, ca: trustme.CA, client: trustme.LeafCert) -> bool:
+    """Whether ``client``'s certificate opens a TLS session on echod's HTTPS."""
+    try:
+        return httpx.get(echod.tls_url + "/health", verify=context(ca, client)).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+class TestReload:
+    def test_sighup_puts_a_new_client_ca_in_service(
+        self, mutual: Echod, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """The CA file rotated: the new CA's clients get in, the old CA's no longer do."""
+        successor = trustme.CA()
+        successor.cert_pem.write_to_path(tmp_path / "ca.pem")
+        mutual.signal(signal.SIGHUP)
+        line = reloads(mutual, 1)
+        assert line["message"] == "reloaded", line
+        assert line["changed"] == ["--tls-client-ca"]
+        assert gets_in(mutual, ca, successor.issue_cert("carol@example.test"))
+        assert not gets_in(mutual, ca, ca.issue_cert("alice@example.test"))
+
+    def test_a_client_ca_file_without_a_certificate_keeps_the_old_one(
+        self, mutual: Echod, ca: trustme.CA, tmp_path: Path
+    ) -> None:
+        """A garbage CA file: reload failed, and the CA in service still lets its clients in."""
+        (tmp_path / "ca.pem").write_bytes(b"not a certificate\n")
+        mutual.signal(signal.SIGHUP)
+        line = reloads(mutual, 1)
+        assert line["message"].startswith("reload failed"), line
+        assert "--tls-client-ca=" in line["message"]
+        assert gets_in(mutual, ca, ca.issue_cert("alice@example.test"))
+        assert mutual.process is not None
+        assert mutual.process.poll() is None
 
 
 def test_without_a_client_ca_no_certificate_is_asked(make_echod: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.support.material import verifying
 from tests.support.tools import require_tool
 from tests.support.users import AUTH
 
@@ -31,13 +31,6 @@ def certified(make_echod: Any, ca: trustme.CA, tmp_path: Path) -> Any:
     issued.private_key_pem.write_to_path(key)
     cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
     return make_echod("--tls-cert", str(cert), "--tls-key", str(key), tls=True)
-
-
-def verifying(ca: trustme.CA) -> ssl.SSLContext:
-    """A client context that trusts the test CA only."""
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
 
 
 class TestRealCertificate:

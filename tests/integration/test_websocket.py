@@ -101,14 +101,6 @@ def refusal(echod: Echod, path: str, headers: dict[str, str]) -> InvalidStatus:
     return result
 
 
-def metric(echod: Echod, sample: str) -> float:
-    """One sample of /metrics, 0 when absent."""
-    for line in httpx.get(echod.url + "/metrics").text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 @pytest.fixture(params=[False, True], ids=["ws", "wss"])
 def tls(request: pytest.FixtureRequest) -> bool:
     """Each test runs over plain HTTP/1.1 and over TLS on the HTTPS port."""
@@ -361,17 +353,17 @@ class TestRecord:
             async with session(echod) as socket:
                 await ask(socket, "{}")
                 await ask(socket, "{}")
-                return metric(echod, "echod_websocket_connections")
+                return float(echod.metric("echod_websocket_connections"))
 
         open_during = run(scenario)
         time.sleep(0.3)
         assert open_during == 1
-        assert metric(echod, "echod_websocket_connections") == 0
-        assert metric(echod, 'http_requests_total{method="GET",path="/api/echo",status="101"}') == 1
+        assert echod.metric("echod_websocket_connections") == 0
+        assert echod.metric('http_requests_total{method="GET",path="/api/echo",status="101"}') == 1
         messages = 'echod_websocket_messages_total{direction="%s",path="/api/echo"}'
-        assert metric(echod, messages % "in") == 2
-        assert metric(echod, messages % "out") == 2
-        assert metric(echod, "http_request_duration_milliseconds_count") == 0
+        assert echod.metric(messages % "in") == 2
+        assert echod.metric(messages % "out") == 2
+        assert echod.metric("http_request_duration_milliseconds_count") == 0
 
     def test_the_gauge_falls_when_a_worker_dies_with_connections_open(
         self, make_echod: Any
@@ -382,13 +374,13 @@ class TestRecord:
         async def scenario() -> tuple[float, float]:
             async with session(echod) as socket:
                 await ask(socket, "{}")
-                before = metric(echod, "echod_websocket_connections")
+                before = echod.metric("echod_websocket_connections")
                 [worker] = echod.workers()
                 os.kill(worker, signal.SIGKILL)
                 deadline = time.monotonic() + 15
                 while echod.workers() in ([], [worker]) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling another process
                     await asyncio.sleep(0.1)
-                return before, metric(echod, "echod_websocket_connections")
+                return before, echod.metric("echod_websocket_connections")
 
         before, after = run(scenario)
         assert (before, after) == (1, 0)

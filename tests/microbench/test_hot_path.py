@@ -17,12 +17,12 @@ import pytest
 
 from echod.auth import Authenticator
 from echod.config import LogLevel, Settings
+from echod.counts import MetricsStore
 from echod.echo import echo
 from echod.layout import Layout
 from echod.logs import AccessLog
 from echod.metrics import build_registry
 from echod.observe import RequestIds, RequestRecord
-from echod.runtime import MetricsStore
 from echod.version import __version__
 from echod.wiring import create_app
 from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from tests.support.users import AUTH
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable
     from threading import Thread
 
@@ -52,14 +54,18 @@ class Load:
 
     Every client has a connection of its own. A request that fails at the transport
     (a worker died under it, say) is recorded by the error's name, and the client goes
-    on with a new connection, so no broken connection is ever reused.
+    on with a new connection, so no broken connection is ever reused. The requests for
+    which a new connection was opened are in :attr:`connected`; the others went on a
+    kept-alive one. ``verify`` is what HTTPS clients trust.
     """
 
     url: str
     clients: int
+    verify: ssl.SSLContext | bool = True
     answers: dict[str, int | str] = field(default_factory=dict)
     sent: list[str] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)
+    connected: set[str] = field(default_factory=set)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, seconds: float) -> None:
@@ -75,7 +81,7 @@ class Load:
         n = 0
         while not self.stop.is_set() and time.monotonic() < deadline:
             async with httpx.AsyncClient(
-                base_url=self.url, auth=AUTH, timeout=REQUEST_TIMEOUT
+                base_url=self.url, auth=AUTH, timeout=REQUEST_TIMEOUT, verify=self.verify
             ) as client:
                 while not self.stop.is_set() and time.monotonic() < deadline:
                     rid = f"soak-{number}-{n}"
@@ -84,12 +90,20 @@ class Load:
                     self.sent_at[rid] = time.monotonic()
                     try:
                         response = await client.post(
-                            "/api/echo", content=b'{"soak": true}', headers={"x-request-id": rid}
+                            "/api/echo",
+                            content=b'{"soak": true}',
+                            headers={"x-request-id": rid},
+                            extensions={"trace": partial(self._trace, rid)},
                         )
                     except httpx.HTTPError as error:
                         self.answers[rid] = type(error).__name__
                         break  # the connection may be broken: start on a new one
                     self.answers[rid] = response.status_code
+
+    async def _trace(self, rid: str, event: str, _info: object) -> None:
+        """httpcore's trace of one request: note it when a connection is opened for it."""
+        if event.startswith("connection.connect_tcp."):
+            self.connected.add(rid)
 
     def failed(self) -> dict[str, int | str]:
         """The requests that did not get a 200, with what they got instead."""

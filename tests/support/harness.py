@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
 from echod.config import Settings
+from echod.counts import MetricsStore
 from echod.layout import Layout
 from echod.metrics import build_registry
-from echod.runtime import MetricsStore
 from echod.version import __version__
 from echod.wiring import create_app
 from tests.support.users import ALICE

@@ -76,7 +76,7 @@ class MakeJob:
         return alive, [url for url in self.urls if answers(url)]
 
     def close(self) -> None:
-        """Kill whatever is left."""
+        """Kill whatever is left, and close the pipes."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.communicate()
+        self.process.communicate()

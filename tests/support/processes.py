@@ -139,6 +139,13 @@ class Echod:
             pytest.fail(f"echod did not answer {waiting[0]}/health within {timeout}s")
         return time.monotonic() - started
 
+    def metric(self, sample: str) -> float:
+        """The value of one sample line of /metrics (name and labels as written), 0 if absent."""
+        for line in httpx.get(self.url + "/metrics").text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def pids(self) -> list[int]:
         """Every process of the instance: the supervisor, its listeners and their workers."""
         assert self.process is not None

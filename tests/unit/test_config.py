@@ -10,6 +10,7 @@ import pytest
 from echod.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RELOAD_INTERVAL,
     DEFAULT_SHUTDOWN_TIMEOUT,
     OPTIONS,
     ConfigError,
@@ -34,6 +35,7 @@ class TestDefaults:
         assert settings.shutdown_timeout == DEFAULT_SHUTDOWN_TIMEOUT == 10.0
         assert settings.header_timeout == DEFAULT_HEADER_TIMEOUT
         assert settings.users_file is None
+        assert settings.reload_interval == DEFAULT_RELOAD_INTERVAL == 5.0
         assert settings.tls_enabled
 
     def test_tls_port_zero_turns_https_off(self) -> None:
@@ -77,7 +79,11 @@ class TestSources:
                 f"--users-file={users}",
                 "--host=[::1]",
             ],
-            {"ECHOD_MAX_BODY_BYTES": " 2048 ", "ECHOD_DRAIN_DELAY": "0.5"},
+            {
+                "ECHOD_MAX_BODY_BYTES": " 2048 ",
+                "ECHOD_DRAIN_DELAY": "0.5",
+                "ECHOD_RELOAD_INTERVAL": "0",
+            },
         )
         assert settings.workers == 3
         assert settings.log_level is LogLevel.DEBUG
@@ -85,6 +91,7 @@ class TestSources:
         assert settings.users_file == users
         assert settings.max_body_bytes == 2048
         assert settings.drain_delay == 0.5
+        assert settings.reload_interval == 0
         assert settings.host == "::1"
 
 
@@ -103,6 +110,7 @@ class TestErrors:
             (["--shutdown-timeout", "nan"], {}, "--shutdown-timeout='nan': out of range"),
             (["--shutdown-timeout", "soon"], {}, "--shutdown-timeout='soon': not a number"),
             (["--drain-delay", "-1"], {}, "--drain-delay='-1': out of range"),
+            (["--reload-interval", "-5"], {}, "--reload-interval='-5': out of range"),
             (["--header-timeout", "0"], {}, "--header-timeout='0': out of range"),
             (["--users-file", "/no/such/file"], {}, "--users-file='/no/such/file': no such file"),
             (["--host", " "], {}, "--host=' ': empty host"),
@@ -121,6 +129,7 @@ class TestErrors:
             "timeout-nan",
             "timeout-word",
             "drain-negative",
+            "reload-interval-negative",
             "header-timeout-zero",
             "users-missing",
             "host-empty",

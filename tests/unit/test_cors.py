@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pytest
 
-from echod.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors, CorsProtocol
+from echod.answers import WithHeaders
+from echod.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors
 from echod.routes import ROUTES, route_for
 from tests.support.harness import FakeHeaders
 
@@ -134,7 +135,7 @@ class TestWrap:
         """Not a preflight: answered through a protocol that adds the answer's CORS headers."""
         cors = Cors([APP])
         proto, wrapped, preflight = wrap(cors, method, origin=APP)
-        assert isinstance(wrapped, CorsProtocol)
+        assert isinstance(wrapped, WithHeaders)
         assert preflight is None
         wrapped.response_bytes(200, list(OWN), b"{}")
         assert proto.calls == [("bytes", 200, [*OWN, *cors.answer(APP)], b"{}")]
@@ -150,7 +151,7 @@ class TestWrap:
         proto, wrapped, preflight = wrap(
             Cors([APP]), "OPTIONS", origin=APP, **{"access-control-request-method": "PUT"}
         )
-        assert isinstance(wrapped, CorsProtocol)
+        assert isinstance(wrapped, WithHeaders)
         assert preflight == APP
         wrapped.response_empty(204, [("x-request-id", "rid-1")])
         assert proto.calls == [("empty", 204, [("x-request-id", "rid-1")], None)], (
@@ -163,13 +164,13 @@ class TestWrap:
         _, wrapped, preflight = wrap(
             Cors([APP]), method, origin=APP, **{"access-control-request-method": "PUT"}
         )
-        assert isinstance(wrapped, CorsProtocol)
+        assert isinstance(wrapped, WithHeaders)
         assert preflight is None
 
     def test_star_wraps_any_origin_with_star(self) -> None:
         """With *, any origin is answered with allow-origin *."""
         proto, wrapped, preflight = wrap(Cors(["*"]), "GET", origin="https://anyone.example")
-        assert isinstance(wrapped, CorsProtocol)
+        assert isinstance(wrapped, WithHeaders)
         assert preflight is None
         wrapped.response_empty(204, [])
         assert ("access-control-allow-origin", "*") in proto.calls[0][2]
@@ -248,7 +249,7 @@ class TestAnswer:
         assert "access-control-allow-credentials" not in dict(headers)
 
 
-class TestCorsProtocol:
+class TestWithHeaders:
     EXTRA: ClassVar[list[tuple[str, str]]] = [
         ("access-control-allow-origin", APP),
         ("vary", "origin"),
@@ -257,13 +258,13 @@ class TestCorsProtocol:
     def test_response_bytes_appends_the_extra_headers(self) -> None:
         """The answer's own headers come first, then the CORS ones; the body is unchanged."""
         proto = RecordingProto()
-        CorsProtocol(cast("Any", proto), self.EXTRA).response_bytes(404, list(OWN), b"nope")
+        WithHeaders(cast("Any", proto), self.EXTRA).response_bytes(404, list(OWN), b"nope")
         assert proto.calls == [("bytes", 404, [*OWN, *self.EXTRA], b"nope")]
 
     def test_response_empty_appends_the_extra_headers(self) -> None:
         """An answer without a body carries them too."""
         proto = RecordingProto()
-        CorsProtocol(cast("Any", proto), self.EXTRA).response_empty(204, list(OWN))
+        WithHeaders(cast("Any", proto), self.EXTRA).response_empty(204, list(OWN))
         assert proto.calls == [("empty", 204, [*OWN, *self.EXTRA], None)]
 
     def test_response_stream_appends_the_extra_headers_and_hands_out_the_transport(
@@ -271,14 +272,14 @@ class TestCorsProtocol:
     ) -> None:
         """A stream starts with them, and is written through the protocol's own transport."""
         proto = RecordingProto()
-        transport = CorsProtocol(cast("Any", proto), self.EXTRA).response_stream(200, list(OWN))
+        transport = WithHeaders(cast("Any", proto), self.EXTRA).response_stream(200, list(OWN))
         assert transport is proto.transport
         assert proto.calls == [("stream", 200, [*OWN, *self.EXTRA], None)]
 
     def test_the_callers_headers_are_not_changed(self) -> None:
         """The list handed in is left as it was; each answer gets its own."""
         proto = RecordingProto()
-        wrapped = CorsProtocol(cast("Any", proto), self.EXTRA)
+        wrapped = WithHeaders(cast("Any", proto), self.EXTRA)
         mine = list(OWN)
         wrapped.response_bytes(200, mine, b"")
         wrapped.response_empty(200, mine)
@@ -287,13 +288,13 @@ class TestCorsProtocol:
 
     def test_reading_the_whole_body_passes_through(self) -> None:
         """Calling the protocol reads the body from the one it wraps."""
-        wrapped = CorsProtocol(cast("Any", RecordingProto()), self.EXTRA)
+        wrapped = WithHeaders(cast("Any", RecordingProto()), self.EXTRA)
         reading = cast("Coroutine[Any, Any, bytes]", wrapped())
         assert asyncio.run(reading) == b"whole body"
 
     def test_reading_chunks_passes_through(self) -> None:
         """Iterating the protocol reads the chunks of the one it wraps."""
-        wrapped = CorsProtocol(cast("Any", RecordingProto()), self.EXTRA)
+        wrapped = WithHeaders(cast("Any", RecordingProto()), self.EXTRA)
 
         async def read() -> list[bytes]:
             return [chunk async for chunk in cast("AsyncIterator[bytes]", wrapped.__aiter__())]

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from echod import errors
+from echod.counts import MetricsStore
 from echod.layout import OTHER, OWN_STATUSES, STATUSES, Layout
 from echod.metrics import build_registry
 from echod.routes import KNOWN_METHODS, ROUTES, UNMATCHED
-from echod.runtime import MetricsStore
 from echod.version import __version__
 
 if TYPE_CHECKING:

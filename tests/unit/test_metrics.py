@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
+from echod.counts import MetricsStore, ReloadRecord, slots_for
 from echod.layout import BUCKETS_MS, Layout
 from echod.metrics import build_registry, render
-from echod.runtime import MetricsStore, slots_for
 from echod.version import __version__
 
 if TYPE_CHECKING:
@@ -151,6 +151,28 @@ class TestRegistry:
         assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 0
         assert registry.get_sample_value("process_cpu_seconds_total") is not None
         assert (registry.get_sample_value("echod_processes") or 0) >= 1
+
+    def test_reloads_are_exported_from_the_supervisor_s_record(
+        self, store: MetricsStore, tmp_path: Path
+    ) -> None:
+        """Both results counted from zero, the last outcome and its time, the expiry."""
+        record = ReloadRecord.create(tmp_path / "reloads")
+        registry = build_registry(store, root_pid=os.getpid(), version=__version__, reloads=record)
+        record.started(1000.0, None)
+        for result in ("success", "failure"):
+            assert registry.get_sample_value("echod_reloads_total", {"result": result}) == 0
+        assert registry.get_sample_value("echod_last_reload_success") == 1
+        assert registry.get_sample_value("echod_last_reload_timestamp_seconds") == 1000
+        expiry = "echod_tls_certificate_expiration_timestamp_seconds"
+        assert registry.get_sample_value(expiry) is None, "no HTTPS, no certificate"
+        record.succeeded(2000.0, 1.8e9)
+        record.failed(3000.0)
+        assert registry.get_sample_value("echod_reloads_total", {"result": "success"}) == 1
+        assert registry.get_sample_value("echod_reloads_total", {"result": "failure"}) == 1
+        assert registry.get_sample_value("echod_last_reload_success") == 0
+        assert registry.get_sample_value("echod_last_reload_timestamp_seconds") == 3000
+        assert registry.get_sample_value(expiry) == 1.8e9
+        record.close()
 
     def test_resident_memory_is_proportional(self, store: MetricsStore) -> None:
         """Memory is the PSS of the processes: shared pages are not counted twice."""

@@ -1,4 +1,4 @@
-"""Server parts that need no process: listeners, ports in use, TLS checks, certificates."""
+"""Server parts that need no process: listeners, ports in use, certificates."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import ssl
 from typing import TYPE_CHECKING
 
 import pytest
-import trustme
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from echod.certs import DEV_CERT_DAYS, self_signed
-from echod.config import ConfigError, Settings
 from echod.listener import Listener
-from echod.server import _busy_ports, check_tls
+from echod.server import _busy_ports
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,29 +67,6 @@ class TestSelfSignedCertificate:
         lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
         assert dt.timedelta(days=364) < lifetime <= dt.timedelta(days=DEV_CERT_DAYS)
         assert 30 <= DEV_CERT_DAYS <= 366
-
-
-class TestCheckTls:
-    def test_a_matching_pair_passes(self, tmp_path: Path) -> None:
-        """A real certificate and key are accepted."""
-        ca = trustme.CA()
-        issued = ca.issue_cert("localhost")
-        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-        issued.cert_chain_pems[0].write_to_path(cert)
-        issued.private_key_pem.write_to_path(key)
-        check_tls(Settings(tls_cert=cert, tls_key=key))
-
-    def test_garbage_is_refused_naming_both_flags(self, tmp_path: Path) -> None:
-        """A file that is not PEM stops echod with exit 2, not a crash in a listener."""
-        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-        cert.write_text("not a certificate")
-        key.write_text("not a key")
-        with pytest.raises(ConfigError, match=r"--tls-cert=.* with --tls-key=.*cannot be used"):
-            check_tls(Settings(tls_cert=cert, tls_key=key))
-
-    def test_nothing_to_check_when_https_is_off(self, tmp_path: Path) -> None:
-        """--tls-port 0 ignores certificate settings."""
-        check_tls(Settings(tls_port=0, tls_cert=tmp_path / "x", tls_key=tmp_path / "y"))
 
 
 class TestBusyPorts:
