@@ -170,9 +170,13 @@ HEADER_NAMES = [
     "user-agent",
 ]
 methods = st.one_of(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]), st.text(max_size=8))
+# /api/stream is left to its live tests: a stream lasts 9 s unless asked otherwise.
 paths = st.one_of(
-    st.sampled_from([*(route.path for route in ROUTES), "/", "/api/echo/"]),
-    st.text(max_size=16).map("/{}".format),
+    st.sampled_from(
+        [*(route.path for route in ROUTES if route.path != "/api/stream"), "/", "/api/echo/"]
+    ),
+    # A path as the server hands it on: its query, after "?", comes apart.
+    st.text(st.characters(exclude_characters="?"), max_size=16).map("/{}".format),
 )
 
 
