@@ -8,7 +8,7 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`):
 2. Anything else needs basic auth: 401 without good credentials.
 3. A path no route has is 404, and a route asked with another method is 405 with
    ``Allow``. Otherwise the route's handler answers: ``POST``/``PUT /api/echo`` reads
-   the body (413 over the limit) and echoes it.
+   the body (:mod:`echod.bodies`: 413 over the limit) and echoes it.
 4. The answer carries ``X-Request-ID`` and ``X-Response-Time``, and ``Connection:
    close`` once granian stops the worker (:mod:`echod.drain`); then the request is
    logged and counted, once, as one :class:`echod.observe.RequestRecord`.
@@ -25,20 +25,19 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
 from echod.answers import CLOSE, JSON, NO_STORE, PROBLEM, WithHeaders, problem_body, send
+from echod.bodies import BodyReader
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     Problem,
-    UnsupportedMediaType,
 )
 from echod.observe import (
     CLIENT_GONE,
@@ -100,7 +99,7 @@ class EchoApp:
         self._websockets = websockets
         self._cors = cors
         self._drain = drain
-        self._max_body = max_body_bytes
+        self._body = BodyReader(max_body_bytes)
         self._request_id = RequestIds()
         # Each path's route, and what answers it, found once by the route's handler name.
         self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
@@ -252,36 +251,6 @@ class EchoApp:
         return 200
 
     # --- the parts the handlers share
-
-    def _body(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
-        """Check what the headers say of the body; return what reads it."""
-        encoding = headers.get("content-encoding")
-        if encoding is not None and encoding.lower() != "identity":
-            raise UnsupportedMediaType(
-                f"Content-Encoding {encoding!r} is not supported; send the JSON unencoded"
-            )
-        length = headers.get("content-length")
-        if length is None:  # chunked, or HTTP/2
-            return self._read_counting(proto)
-        # The server refuses most malformed lengths before echod sees them; this is the net.
-        if not length.isdigit():
-            raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
-        if int(length) > self._max_body:
-            raise self._too_large()
-        return proto()
-
-    async def _read_counting(self, proto: HTTPProtocol) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in proto:
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large()
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"the body is over the limit of {self._max_body} bytes")
 
     def _problem(
         self,

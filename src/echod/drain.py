@@ -1,4 +1,4 @@
-"""Drain: how a worker's long requests and kept-alive connections learn that it stops.
+"""Drain: how a worker's long requests and connections learn that they must end.
 
 A worker stops in two ways. The whole instance drains (SIGTERM to echod): the
 supervisor clears the shared ready byte, and while any long request runs, one task per
@@ -11,7 +11,8 @@ reason ``"shutdown"``.
 A worker that granian stops also ends its kept-alive HTTP/1.1 connections cleanly: for
 :data:`CLOSE_GRACE` seconds each answer says ``Connection: close`` (:attr:`Drain.stopping`),
 so a client opens a new connection for its next request instead of sending it on one
-that the worker is about to close.
+that the worker is about to close. A WebSocket also ends when its client stays silent
+for ``--ws-idle-timeout`` (:class:`IdleTimer`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["CLOSE_GRACE", "CLOSE_WAIT", "POLL", "SHUTDOWN", "Drain"]
+__all__ = ["CLOSE_GRACE", "CLOSE_WAIT", "IDLE", "POLL", "SHUTDOWN", "Drain", "IdleTimer"]
 
 #: Seconds between two looks at the ready byte while long requests run.
 POLL = 0.2
 #: The reason a drained connection's task is cancelled with.
 SHUTDOWN = "shutdown"
+#: The reason an idle WebSocket's task is cancelled with (:class:`IdleTimer`).
+IDLE = "idle"
 #: Seconds a stopping worker waits at most for its WebSockets to be closed and logged.
 CLOSE_WAIT = 1.0
 #: Seconds a stopping worker answers with ``Connection: close`` before granian closes
@@ -151,3 +154,36 @@ class Drain:
                 self._end_all()
                 return
             await asyncio.sleep(POLL)
+
+
+class IdleTimer:
+    """Cancels a connection's task once no message has come for ``timeout`` seconds.
+
+    One timer per connection, moved only when it fires: setting and cancelling a timer
+    for every message would cost more than the message.
+    """
+
+    __slots__ = ("_handle", "_last", "_loop", "_task", "_timeout")
+
+    def __init__(self, task: asyncio.Task[object], timeout: float) -> None:
+        """Start counting for ``task``."""
+        self._task = task
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._handle = self._loop.call_at(self._last + timeout, self._fire)
+
+    def touch(self) -> None:
+        """A message came: the idle time starts again."""
+        self._last = self._loop.time()
+
+    def stop(self) -> None:
+        """The connection ends: no more checks."""
+        self._handle.cancel()
+
+    def _fire(self) -> None:
+        due = self._last + self._timeout
+        if self._loop.time() >= due:
+            self._task.cancel(IDLE)
+        else:
+            self._handle = self._loop.call_at(due, self._fire)

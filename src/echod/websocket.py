@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.drain import SHUTDOWN
+from echod.drain import IDLE, SHUTDOWN, IdleTimer
 from echod.echo import echo
 from echod.errors import (
     BadRequest,
@@ -54,8 +54,6 @@ __all__ = ["SocketLimits", "WebSockets", "same_origin"]
 
 # The kind of a close message (granian.rsgi.WebsocketMessageType.close).
 _CLOSE = 0
-# The reason an idle connection's task is cancelled with.
-_IDLE = "idle"
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
 _now = time.perf_counter
 
@@ -186,12 +184,12 @@ class WebSockets:
             raise RuntimeError("a WebSocket is served outside of a task")
         self._open += 1
         self._recorder.connections(1)
-        idle = _IdleTimer(task, self._limits.idle_timeout)
+        idle = IdleTimer(task, self._limits.idle_timeout)
         try:
             with self._drain.cancelling(task):
                 await self._exchange(transport, idle, kind, label, path, rid, traffic)
         except asyncio.CancelledError as cancelled:
-            if cancelled.args not in {(_IDLE,), (SHUTDOWN,)}:
+            if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:
                 raise  # not ours: let it go on
             task.uncancel()
             traffic.closed_by = cancelled.args[0]
@@ -206,7 +204,7 @@ class WebSockets:
     async def _exchange(
         self,
         transport: RSGIWebsocketTransport,
-        idle: _IdleTimer,
+        idle: IdleTimer,
         kind: str,
         label: str,
         path: str,
@@ -261,39 +259,6 @@ def _size(data: bytes | str) -> int:
     if isinstance(data, bytes) or data.isascii():
         return len(data)
     return len(data.encode())
-
-
-class _IdleTimer:
-    """Cancels a connection's task once no message has come for ``timeout`` seconds.
-
-    One timer per connection, moved only when it fires: setting and cancelling a timer
-    for every message would cost more than the message.
-    """
-
-    __slots__ = ("_handle", "_last", "_loop", "_task", "_timeout")
-
-    def __init__(self, task: asyncio.Task[object], timeout: float) -> None:
-        """Start counting for ``task``."""
-        self._task = task
-        self._timeout = timeout
-        self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
-        self._handle = self._loop.call_at(self._last + timeout, self._fire)
-
-    def touch(self) -> None:
-        """A message came: the idle time starts again."""
-        self._last = self._loop.time()
-
-    def stop(self) -> None:
-        """The connection ends: no more checks."""
-        self._handle.cancel()
-
-    def _fire(self) -> None:
-        due = self._last + self._timeout
-        if self._loop.time() >= due:
-            self._task.cancel(_IDLE)
-        else:
-            self._handle = self._loop.call_at(due, self._fire)
 
 
 async def _send(transport: RSGIWebsocketTransport, reply: bytes | str) -> None:

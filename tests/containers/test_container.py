@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from echod.supervisor import KILL_GRACE
-from tests.containers.support import STOP_TIMEOUT, Container, podman_status
+from tests.containers.support import STOP_TIMEOUT, Container, podman, podman_status
 from tests.support.users import AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
@@ -126,6 +126,20 @@ class TestInit:
         )
         assert status == 0
         assert "/status" not in output, f"zombies: {output}"
+
+    def test_sighup_reaches_echod_and_reloads(self, container: Container) -> None:
+        """podman kill --signal HUP: tini passes it on, echod reloads and goes on serving."""
+        podman("kill", "--signal", "HUP", container.name)
+        deadline = time.monotonic() + 10
+        while not (
+            reloads := [line for line in container.log_lines() if line["message"] == "reloaded"]
+        ):
+            assert time.monotonic() < deadline, container.logs()
+            time.sleep(0.1)
+        assert reloads[0]["changed"] == []  # the image's demo users and certificate stay
+        assert container.inspect()["State"]["Running"]
+        answer = httpx.post(f"{container.url}/api/echo", auth=AUTH, content=b"{}", timeout=10)
+        assert answer.status_code == 200
 
 
 class TestLogs:

@@ -62,6 +62,8 @@ class Load:
     url: str
     clients: int
     verify: ssl.SSLContext | bool = True
+    #: What each request id starts with, so that two loads' ids never meet.
+    name: str = "soak"
     answers: dict[str, int | str] = field(default_factory=dict)
     sent: list[str] = field(default_factory=list)
     sent_at: dict[str, float] = field(default_factory=dict)
@@ -84,7 +86,7 @@ class Load:
                 base_url=self.url, auth=AUTH, timeout=REQUEST_TIMEOUT, verify=self.verify
             ) as client:
                 while not self.stop.is_set() and time.monotonic() < deadline:
-                    rid = f"soak-{number}-{n}"
+                    rid = f"{self.name}-{number}-{n}"
                     n += 1
                     self.sent.append(rid)
                     self.sent_at[rid] = time.monotonic()

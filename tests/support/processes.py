@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -177,18 +177,20 @@ class Echod:
 
     def stdout(self) -> str:
         """Everything echod wrote to stdout so far."""
-        self._out.seek(0)
-        return self._out.read().decode(errors="replace")
+        return _written(self._out).decode(errors="replace")
 
     def stderr(self) -> str:
         """Everything echod wrote to stderr so far."""
-        self._err.seek(0)
-        return self._err.read().decode(errors="replace")
+        return _written(self._err).decode(errors="replace")
 
     def log_lines(self) -> list[dict[str, Any]]:
-        """stdout as JSON lines; a line that is not JSON fails the test."""
+        """stdout's whole lines as JSON; a line that is not JSON fails the test.
+
+        A line still being written (no newline yet) is left for the next call.
+        """
         lines = []
-        for raw in self.stdout().splitlines():
+        whole, _, _ = self.stdout().rpartition("\n")
+        for raw in whole.splitlines():
             try:
                 lines.append(json.loads(raw))
             except json.JSONDecodeError:
@@ -205,3 +207,13 @@ class Echod:
         self.stop()
         self._out.close()
         self._err.close()
+
+
+def _written(file: IO[bytes]) -> bytes:
+    """What echod wrote to ``file`` so far.
+
+    echod shares the file's offset (its descriptor is a copy of ours), so it is read
+    with ``pread``: moving the offset would make echod write over what it wrote before.
+    """
+    fd = file.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
