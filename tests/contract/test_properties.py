@@ -176,7 +176,7 @@ paths = st.one_of(
         [*(route.path for route in ROUTES if route.path != "/api/stream"), "/", "/api/echo/"]
     ),
     # A path as the server hands it on: its query, after "?", comes apart.
-    st.text(st.characters(exclude_characters="?"), max_size=16).map("/{}".format),
+    st.text(st.characters(codec="utf-8", exclude_characters="?"), max_size=16).map("/{}".format),
 )
 
 
