@@ -43,6 +43,25 @@ class FakeHeaders(dict[str, str]):
         return [self[name]] if name in self else []
 
 
+class RepeatedHeaders:
+    """RSGI headers as granian hands them: lower-case names, each with all its values in order."""
+
+    def __init__(self, *pairs: tuple[str, str]) -> None:
+        """Hold ``pairs`` of (name, value); a name may come more than once."""
+        self._values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        values = self._values.get(name)
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order; none is an empty list."""
+        return list(self._values.get(name, []))
+
+
 @dataclass
 class FakeScope:
     """The parts of an RSGI scope echod reads."""

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from echod.controls import Bounds, control, delay_ms, query_args
 from echod.errors import BadRequest
+from tests.support.harness import RepeatedHeaders
 
 #: The bounds of a forced status, as /api/inspect has them.
 STATUS = Bounds(200, 599)
@@ -20,28 +21,9 @@ WIDE = Bounds(0, 999_999_999)
 _PLAIN = re.compile(r"[0-9]{1,9}")
 
 
-class FakeHeaders:
-    """RSGI headers as granian hands them: lower-case names, each with its values in order."""
-
-    def __init__(self, *pairs: tuple[str, str]) -> None:
-        """Hold ``pairs`` of (name, value); a name may come more than once."""
-        self._values: dict[str, list[str]] = {}
-        for name, value in pairs:
-            self._values.setdefault(name.lower(), []).append(value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of ``name``, or ``default``."""
-        values = self._values.get(name)
-        return values[0] if values else default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in order; none is an empty list."""
-        return list(self._values.get(name, []))
-
-
 def rsgi_headers(*pairs: tuple[str, str]) -> Any:
     """Fake headers of ``pairs``, typed as the RSGI headers they stand in for."""
-    return FakeHeaders(*pairs)
+    return RepeatedHeaders(*pairs)
 
 
 def refused(

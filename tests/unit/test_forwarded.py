@@ -7,30 +7,12 @@ from typing import Any, cast
 import pytest
 
 from echod.forwarded import elements, forwarded
-
-
-class FakeHeaders:
-    """RSGI headers as granian hands them: lower-case names, each with its values in order."""
-
-    def __init__(self, *pairs: tuple[str, str]) -> None:
-        """Hold ``pairs`` of (name, value); a name may come more than once."""
-        self._values: dict[str, list[str]] = {}
-        for name, value in pairs:
-            self._values.setdefault(name.lower(), []).append(value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of ``name``, or ``default``."""
-        values = self._values.get(name)
-        return values[0] if values else default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in order; none is an empty list."""
-        return list(self._values.get(name, []))
+from tests.support.harness import RepeatedHeaders
 
 
 def claims(*pairs: tuple[str, str]) -> dict[str, object]:
     """What :func:`forwarded` reports for headers made of ``pairs``."""
-    return forwarded(cast("Any", FakeHeaders(*pairs)))
+    return forwarded(cast("Any", RepeatedHeaders(*pairs)))
 
 
 class TestElements:
