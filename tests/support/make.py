@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -76,7 +77,14 @@ class MakeJob:
         return alive, [url for url in self.urls if answers(url)]
 
     def close(self) -> None:
-        """Kill whatever is left, and close the pipes."""
-        if self.process.poll() is None:
+        """Kill whatever is left of make's process group, and close the pipes.
+
+        The pipes are closed, not read to their end: a process that make left behind
+        may still hold them open.
+        """
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.communicate()
+        self.process.wait(timeout=30)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
