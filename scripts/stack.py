@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # Ctrl-C and SIGTERM both end the wait below. The children, in their own sessions, are
     # then stopped one by one, so that each shuts down cleanly, and no signal cuts that short.
+    # SIGINT is set too: a shell that starts a job in the background has it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     interrupted = False
     processes: dict[str, subprocess.Popen[bytes]] = {}
