@@ -127,17 +127,6 @@ class TestMutualTls:
         assert "client certificate" in done.stderr
 
 
-def reloads(echod: Echod, count: int, message: str = "reload") -> dict[str, Any]:
-    """Wait for the ``count``-th line that starts with ``message``; return it."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        found = [line for line in echod.log_lines() if line["message"].startswith(message)]
-        if len(found) >= count:
-            return found[count - 1]
-        assert time.monotonic() < deadline, f"no {message!r} line: {echod.stdout()}"
-        time.sleep(0.05)
-
-
 def gets_in(echod: Echod, ca: trustme.CA, client: trustme.LeafCert) -> bool:
     """Whether ``client``'s certificate opens a TLS session on echod's HTTPS."""
     try:
@@ -154,7 +143,7 @@ class TestReload:
         successor = trustme.CA()
         successor.cert_pem.write_to_path(tmp_path / "ca.pem")
         mutual.signal(signal.SIGHUP)
-        line = reloads(mutual, 1)
+        line = mutual.wait_for_lines("reload")[0]
         assert line["message"] == "reloaded", line
         assert line["changed"] == ["--tls-client-ca"]
         assert gets_in(mutual, ca, successor.issue_cert("carol@example.test"))
@@ -166,7 +155,7 @@ class TestReload:
         """A garbage CA file: reload failed, and the CA in service still lets its clients in."""
         (tmp_path / "ca.pem").write_bytes(b"not a certificate\n")
         mutual.signal(signal.SIGHUP)
-        line = reloads(mutual, 1)
+        line = mutual.wait_for_lines("reload")[0]
         assert line["message"].startswith("reload failed"), line
         assert "--tls-client-ca=" in line["message"]
         assert gets_in(mutual, ca, ca.issue_cert("alice@example.test"))

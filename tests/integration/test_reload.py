@@ -59,20 +59,6 @@ def status(echod: Echod, user: str, password: str) -> int:
     return httpx.post(echod.url + "/api/echo", json={}, headers=headers, timeout=10).status_code
 
 
-def lines(echod: Echod, message: str) -> list[dict[str, Any]]:
-    """The log lines with this message, so far."""
-    return [line for line in echod.log_lines() if line["message"].startswith(message)]
-
-
-def wait_for(echod: Echod, message: str, count: int = 1) -> list[dict[str, Any]]:
-    """Wait until ``count`` lines say ``message``; return them."""
-    deadline = time.monotonic() + RELOAD_TIMEOUT
-    while len(found := lines(echod, message)) < count:
-        assert time.monotonic() < deadline, f"no {message!r} line: {echod.stdout()}"
-        time.sleep(0.05)
-    return found
-
-
 def development_serial(echod: Echod) -> int:
     """The serial of the self-signed certificate echod serves without --tls-cert."""
     pem = ssl.get_server_certificate(("127.0.0.1", echod.tls_port), timeout=5)
@@ -91,7 +77,7 @@ class TestSighup:
         replace(files.users, htpasswd(alice="wonderland", carol="singer"))
         serial = issue(files.ca, files.cert, files.key)
         echod.signal(signal.SIGHUP)
-        [reloaded] = wait_for(echod, "reloaded")
+        [reloaded] = echod.wait_for_lines("reloaded")
         assert status(echod, "carol", "singer") == 200
         assert status(echod, "bob", "builder") == 401
         assert served_serial(echod.tls_port, files.ca) == serial
@@ -116,7 +102,7 @@ class TestSighup:
         replace(files.users, htpasswd(carol="singer"))
         replace(files.cert, b"not a certificate")
         echod.signal(signal.SIGHUP)
-        [error] = wait_for(echod, "reload failed")
+        [error] = echod.wait_for_lines("reload failed")
         assert error["level"] == "error"
         assert "--tls-cert=" in error["message"]
         assert "no PEM certificate" in error["message"]
@@ -124,7 +110,7 @@ class TestSighup:
         assert status(echod, "bob", "builder") == 200
         assert echod.metric('echod_reloads_total{result="failure"}') == 1
         assert echod.metric("echod_last_reload_success") == 0
-        assert lines(echod, "reloaded") == []
+        assert echod.lines_starting("reloaded") == []
         assert echod.process.poll() is None
 
     def test_the_demo_users_and_development_certificate_stay(self, make_echod: Any) -> None:
@@ -132,7 +118,7 @@ class TestSighup:
         echod = make_echod("--reload-interval", "0", tls=True)
         serial, workers = development_serial(echod), echod.workers()
         echod.signal(signal.SIGHUP)
-        [reloaded] = wait_for(echod, "reloaded")
+        [reloaded] = echod.wait_for_lines("reloaded")
         assert reloaded["changed"] == []
         assert development_serial(echod) == serial
         assert echod.workers() == workers
@@ -146,9 +132,9 @@ class TestSighup:
         for _ in range(10):
             echod.signal(signal.SIGHUP)
             time.sleep(0.1)
-        wait_for(echod, "reloaded")
+        echod.wait_for_lines("reloaded")
         time.sleep(2.5)  # room for a second reload to run and end
-        first, *more = lines(echod, "reloaded")
+        first, *more = echod.lines_starting("reloaded")
         assert first["changed"] == ["--users-file"]
         assert [line["changed"] for line in more] in ([], [[]])
         assert status(echod, "carol", "singer") == 200
@@ -163,8 +149,8 @@ class TestSighup:
         for _ in range(3):
             echod.signal(signal.SIGHUP)
         assert echod.wait(30) == 0
-        assert lines(echod, "reloaded") == []
-        assert lines(echod, "echod stopped")
+        assert echod.lines_starting("reloaded") == []
+        assert echod.lines_starting("echod stopped")
 
     def test_a_websocket_on_a_replaced_worker_gets_a_close_frame(
         self, make_echod: Any, files: Files
@@ -190,7 +176,7 @@ class TestSighup:
         code, after = asyncio.run(scenario())
         assert code == 1005
         assert after < RELOAD_TIMEOUT
-        wait_for(echod, "reloaded")  # by then the old worker has exited, its lines written
+        echod.wait_for_lines("reloaded")  # by then the old worker has exited, its lines written
         [socket] = [line for line in echod.log_lines() if line.get("status") == 101]
         assert socket["closedBy"] == "shutdown"
         assert status(echod, "carol", "singer") == 200
@@ -219,7 +205,7 @@ class TestSighup:
         assert delayed.json()["method"] == "GET"
         assert streamed.status_code == 200
         assert streamed.text.count("\n\n") == 1, "one whole event, the first"
-        wait_for(echod, "reloaded")
+        echod.wait_for_lines("reloaded")
         assert status(echod, "carol", "singer") == 200
 
     def test_kept_alive_clients_are_told_to_move_before_their_worker_stops(
@@ -233,7 +219,7 @@ class TestSighup:
             replace(files.users, htpasswd(alice="wonderland", carol="singer"))
             echod.signal(signal.SIGHUP)
             deadline = time.monotonic() + RELOAD_TIMEOUT
-            while not lines(echod, "reloaded") and time.monotonic() < deadline:
+            while not echod.lines_starting("reloaded") and time.monotonic() < deadline:
                 try:
                     response = client.post("/api/echo", json={})
                 except httpx.TransportError as error:
@@ -260,7 +246,7 @@ class TestChangedFiles:
         (tmp_path / "..data.new").symlink_to("v2")
         swapped = time.monotonic()
         (tmp_path / "..data.new").replace(tmp_path / "..data")
-        [reloaded] = wait_for(echod, "reloaded")
+        [reloaded] = echod.wait_for_lines("reloaded")
         assert time.monotonic() - swapped < 2 * 1 + 2, "not picked up within twice the interval"
         assert reloaded["changed"] == ["--users-file"]
         assert status(echod, "carol", "secret") == 200

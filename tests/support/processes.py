@@ -197,6 +197,20 @@ class Echod:
                 pytest.fail(f"echod wrote a line that is not JSON: {raw!r}")
         return lines
 
+    def lines_starting(self, message: str) -> list[dict[str, Any]]:
+        """The log lines whose message starts with ``message``, so far."""
+        return [line for line in self.log_lines() if line["message"].startswith(message)]
+
+    def wait_for_lines(
+        self, message: str, count: int = 1, timeout: float = START_TIMEOUT
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` lines start with ``message``; return them all."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.lines_starting(message)) < count:
+            assert time.monotonic() < deadline, f"no {message!r} line: {self.stdout()}"
+            time.sleep(0.05)
+        return found
+
     def request_lines(self, settle: float = 0.3) -> list[dict[str, Any]]:
         """The per-request log lines, after giving the buffers time to be written."""
         time.sleep(settle)
