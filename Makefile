@@ -124,10 +124,11 @@ unit: $(INSTALLED) ## the unit tests only (no sockets, no processes)
 	$(BIN)/pytest tests/unit
 
 .PHONY: lint
-lint: $(INSTALLED) ## ruff (lint and format) and mypy strict
+lint: $(INSTALLED) ## ruff (lint and format), mypy strict, and the import contract (layers, no cycles)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: format
 format: $(INSTALLED) ## apply ruff's fixes and formatting
@@ -141,10 +142,13 @@ system-packages:
 	@scripts/debian-packages $(TEST_PACKAGES) || { [ -z "$${CI:-}" ] && \
 	  echo "make: continuing; the tests that need them are skipped (with CI set, they fail)" >&2; }
 
+# The package and its top-level modules and subpackages; pdoc takes in what these hold.
+DOC_MODULES = $(shell cd src && ls -d echod/*.py echod/*/__init__.py | grep -v __main__ | \
+  sed 's,/__init__\.py$$,,; s,\.py$$,,; s,/,.,g')
+
 .PHONY: doc
 doc: $(INSTALLED) ## API documentation with pdoc, into build/doc (open build/doc/index.html)
-	$(BIN)/pdoc --docformat google --output-directory build/doc \
-	  echod $(addprefix echod.,$(filter-out __init__ __main__,$(basename $(notdir $(wildcard src/echod/*.py)))))
+	$(BIN)/pdoc --docformat google --output-directory build/doc $(DOC_MODULES)
 	@echo "make: the API documentation is in build/doc; open build/doc/index.html"
 
 .PHONY: openapi

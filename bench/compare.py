@@ -19,7 +19,7 @@ its echo; the check is one connection whose echoes must come back unchanged.
 
 Every run reports requests (or messages) per second, p50 and p99 latency, non-2xx answers,
 socket errors (WebSocket: failed connections and wrong echoes), and the server's CPU time
-per request: the user and system time of its whole process tree (echod.runtime reads it).
+per request: the user and system time of its whole process tree (bench.processes reads it).
 The summary has each server's medians, and the median of the per-round A/B ratios of
 throughput, p99 and CPU per request. Exit status: 0 done, 1 a server or the load failed,
 2 bad arguments.

@@ -1,7 +1,7 @@
 """A server under comparison: a bash command in a session of its own, its CPU and output.
 
 bench.compare starts two of these. The CPU time of a server is that of its whole process
-tree, as echod.runtime reads it, so that supervisors, workers and threads all count.
+tree, as bench.processes reads it, so that supervisors, workers and threads all count.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO
 
-from echod.runtime import cpu_seconds, process_tree
+from bench.processes import cpu_seconds, process_tree
 
 #: Seconds a server gets to stop after SIGTERM before it is killed.
 STOP_SECONDS = 10.0

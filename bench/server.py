@@ -14,7 +14,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from echod.runtime import cpu_seconds, process_tree, pss_bytes
+from bench.processes import cpu_seconds, process_tree
+from echod.procfs import pss_bytes
 
 ECHOD = Path(sys.executable).with_name("echod")
 

@@ -1,8 +1,8 @@
 """echod: a JSON echo API with everything production needs around it.
 
 The public API is small: :func:`echod.cli.main` runs the service as the ``echod``
-command does, :func:`echod.config.load_settings` builds its
-:class:`echod.config.Settings`, and :func:`echod.wiring.create_app` builds the RSGI
+command does, :func:`echod.settings.config.load_settings` builds its
+:class:`echod.settings.config.Settings`, and :func:`echod.http.factory.create_app` builds the RSGI
 application of one worker process. Everything else is internal.
 
 Importing the package loads nothing but the version, so ``import echod.cli`` stays

@@ -18,9 +18,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from echod import healthcheck
-from echod.config import ConfigError, load_settings
-from echod.logs import configure_logging
 from echod.passwd import passwd
+from echod.settings.config import ConfigError, load_settings
+from echod.telemetry.access_log import configure_logging
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(done.code or 0)
     log_config = configure_logging(settings.log_level)
     try:
-        from echod.server import serve  # noqa: PLC0415 - imports granian, only when serving
+        from echod.instance.server import serve  # noqa: PLC0415 - imports granian, only when serving
 
         return serve(settings, log_config=log_config)
     except ConfigError as error:

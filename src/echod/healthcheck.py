@@ -20,12 +20,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from echod.config import ConfigError, load_settings
+from echod.settings.config import ConfigError, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from echod.config import Settings
+    from echod.settings.config import Settings
 
 __all__ = ["ANSWER_TIMEOUT", "EXIT_HEALTHY", "EXIT_UNHEALTHY", "check", "main", "probe_address"]
 

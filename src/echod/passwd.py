@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 import bcrypt
 
-from echod.auth import BCRYPT_MAX_PASSWORD, parse_users
-from echod.config import ConfigError
+from echod.http.auth import BCRYPT_MAX_PASSWORD
+from echod.instance.users import parse_users
+from echod.settings.config import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

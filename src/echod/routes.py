@@ -33,8 +33,8 @@ class Route:
 
     path: str
     methods: tuple[str, ...]
-    #: The name of what answers it: an :class:`echod.app.EchoApp` method, or one of the
-    #: handlers :func:`echod.wiring.create_app` makes.
+    #: The name of what answers it: an :class:`echod.http.app.EchoApp` method, or one of the
+    #: handlers :func:`echod.http.factory.create_app` makes.
     handler: str
     #: Whether its methods need basic auth. Another method on the path always does.
     auth: bool = True
@@ -45,7 +45,7 @@ class Route:
     body: bool = False
     #: The route's ``path`` label in the metrics: its path, unless given.
     label: str = ""
-    #: What a WebSocket on this path does with each message (a :mod:`echod.websocket`
+    #: What a WebSocket on this path does with each message (a :mod:`echod.http.websocket`
     #: handler's name), or None: the path takes no WebSocket. The upgrade is a GET.
     websocket: str | None = None
     #: Whether its durations go into the latency histogram. A route whose duration is

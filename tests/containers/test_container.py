@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from echod.supervisor import KILL_GRACE
+from echod.instance.supervisor import KILL_GRACE
 from tests.containers.support import STOP_TIMEOUT, Container, podman, podman_status
 from tests.support.users import AUTH, AUTH_HEADER
 
@@ -184,7 +184,7 @@ def stoppable() -> Iterator[Container]:
 class TestStop:
     def test_stop_timeout_exceeds_drain_and_shutdown(self) -> None:
         """The stop timeout used here and documented is above drain + shutdown + kill grace."""
-        from echod.config import DEFAULT_SHUTDOWN_TIMEOUT  # noqa: PLC0415
+        from echod.settings.config import DEFAULT_SHUTDOWN_TIMEOUT  # noqa: PLC0415
 
         assert 1 + DEFAULT_SHUTDOWN_TIMEOUT + KILL_GRACE < STOP_TIMEOUT
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import schemathesis
 
-from echod.errors import title
-from echod.layout import OWN_STATUSES
+from echod.http.problems import title
 from echod.routes import ROUTES, route_for
+from echod.telemetry.metric_layout import OWN_STATUSES
 from echod.version import __version__
 from scripts.openapi import SOURCE, TARGET, render
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from echod.routes import ROUTES
-from echod.writer import FLUSH_DELAY
+from echod.telemetry.line_writer import FLUSH_DELAY
 from tests.contract.strategies import (
     exact,
     header_bytes,

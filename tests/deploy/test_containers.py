@@ -250,8 +250,8 @@ class TestCompose:
 
     def test_backend_stops_within_its_grace_period(self) -> None:
         """Drain delay plus echod's shutdown timeout and kill grace fit the stop grace period."""
-        from echod.config import DEFAULT_SHUTDOWN_TIMEOUT  # noqa: PLC0415
-        from echod.supervisor import KILL_GRACE  # noqa: PLC0415
+        from echod.instance.supervisor import KILL_GRACE  # noqa: PLC0415
+        from echod.settings.config import DEFAULT_SHUTDOWN_TIMEOUT  # noqa: PLC0415
 
         backend = service("backend")
         drain = float(backend["environment"]["ECHOD_DRAIN_DELAY"])

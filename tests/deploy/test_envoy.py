@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from echod.config import DEFAULT_HEADER_TIMEOUT
+from echod.settings.config import DEFAULT_HEADER_TIMEOUT
 from tests.deploy.support import DEPLOY, PROMETHEUS_DIR, load_yaml
 
 ENVOY = load_yaml(DEPLOY / "envoy" / "envoy.yaml")

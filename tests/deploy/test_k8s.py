@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from echod.config import Settings
-from echod.supervisor import KILL_GRACE
+from echod.instance.supervisor import KILL_GRACE
+from echod.settings.config import Settings
 from echod.version import __version__
 from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml, run_tool
 from tests.support.tools import require_tool

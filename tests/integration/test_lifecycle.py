@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from echod.layout import Layout
-from echod.runtime import Runtime, RuntimeRef
+from echod.instance.runtime import Runtime, RuntimeRef
+from echod.telemetry.metric_layout import Layout
 from tests.support.processes import ECHOD, free_port
 from tests.support.users import AUTH, AUTH_HEADER
 

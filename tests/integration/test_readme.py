@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from echod.config import OPTIONS
+from echod.settings.config import OPTIONS
 from tests.support.processes import Echod
 from tests.support.tools import require_tool
 

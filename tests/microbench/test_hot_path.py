@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.auth import Authenticator
-from echod.config import LogLevel, Settings
-from echod.counts import MetricsStore
-from echod.echo import echo
-from echod.layout import Layout
-from echod.logs import AccessLog
-from echod.metrics import build_registry
-from echod.observe import RequestIds, RequestRecord
+from echod.http.auth import Authenticator
+from echod.http.echo import echo
+from echod.http.factory import create_app
+from echod.http.request_ids import RequestIds
+from echod.settings.config import LogLevel, Settings
+from echod.telemetry.access_log import AccessLog
+from echod.telemetry.collectors import build_registry
+from echod.telemetry.metric_layout import Layout
+from echod.telemetry.metric_store import MetricsStore
+from echod.telemetry.records import RequestRecord
 from echod.version import __version__
-from echod.wiring import create_app
 from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
 from tests.support.users import ALICE, cheap_users
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from pytest_benchmark.fixture import BenchmarkFixture
 
-    from echod.app import EchoApp
+    from echod.http.app import EchoApp
 
 HEADER = ALICE
 USERS = cheap_users(alice="wonderland")

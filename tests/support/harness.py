@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
-from echod.config import Settings
-from echod.counts import MetricsStore
-from echod.layout import Layout
-from echod.metrics import build_registry
+from echod.http.factory import create_app
+from echod.settings.config import Settings
+from echod.telemetry.collectors import build_registry
+from echod.telemetry.metric_layout import Layout
+from echod.telemetry.metric_store import MetricsStore
 from echod.version import __version__
-from echod.wiring import create_app
 from tests.support.users import ALICE
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
-    from echod.app import EchoApp
+    from echod.http.app import EchoApp
 
 #: The instance id the harness's app reports.
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"

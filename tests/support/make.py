@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from echod.runtime import process_tree
+from bench.processes import process_tree
 from tests.support.tools import require_tool
 
 __all__ = ["REPO", "MakeJob", "answers"]

@@ -16,14 +16,22 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from bench.processes import process_tree
 from bench.server import free_port
-from echod.runtime import parent, process_tree, pss_bytes
+from echod.procfs import parent, pss_bytes
 from scripts.stack import stop
 
-__all__ = ["ECHOD", "START_TIMEOUT", "Echod", "free_port", "raw_exchange"]
+__all__ = ["ECHOD", "START_TIMEOUT", "Echod", "finished_pid", "free_port", "raw_exchange"]
 
 ECHOD = Path(sys.executable).with_name("echod")
 START_TIMEOUT = 15.0
+
+
+def finished_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def raw_exchange(

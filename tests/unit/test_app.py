@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from echod.errors import Problem
+from echod.http.problems import Problem
 from tests.support.harness import FakeProto, Harness
 from tests.support.patterns import UUID4
 from tests.support.users import ALICE
@@ -401,7 +401,7 @@ class TestUnknownLabels:
         def refuse(_body: bytes) -> bytes:
             raise Unregistered("a status of its own")
 
-        monkeypatch.setattr("echod.app.echo", refuse)
+        monkeypatch.setattr("echod.http.app.echo", refuse)
         assert harness.authed(body=b"{}").response.status == 103
         [line] = harness.log_lines()
         assert (line["status"], line["level"]) == (103, "info")
@@ -424,7 +424,7 @@ class TestFailures:
         def explode(_body: bytes) -> bytes:
             raise RuntimeError("kaput")
 
-        monkeypatch.setattr("echod.app.echo", explode)
+        monkeypatch.setattr("echod.http.app.echo", explode)
         proto = harness.authed(body=b"{}")
         assert proto.response.status == 500
         body = problem(proto)

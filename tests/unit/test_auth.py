@@ -10,19 +10,15 @@ from typing import TYPE_CHECKING, TypeVar
 import bcrypt
 import pytest
 
-from echod.auth import (
+from echod.http.auth import (
     Authenticator,
     Credentials,
-    demo_users_file,
-    load_users,
     parse_basic_auth,
 )
-from echod.config import ConfigError
-from echod.errors import ServiceUnavailable, Unauthorized
+from echod.http.problems import ServiceUnavailable, Unauthorized
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-    from pathlib import Path
 
 
 def basic(raw: bytes) -> str:
@@ -110,54 +106,6 @@ class TestParseBasicAuth:
         credentials = parse_basic_auth(basic(b"alice:secret"))
         assert "secret" not in repr(credentials)
         assert credentials.header not in repr(credentials)
-
-
-class TestLoadUsers:
-    def test_demo_file_holds_the_four_demo_users(self) -> None:
-        """The bundled file has the seed's users, hashed, and their passwords match."""
-        users = load_users(demo_users_file())
-        assert sorted(users) == ["dextroussheep", "luckyslug", "pettyrabbit", "remarkablebob"]
-        assert all(hashed.startswith(b"$2y$") for hashed in users.values())
-        assert b"2rFtex" not in demo_users_file().read_bytes()
-        assert bcrypt.checkpw(b"2rFtex", users["remarkablebob"])
-        assert bcrypt.checkpw(b"2BpgwH", users["pettyrabbit"])
-
-    def test_comments_and_blank_lines_are_skipped(
-        self, tmp_path: Path, users: dict[str, bytes]
-    ) -> None:
-        """htpasswd files may carry comments."""
-        path = tmp_path / "users"
-        path.write_text(f"# comment\n\nalice:{users['alice'].decode()}\n")
-        assert load_users(path) == {"alice": users["alice"]}
-
-    @pytest.mark.parametrize(
-        ("content", "message"),
-        [
-            ("", "no users"),
-            ("# only a comment\n", "no users"),
-            ("alice\n", "line 1: expected user:hash"),
-            (":$2y$" + "x" * 56 + "\n", "line 1: expected user:hash"),
-            ("alice:{SHA}abc\n", "line 1: the hash of 'alice' is not bcrypt"),
-            ("alice:plain\n", "line 1: the hash of 'alice' is not bcrypt"),
-            ("a:$2y$" + "x" * 56 + "\na:$2y$" + "y" * 56 + "\n", "line 2: user 'a' appears twice"),
-        ],
-        ids=["empty", "comment-only", "no-colon", "no-user", "sha1", "plain", "duplicate"],
-    )
-    def test_bad_files_name_the_file_and_line(
-        self, tmp_path: Path, content: str, message: str
-    ) -> None:
-        """A bad users file stops echod with a message pointing at the problem."""
-        path = tmp_path / "users"
-        path.write_text(content)
-        with pytest.raises(ConfigError, match=f"users file {path}.*{message}"):
-            load_users(path)
-
-    def test_unreadable_file_is_a_config_error(self, tmp_path: Path) -> None:
-        """A file that is not UTF-8 text is refused, not crashed on."""
-        path = tmp_path / "users"
-        path.write_bytes(b"\xff\xfe\x00")
-        with pytest.raises(ConfigError, match="cannot be read"):
-            load_users(path)
 
 
 class TestAuthenticator:

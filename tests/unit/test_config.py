@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.config import (
+from echod.settings.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_RELOAD_INTERVAL,

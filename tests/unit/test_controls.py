@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from echod.controls import Bounds, control, delay_ms, query_args
-from echod.errors import BadRequest
+from echod.http.controls import Bounds, control, delay_ms, query_args
+from echod.http.problems import BadRequest
 from tests.support.harness import RepeatedHeaders
 
 #: The bounds of a forced status, as /api/inspect has them.

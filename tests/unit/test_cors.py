@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pytest
 
-from echod.answers import WithHeaders
-from echod.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors
+from echod.http.answers import WithHeaders
+from echod.http.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors
 from echod.routes import ROUTES, route_for
 from tests.support.harness import FakeHeaders
 

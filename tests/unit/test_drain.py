@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.drain import CLOSE_GRACE, CLOSE_WAIT, POLL, SHUTDOWN, Drain
+from echod.http.drain import CLOSE_GRACE, CLOSE_WAIT, POLL, SHUTDOWN, Drain
 from tests.support.harness import FakeHeaders, FakeScope, Harness
 from tests.support.users import ALICE, cheap_users
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from echod.echo import MAX_DEPTH, echo
-from echod.errors import BadRequest
+from echod.http.echo import MAX_DEPTH, echo
+from echod.http.problems import BadRequest
 
 
 class TestEcho:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.inspection import MAX_DELAYED, Inspector
+from echod.http.inspection import MAX_DELAYED, Inspector
 from tests.support.harness import INSTANCE_ID, Harness
 from tests.support.users import ALICE
 
@@ -119,7 +119,7 @@ class TestCors:
         def explode(_body: bytes) -> bytes:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr("echod.app.echo", explode)
+        monkeypatch.setattr("echod.http.app.echo", explode)
         answer = cors.request(
             "POST", "/api/echo", b"{}", {"authorization": ALICE, "origin": APP}
         ).response

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import pytest
 
-from echod.forwarded import elements, forwarded
+from echod.http.forwarded import elements, forwarded
 from tests.support.harness import RepeatedHeaders
 
 

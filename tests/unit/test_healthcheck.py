@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from echod import cli, healthcheck
-from echod.config import load_settings
 from echod.healthcheck import ANSWER_TIMEOUT, EXIT_UNHEALTHY, probe_address
+from echod.settings.config import load_settings
 
 
 class TestProbeAddress:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from echod.inspection import redacted
+from echod.http.inspection import redacted
 
 CREDENTIALS = ["authorization", "proxy-authorization"]
 #: Schemes other than Basic, whose whole token is a secret.

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod import errors
-from echod.counts import MetricsStore
-from echod.layout import OTHER, OWN_STATUSES, STATUSES, Layout
-from echod.metrics import build_registry
+from echod.http import problems
 from echod.routes import KNOWN_METHODS, ROUTES, UNMATCHED
+from echod.telemetry.collectors import build_registry
+from echod.telemetry.metric_layout import OTHER, OWN_STATUSES, STATUSES, Layout
+from echod.telemetry.metric_store import MetricsStore
 from echod.version import __version__
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ class TestLayout:
     def test_every_status_echod_answers_has_a_place(self) -> None:
         """The statuses the app can produce are counted under their own code."""
         problem_statuses = {
-            cls.status for cls in vars(errors).values()
-            if isinstance(cls, type) and issubclass(cls, errors.Problem)
+            cls.status for cls in vars(problems).values()
+            if isinstance(cls, type) and issubclass(cls, problems.Problem)
         }  # fmt: skip
         assert problem_statuses | {200, 204, 499} <= set(OWN_STATUSES) <= set(STATUSES)
 

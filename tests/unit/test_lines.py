@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from echod.lines import CUT_MARKER, MAX_LINE_BYTES, JsonFormatter, fit_line
+from echod.telemetry.log_line import CUT_MARKER, MAX_LINE_BYTES, JsonFormatter, fit_line
 
 CUT = re.compile(re.escape(CUT_MARKER).replace(r"\{\}", r"(\d+)") + "$")
 

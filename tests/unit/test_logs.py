@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from echod.config import LogLevel
-from echod.lines import JsonFormatter, Rfc3339Clock
-from echod.logs import (
+from echod.settings.config import LogLevel
+from echod.telemetry.access_log import (
     ACCESS_FIELDS,
     MAX_DETAIL_CHARS,
     PROBLEM_FIELDS,
     WEBSOCKET_FIELDS,
     AccessLog,
 )
-from echod.observe import RequestRecord, Traffic
-from echod.writer import FLUSH_DELAY
+from echod.telemetry.line_writer import FLUSH_DELAY
+from echod.telemetry.log_line import JsonFormatter, Rfc3339Clock
+from echod.telemetry.records import RequestRecord, Traffic
 from tests.support.harness import QuietLoop
 
 
@@ -173,7 +173,7 @@ class TestAccessLog:
         names: tuple[str, ...],
     ) -> None:
         """Both ways of writing a line follow the field lists: same fields, order and values."""
-        monkeypatch.setattr("echod.logs._wall", lambda: 1_700_000_000.5)
+        monkeypatch.setattr("echod.telemetry.access_log._wall", lambda: 1_700_000_000.5)
         log = AccessLog(LogLevel.DEBUG, pipe[1])
         one = record(**fields)
         log.request(one)

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from echod.auth import demo_users_file
-from echod.config import ConfigError, Settings
-from echod.material import Material, Reading, build, read, sources, summary
+from echod.instance.material import Material, Reading, build, read, sources, summary
+from echod.instance.users import demo_users_file
+from echod.settings.config import ConfigError, Settings
 from tests.support.material import htpasswd
 
 if TYPE_CHECKING:
@@ -120,6 +120,14 @@ class TestRead:
 
 
 class TestBuild:
+    def test_unreadable_users_file_is_a_config_error(self, tmp_path: Path) -> None:
+        """A users file that is not UTF-8 text is refused, not crashed on."""
+        path = tmp_path / "users"
+        path.write_bytes(b"\xff\xfe\x00")
+        settings = Settings(users_file=path, tls_port=0)
+        with pytest.raises(ConfigError, match="cannot be read"):
+            build(settings, read(settings), None)
+
     def test_good_files_are_the_material(self, files: Settings) -> None:
         """The bytes in service are the bytes of the files."""
         material = loaded(files)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
-from echod.counts import MetricsStore, ReloadRecord, slots_for
-from echod.layout import BUCKETS_MS, Layout
-from echod.metrics import build_registry, render
+from echod.telemetry.collectors import build_registry, render
+from echod.telemetry.metric_layout import BUCKETS_MS, Layout
+from echod.telemetry.metric_store import MetricsStore, ReloadRecord, slots_for
 from echod.version import __version__
 
 if TYPE_CHECKING:

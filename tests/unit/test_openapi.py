@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.openapi import openapi_document
+from echod.http.openapi import openapi_document
 from tests.support.harness import Harness
 from tests.support.patterns import UUID4
 from tests.support.users import ALICE
@@ -66,7 +66,7 @@ class TestOpenapiRoute:
             reads.append(b'{"openapi":"3.1.0"}')
             return reads[-1]
 
-        monkeypatch.setattr("echod.wiring.openapi_document", read)
+        monkeypatch.setattr("echod.http.factory.openapi_document", read)
         made = Harness(tmp_path, users)
         assert len(reads) == 1
         for _ in range(3):

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import bcrypt
 import pytest
 
-from echod.auth import load_users
 from echod.cli import main
+from echod.instance.users import parse_users
 from echod.passwd import COST, passwd
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def run(path: Path, user: str, line: str = "s3cret\n") -> tuple[int, str]:
 
 def checks(path: Path, user: str, password: str) -> bool:
     """Whether ``user`` and ``password`` match the file's entry, as echod checks them."""
-    return bcrypt.checkpw(password.encode(), load_users(path)[user])
+    return bcrypt.checkpw(password.encode(), parse_users(path.read_text(), str(path))[user])
 
 
 class TestPasswd:
@@ -45,7 +45,7 @@ class TestPasswd:
         assert said == f"echod passwd: added alice to {path}\n"
         assert checks(path, "alice", "s3cret")
         assert path.stat().st_mode & 0o777 == 0o600
-        assert load_users(path)["alice"].startswith(f"$2b${COST}$".encode())
+        assert parse_users(path.read_text(), str(path))["alice"].startswith(f"$2b${COST}$".encode())
 
     def test_a_password_is_changed_in_place_and_the_rest_kept(self, tmp_path: Path) -> None:
         """Comments, other users and their order stay; only the user's line changes."""

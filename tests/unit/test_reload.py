@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.config import Settings
-from echod.layout import Layout
-from echod.material import build, read
-from echod.reload import Reloader
-from echod.runtime import Runtime
+from echod.instance.material import build, read
+from echod.instance.reload import Reloader
+from echod.instance.runtime import Runtime
+from echod.settings.config import Settings
+from echod.telemetry.metric_layout import Layout
 from tests.support.material import htpasswd
 
 if TYPE_CHECKING:
@@ -151,8 +151,8 @@ class TestReload:
         self, make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A reload that granian does not finish is given up on, so that others may run."""
-        monkeypatch.setattr("echod.reload.RESPAWN_INTERVAL", 0.0)
-        monkeypatch.setattr("echod.reload.ROLLOUT_SLACK", 0.0)
+        monkeypatch.setattr("echod.instance.reload.RESPAWN_INTERVAL", 0.0)
+        monkeypatch.setattr("echod.instance.reload.ROLLOUT_SLACK", 0.0)
         instance = make_instance()
         instance.users.write_bytes(htpasswd(bob="builder"))
         instance.reloader.request()

@@ -1,25 +1,16 @@
-"""Runtime: the shared directory, the ready byte, the material, stale directories, /proc."""
+"""Runtime: the shared directory, the ready byte, the material, stale directories."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.layout import Layout
-from echod.material import Material
-from echod.runtime import (
-    Runtime,
-    alive,
-    cpu_seconds,
-    parent,
-    process_tree,
-    pss_bytes,
-    remove_stale,
-)
+from echod.instance.material import Material
+from echod.instance.runtime import Runtime, remove_stale
+from echod.telemetry.metric_layout import Layout
+from tests.support.processes import finished_pid
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,13 +23,6 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     made = Runtime.create(Layout(), slots=2, root=tmp_path)
     yield made
     made.remove()
-
-
-def finished_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 class TestRuntime:
@@ -161,31 +145,3 @@ class TestRemoveStale:
         unknown.mkdir()
         assert remove_stale(tmp_path) == []
         assert unknown.is_dir()
-
-
-class TestProcesses:
-    def test_parent_and_liveness(self) -> None:
-        """This process's parent is read back; a reaped process is not alive."""
-        assert parent(os.getpid()) == os.getppid()
-        assert alive(os.getpid())
-        assert not alive(finished_pid())
-        assert parent(finished_pid()) is None
-
-    def test_the_tree_holds_children(self) -> None:
-        """A child started here is in this process's tree."""
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-        try:
-            tree = process_tree(os.getpid())
-            assert tree[0] == os.getpid()
-            assert child.pid in tree
-        finally:
-            child.kill()
-            child.wait()
-
-    def test_memory_and_cpu_are_read(self) -> None:
-        """PSS is a positive number of bytes; CPU time only grows."""
-        assert (pss_bytes(os.getpid()) or 0) > 0
-        assert pss_bytes(finished_pid()) is None
-        before = cpu_seconds([os.getpid()])
-        sum(range(2_000_000))
-        assert cpu_seconds([os.getpid()]) >= before > 0

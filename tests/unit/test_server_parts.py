@@ -13,9 +13,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from echod.certs import DEV_CERT_DAYS, self_signed
-from echod.listener import Listener
-from echod.server import _busy_ports
+from echod.instance.certs import DEV_CERT_DAYS, self_signed
+from echod.instance.listener import Listener
+from echod.instance.server import _busy_ports
 
 if TYPE_CHECKING:
     from pathlib import Path

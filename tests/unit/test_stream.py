@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.drain import Drain
-from echod.errors import BadRequest
-from echod.observe import Answer
-from echod.stream import DEFAULT_EVENTS, MAX_EVENTS, Streams
+from echod.http.answers import Answer
+from echod.http.drain import Drain
+from echod.http.problems import BadRequest
+from echod.http.stream import DEFAULT_EVENTS, MAX_EVENTS, Streams
 from tests.support.harness import FakeScope
 
 if TYPE_CHECKING:

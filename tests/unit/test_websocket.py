@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from echod.drain import Drain
-from echod.websocket import SocketLimits, WebSockets, _answer, same_origin
+from echod.http.drain import Drain
+from echod.http.websocket import SocketLimits, WebSockets, _answer, same_origin
 
 
 class TestSameOrigin:

@@ -1,0 +1,1 @@
+"""HTTP: the application of one worker. Routing, auth, the handlers and their answers."""

@@ -1,0 +1,100 @@
+"""Answers: how echod sends an HTTP answer, whatever the route: headers, problems, HEAD.
+
+Every JSON body over HTTP ends with a newline. An answer to ``HEAD`` carries the
+``Content-Length`` that ``GET`` would have and no body, over every protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from echod.http.problems import PROBLEM_CONTENT_TYPE, render_problem
+
+if TYPE_CHECKING:
+    from granian.rsgi import HTTPProtocol  # type: ignore[attr-defined]
+
+    from echod.http.problems import Problem
+
+__all__ = [
+    "CLIENT_GONE",
+    "CLOSE",
+    "HTTP_VERSIONS",
+    "JSON",
+    "NO_STORE",
+    "PROBLEM",
+    "Answer",
+    "WithHeaders",
+    "problem_body",
+    "send",
+]
+
+JSON = ("content-type", "application/json")
+PROBLEM = ("content-type", PROBLEM_CONTENT_TYPE)
+#: On probes, metrics and every /api answer, so that no cache in front keeps one.
+NO_STORE = ("cache-control", "no-store")
+#: On every answer of a stopping worker, so that the client sends no more on the connection.
+CLOSE = ("connection", "close")
+#: What the status of a request is recorded as when the client left before the answer.
+CLIENT_GONE = 499
+#: How granian names each HTTP version, and how echod writes it.
+HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
+
+
+class Answer(NamedTuple):
+    """What a handler that has more to say than its status returns instead of the status."""
+
+    status: int
+    #: For a 4xx or 5xx that is no problem of echod's (a status the request asked for).
+    detail: str | None = None
+    #: The events a stream sent.
+    events: int | None = None
+
+
+def problem_body(problem: Problem, path: str, rid: str) -> bytes:
+    """The problem's JSON, ended by a newline as every JSON answer over HTTP is."""
+    return render_problem(problem, path, rid) + b"\n"
+
+
+def send(
+    proto: HTTPProtocol, method: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    """Answer; to ``HEAD``, with the ``Content-Length`` of ``body`` and no body (RFC 9110 9.3.2).
+
+    granian drops the body of a HEAD answer over HTTP/1.1 but sends it over HTTP/2, where
+    clients then fail: no answer to HEAD carries one.
+    """
+    if method == "HEAD":
+        headers.append(("content-length", str(len(body))))
+        body = b""
+    proto.response_bytes(status, headers, body)
+
+
+class WithHeaders:
+    """An RSGI HTTP protocol that adds headers of its own to whatever answer is sent."""
+
+    __slots__ = ("_extra", "_proto")
+
+    def __init__(self, proto: HTTPProtocol, extra: list[tuple[str, str]]) -> None:
+        """Send through ``proto``, with ``extra`` headers on the answer."""
+        self._proto = proto
+        self._extra = extra
+
+    def __call__(self) -> object:
+        """Read the whole body."""
+        return self._proto()
+
+    def __aiter__(self) -> object:
+        """Read the body in chunks."""
+        return self._proto.__aiter__()
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Answer with a body."""
+        self._proto.response_bytes(status, [*headers, *self._extra], body)
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Answer without a body."""
+        self._proto.response_empty(status, [*headers, *self._extra])
+
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> object:
+        """Answer with a stream."""
+        return self._proto.response_stream(status, [*headers, *self._extra])

@@ -1,0 +1,89 @@
+"""Wiring: one worker's app, built from the settings and the parts its processes share.
+
+Everything a worker needs is made here once, at the worker's start: the access log,
+the authenticator, the observer that feeds the metric slot and the log, and each
+route's handler. Nothing is made at import time.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from echod.http.app import EchoApp
+from echod.http.auth import Authenticator
+from echod.http.cors import Cors
+from echod.http.drain import Drain
+from echod.http.inspection import Inspector
+from echod.http.openapi import openapi_document
+from echod.http.probes import Probes
+from echod.http.stream import Streams
+from echod.http.websocket import SocketLimits, WebSockets
+from echod.telemetry.access_log import AccessLog
+from echod.telemetry.observer import Observer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from prometheus_client import CollectorRegistry
+
+    from echod.http.app import Handler
+    from echod.settings.config import Settings
+    from echod.telemetry.metric_layout import Recorder
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    users: Mapping[str, bytes],
+    recorder: Recorder,
+    registry: CollectorRegistry,
+    is_ready: Callable[[], bool],
+    instance_id: str,
+    log_fd: int = 1,
+) -> EchoApp:
+    """Build the application for one worker process from its settings and shared parts.
+
+    ``instance_id`` names the echod instance, the same in all its workers.
+    """
+    access_log = AccessLog(settings.log_level, log_fd)
+    authenticator = Authenticator(users)
+    observer = Observer(access_log, recorder)
+    drain = Drain(is_ready)
+    cors = Cors(settings.cors_origins) if settings.cors_origins else None
+    instance = {"id": instance_id}
+    if settings.expose_hostname:
+        instance["hostname"] = socket.gethostname()
+    probes = Probes(registry=registry, is_ready=is_ready, openapi=openapi_document())
+    handlers: dict[str, Handler] = {
+        "health": probes.health,
+        "ready": probes.ready,
+        "metrics": probes.metrics,
+        "openapi": probes.openapi,
+        "inspect": Inspector(instance=instance, max_delay=settings.max_delay, drain=drain),
+        "stream": Streams(max_delay=settings.max_delay, drain=drain),
+    }
+    websockets = WebSockets(
+        authenticator=authenticator,
+        observer=observer,
+        recorder=recorder,
+        drain=drain,
+        limits=SocketLimits(
+            max_message_bytes=settings.max_body_bytes,
+            idle_timeout=settings.ws_idle_timeout,
+            max_connections=settings.max_ws_connections,
+        ),
+        cors=cors,
+    )
+    return EchoApp(
+        authenticator=authenticator,
+        access_log=access_log,
+        observer=observer,
+        handlers=handlers,
+        websockets=websockets,
+        cors=cors,
+        drain=drain,
+        max_body_bytes=settings.max_body_bytes,
+    )

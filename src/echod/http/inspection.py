@@ -1,0 +1,149 @@
+"""Inspection: ``/api/inspect`` reports the request as it arrived, and answers as asked.
+
+The report says what a proxy in front did to a request: its method, path, query,
+version, scheme, peer, headers (with credentials redacted), what ``Forwarded`` and the
+``X-Forwarded-*`` headers claim (reported, never trusted), its body's size and hash,
+and which echod instance answered. The request may also ask for a status (200 to 599)
+and a delay (up to ``--max-delay``), so that a test can make an answer slow or failing
+on purpose. Delays wait without blocking the worker, at most :data:`MAX_DELAYED` at a
+time per worker, and end at once when echod drains.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import time
+from base64 import b64decode
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, Answer, send
+from echod.http.controls import Bounds, control, delay_ms, query_args
+from echod.http.forwarded import forwarded
+from echod.http.problems import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
+
+    from echod.http.drain import Drain
+
+__all__ = ["MAX_DELAYED", "TEXT_LIMIT", "Inspector", "redacted"]
+
+#: Delayed requests in flight per worker; one more is answered 503 with Retry-After: 1.
+MAX_DELAYED = 1000
+#: The longest body shown as text in the report, in bytes; a longer one shows null.
+TEXT_LIMIT = 64 * 1024
+#: What a forced status may be.
+STATUS = Bounds(200, 599)
+_NO_BODY = frozenset({204, 304})
+_REDACTED = "<redacted>"
+_CREDENTIALS = frozenset({"authorization", "proxy-authorization"})
+_encode = msgspec.json.Encoder().encode
+_now = time.perf_counter
+
+
+def redacted(name: str, value: str) -> str:
+    """A header's value as the report shows it: credentials and cookies redacted.
+
+    ``Basic`` credentials keep their user: ``Basic alice:<redacted>``; other schemes keep
+    their name: ``Bearer <redacted>``. A value of one word cannot be told from a bare
+    token, so it is redacted whole.
+    """
+    if name == "cookie":
+        return _REDACTED
+    if name not in _CREDENTIALS:
+        return value
+    parts = value.split(None, 1)
+    if len(parts) != 2:  # noqa: PLR2004 - a scheme and its credentials
+        return _REDACTED
+    scheme, token = parts
+    if scheme.lower() == "basic":
+        try:
+            user = b64decode(token.strip(), validate=True).split(b":", 1)[0].decode()
+        except (binascii.Error, ValueError):
+            return f"{scheme} {_REDACTED}"
+        return f"{scheme} {user}:{_REDACTED}"
+    return f"{scheme} {_REDACTED}"
+
+
+class Inspector:
+    """The handler of ``/api/inspect`` (see :data:`echod.http.app.Handler`)."""
+
+    def __init__(self, *, instance: dict[str, str], max_delay: float, drain: Drain) -> None:
+        """Report ``instance``; honour delays up to ``max_delay`` seconds."""
+        self._instance = instance
+        self._delay = delay_ms(max_delay)
+        self._drain = drain
+        self._delayed = 0
+
+    def __call__(
+        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
+    ) -> int | Answer | Any:  # noqa: ANN401 - an awaitable when the request asks for a delay
+        """Answer with the report, after the delay and with the status the request asks."""
+        headers = scope.headers
+        args = query_args(scope.query_string)
+        status = control(args, "status", STATUS, headers, "x-echod-status") or 200
+        wait = control(args, "delay_ms", self._delay, headers, "x-echod-delay-ms")
+        report = _encode(self._report(scope, headers, args, body, rid)) + b"\n"
+        if wait:
+            if self._delayed >= MAX_DELAYED:
+                raise ServiceUnavailable(
+                    f"{MAX_DELAYED} delayed requests are waiting in this worker already"
+                )
+            return self._after(wait, scope, proto, rid, start, status, report)
+        return self._answer(scope, proto, rid, start, status, report)
+
+    async def _after(
+        self,
+        wait: int,
+        scope: Scope,
+        proto: HTTPProtocol,
+        rid: str,
+        start: float,
+        status: int,
+        report: bytes,
+    ) -> int | Answer:
+        self._delayed += 1
+        try:
+            await self._drain.sleep(wait / 1000)  # cut short when echod drains
+        finally:
+            self._delayed -= 1
+        return self._answer(scope, proto, rid, start, status, report)
+
+    def _answer(
+        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, status: int, body: bytes
+    ) -> int | Answer:
+        duration_ms = (_now() - start) * 1000.0
+        headers = [NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")]
+        if status in _NO_BODY:
+            proto.response_empty(status, headers)
+        else:
+            send(proto, scope.method, status, [JSON, *headers], body)
+        if status >= 400:  # noqa: PLR2004 - the log line of a 4xx or 5xx says why
+            return Answer(status, detail="the request asked for this status")
+        return status
+
+    def _report(
+        self, scope: Scope, headers: Headers, args: dict[str, list[str]], body: bytes, rid: str
+    ) -> dict[str, Any]:
+        try:
+            text: str | None = body.decode() if len(body) <= TEXT_LIMIT else None
+        except UnicodeDecodeError:
+            text = None
+        return {
+            "method": scope.method,
+            "path": scope.path,
+            "query": scope.query_string,
+            "args": args,
+            "httpVersion": HTTP_VERSIONS.get(scope.http_version, scope.http_version),
+            "scheme": scope.scheme,
+            "client": scope.client,
+            "server": scope.server,
+            "headers": [[name, redacted(name, value)] for name, value in headers.items()],
+            "forwarded": forwarded(headers),
+            "body": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "text": text},
+            "instance": self._instance,
+            "requestId": rid,
+        }

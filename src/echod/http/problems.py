@@ -1,0 +1,150 @@
+"""Errors: the one hierarchy of HTTP problems, and the one place that renders them.
+
+Every answer other than a 2xx is a :class:`Problem`, rendered as RFC 9457 problem
+details (``application/problem+json``) that carry the request id::
+
+    Problem                      any error answer; status 500 unless a subclass says
+    ├── BadRequest               400  the body is empty, not JSON, not an object, ...
+    ├── Unauthorized             401  credentials missing, malformed or wrong
+    ├── Forbidden                403  a WebSocket from another site's page
+    ├── NotFound                 404  no such path
+    ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
+    ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``
+    ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
+    └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
+
+:class:`echod.settings.config.ConfigError` is apart: it stops echod before it serves.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import ClassVar
+
+import msgspec
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "BadRequest",
+    "Forbidden",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "render_problem",
+    "title",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Problem(Exception):  # noqa: N818 - an RFC 9457 "problem", not an "error" by name
+    """An error answer: a status, a human-readable detail and extra response headers."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Describe the problem in ``detail``; ``headers`` go on the response as they are."""
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+    @property
+    def title(self) -> str:
+        """The reason phrase of the status, as RFC 9110 names it."""
+        return title(self.status)
+
+
+def title(status: int) -> str:
+    """RFC 9110's reason phrase of ``status``, the same whatever the Python version.
+
+    Python before 3.13 names 413 "Request Entity Too Large", after RFC 2616.
+    """
+    return _TITLES.get(status) or HTTPStatus(status).phrase
+
+
+_TITLES = {413: "Content Too Large"}
+
+
+class BadRequest(Problem):
+    """The request body cannot be echoed."""
+
+    status = 400
+
+
+class Unauthorized(Problem):
+    """Credentials are missing, malformed or wrong (RFC 7617)."""
+
+    status = 401
+    #: The challenge sent with every 401 (RFC 7617 section 2.1 defines ``charset``).
+    CHALLENGE: ClassVar[tuple[str, str]] = (
+        "www-authenticate",
+        'Basic realm="echod", charset="UTF-8"',
+    )
+
+    def __init__(self, detail: str) -> None:
+        """Describe why the credentials were refused; the challenge header is added."""
+        super().__init__(detail, (self.CHALLENGE,))
+
+
+class Forbidden(Problem):
+    """The request is understood and refused, whoever sends it (a cross-site WebSocket)."""
+
+    status = 403
+
+
+class NotFound(Problem):
+    """No route has this path."""
+
+    status = 404
+
+
+class MethodNotAllowed(Problem):
+    """The path exists, but not for this method."""
+
+    status = 405
+
+    def __init__(self, method: str, allow: str) -> None:
+        """Name the refused method and send ``allow``, the methods that exist, as ``Allow``."""
+        super().__init__(f"{method} is not allowed here; use {allow}", (("allow", allow),))
+
+
+class PayloadTooLarge(Problem):
+    """The body is over the configured limit."""
+
+    status = 413
+
+
+class UnsupportedMediaType(Problem):
+    """The body is encoded in a way echod does not decode."""
+
+    status = 415
+
+
+class ServiceUnavailable(Problem):
+    """echod cannot take this request now; the client may retry after ``Retry-After``."""
+
+    status = 503
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        """Describe the condition; ``Retry-After`` is ``retry_after`` seconds."""
+        super().__init__(detail, (("retry-after", str(retry_after)),))
+
+
+def render_problem(problem: Problem, instance: str, request_id: str) -> bytes:
+    """Return the RFC 9457 body of ``problem`` for the request to ``instance``."""
+    return _encode(
+        {
+            "type": "about:blank",
+            "title": problem.title,
+            "status": problem.status,
+            "detail": problem.detail,
+            "instance": instance,
+            "requestId": request_id,
+        }
+    )

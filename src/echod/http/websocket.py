@@ -1,0 +1,269 @@
+"""WebSocket: the echo and the raw echo over WebSocket, with the HTTP side's auth and limits.
+
+A WebSocket starts as ``GET`` with ``Upgrade: websocket`` on a route that takes them
+(:data:`echod.routes.ROUTES`). Before the upgrade, in this order: it must be a GET over
+HTTP/1.1 (400), the credentials must be good (401), the route must take WebSockets
+(404), an ``Origin`` that names another host than ``Host`` must be listed (403, against
+cross-site WebSocket hijacking), and the worker must have room and not be draining
+(503). granian answers a refusal with the bare status, without headers or a body: RSGI
+has no way to send more before the upgrade.
+
+After the upgrade, each message gets one answer, on ``/api/echo`` the echoed object or
+a problem object (as text, without a newline), on ``/api/raw`` the message itself. A
+message over ``--max-body-bytes`` gets a 413 problem, and the connection is closed. So
+is one that stays silent for ``--ws-idle-timeout``, and every one when the instance
+drains. granian sends its close frame without a status code whatever echod asks for, so
+clients see 1005. One log line per connection is written when it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
+
+from echod.http.answers import HTTP_VERSIONS
+from echod.http.drain import IDLE, SHUTDOWN, IdleTimer
+from echod.http.echo import echo
+from echod.http.problems import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    render_problem,
+)
+from echod.routes import UNMATCHED, route_for
+from echod.telemetry.records import RequestRecord, Traffic
+
+if TYPE_CHECKING:
+    from granian._granian import RSGIWebsocketProtocol, RSGIWebsocketTransport
+    from granian.rsgi import Scope, WebsocketMessage
+
+    from echod.http.auth import Authenticator
+    from echod.http.cors import Cors
+    from echod.http.drain import Drain
+    from echod.telemetry.metric_layout import Recorder
+    from echod.telemetry.observer import Observer
+
+__all__ = ["SocketLimits", "WebSockets", "same_origin"]
+
+# The kind of a close message (granian.rsgi.WebsocketMessageType.close).
+_CLOSE = 0
+_DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
+_now = time.perf_counter
+
+
+@dataclass(frozen=True, slots=True)
+class SocketLimits:
+    """The bounds of a worker's WebSockets."""
+
+    #: The largest message, in bytes (``--max-body-bytes``).
+    max_message_bytes: int
+    #: Seconds without a message from the client before the connection is closed.
+    idle_timeout: float
+    #: Open connections of this worker; one more is refused with 503.
+    max_connections: int
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether the ``Origin`` header names the host and port that ``Host`` names."""
+    scheme, separator, rest = origin.partition("://")
+    if not separator or not host:
+        return False
+    default = _DEFAULT_PORTS.get(scheme.lower(), "")
+
+    def bare(authority: str) -> str:
+        authority = authority.lower()
+        return authority.removesuffix(f":{default}") if default else authority
+
+    return bare(rest.split("/", 1)[0]) == bare(host)
+
+
+class WebSockets:
+    """Serves the WebSockets of one worker: handshakes, messages and their record."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        observer: Observer,
+        recorder: Recorder,
+        drain: Drain,
+        limits: SocketLimits,
+        cors: Cors | None = None,
+    ) -> None:
+        """Check credentials with ``authenticator`` and record with ``observer``.
+
+        A cross-site ``Origin`` is refused unless ``cors`` allows it.
+        """
+        self._auth = authenticator
+        self._observer = observer
+        self._recorder = recorder
+        self._drain = drain
+        self._limits = limits
+        self._cors = cors
+        self._open = 0
+
+    async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
+        """Take one WebSocket from its handshake to its close, then record it."""
+        start = _now()
+        path = scope.path
+        headers = scope.headers
+        route = route_for(path)
+        user: str | None = None
+        detail: str | None = None
+        traffic: Traffic | None = None
+        try:
+            if scope.method != "GET" or scope.http_version != "1.1":
+                raise BadRequest("a WebSocket opens with a GET over HTTP/1.1 (RFC 6455 4.1)")
+            checked = self._auth.check(headers.get("authorization"))
+            user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
+            if route is None or route.websocket is None:
+                raise NotFound(f"no WebSocket route matches the path {path!r}")
+            origin = headers.get("origin")
+            if (
+                origin is not None
+                and not same_origin(origin, headers.get("host"))
+                and (self._cors is None or not self._cors.allows(origin))
+            ):
+                raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
+            if self._drain.stopping:
+                raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
+            if self._drain.draining:
+                raise ServiceUnavailable("echod is shutting down")
+            if self._open >= self._limits.max_connections:
+                raise ServiceUnavailable(
+                    f"this worker holds {self._limits.max_connections} WebSockets already"
+                )
+        except Problem as problem:
+            proto.close(problem.status)  # the bare status: no headers, no body
+            status, detail = problem.status, problem.detail
+        else:
+            status, traffic = 101, Traffic()
+            await self._converse(proto, route.websocket, route.label, path, rid, traffic)
+        self._observer.record(
+            RequestRecord(
+                method=scope.method,
+                path=path,
+                route=UNMATCHED if route is None else route.label,
+                http_version=HTTP_VERSIONS.get(scope.http_version, scope.http_version),
+                status=status,
+                duration_ms=(_now() - start) * 1000.0,
+                request_id=rid,
+                user=user,
+                remote=scope.client,
+                detail=detail,
+                websocket=traffic,
+            )
+        )
+
+    async def _converse(
+        self,
+        proto: RSGIWebsocketProtocol,
+        kind: str,
+        label: str,
+        path: str,
+        rid: str,
+        traffic: Traffic,
+    ) -> None:
+        """Answer each message until the client, the idle timeout or a drain ends it.
+
+        The receive is awaited right here, and the idle timer and the drain cancel this
+        task to end it: granian's transport only closes its connection cleanly after a
+        close it started itself (bad UTF-8) when its receive is awaited directly, not
+        through ``asyncio.wait`` or ``wait_for``.
+        """
+        transport = await proto.accept()
+        task = asyncio.current_task()
+        if task is None:  # granian runs each request as a task
+            raise RuntimeError("a WebSocket is served outside of a task")
+        self._open += 1
+        self._recorder.connections(1)
+        idle = IdleTimer(task, self._limits.idle_timeout)
+        try:
+            with self._drain.cancelling(task):
+                await self._exchange(transport, idle, kind, label, path, rid, traffic)
+        except asyncio.CancelledError as cancelled:
+            if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:
+                raise  # not ours: let it go on
+            task.uncancel()
+            traffic.closed_by = cancelled.args[0]
+        except (ProtocolClosed, ProtocolError):  # the client went away, or sent bad UTF-8
+            traffic.closed_by = "client"
+        finally:
+            idle.stop()
+            self._open -= 1
+            self._recorder.connections(-1)
+            proto.close(None)
+
+    async def _exchange(
+        self,
+        transport: RSGIWebsocketTransport,
+        idle: IdleTimer,
+        kind: str,
+        label: str,
+        path: str,
+        rid: str,
+        traffic: Traffic,
+    ) -> None:
+        """Answer messages until the client closes, or one over the limit closes."""
+        while True:
+            message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
+            if message.kind == _CLOSE:
+                return
+            idle.touch()
+            data = message.data
+            traffic.count_in(_size(data))
+            self._recorder.message(label, "in")
+            reply, closing = self._reply(kind, path, rid, data)
+            await _send(transport, reply)
+            traffic.count_out(_size(reply))
+            self._recorder.message(label, "out")
+            if closing:
+                traffic.closed_by = "limit"
+                return
+
+    def _reply(self, kind: str, path: str, rid: str, data: bytes | str) -> tuple[bytes | str, bool]:
+        """The answer to one message, and whether the connection closes after it."""
+        try:
+            if _size(data) > self._limits.max_message_bytes:
+                raise PayloadTooLarge(
+                    f"the message is over the limit of {self._limits.max_message_bytes} bytes"
+                )
+            return _answer(kind, data), False
+        except Problem as problem:
+            closing = isinstance(problem, PayloadTooLarge)
+            return render_problem(problem, path, rid).decode(), closing
+
+
+def _answer(kind: str, data: bytes | str) -> bytes | str:
+    """The reply to one message of ``kind`` ("echo" or "raw") within the size limit.
+
+    Raises:
+        Problem: the message cannot be echoed (400 for bad JSON, 415 for binary).
+    """
+    if kind == "raw":
+        return data
+    if isinstance(data, bytes):
+        raise UnsupportedMediaType("binary messages are not supported; send JSON text")
+    return echo(data.encode()).decode()
+
+
+def _size(data: bytes | str) -> int:
+    """The size of a message in bytes; text is counted as UTF-8 (ASCII without encoding)."""
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode())
+
+
+async def _send(transport: RSGIWebsocketTransport, reply: bytes | str) -> None:
+    if isinstance(reply, bytes):
+        await transport.send_bytes(reply)
+    else:
+        await transport.send_str(reply)

@@ -1,0 +1,1 @@
+"""Instance: the processes of one echod, what they share, reloads, and how they stop."""

@@ -1,0 +1,174 @@
+"""Runtime: what one echod instance shares across its processes, and how processes are read.
+
+The supervisor makes a private runtime directory when it starts and removes it when it
+stops. It lives on /dev/shm when there is one (memory, never written to disk), otherwise
+in the temporary directory, and only its owner can enter it::
+
+    echod-<pid>-<random>/   <pid> is the supervisor's
+    ├── owner               the supervisor's pid and start time
+    ├── ready               one byte that every worker reads: 0 ready, 1 draining
+    ├── metrics             the metric slots, one per worker process (echod.telemetry.metric_store)
+    ├── reloads             the supervisor's record of its reloads (echod.telemetry.metric_store)
+    ├── users               the htpasswd text of the users in service
+    ├── tls.pem             the certificate chain in service, then its private key
+    └── client-ca.pem       the CA of client certificates, when one is set
+
+Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. The
+supervisor publishes the material in service (echod.instance.material) here, at start and on
+every reload; a worker reads it as it starts, so each worker serves with the material
+that was in service when it started. A
+directory whose supervisor is gone (killed, so it could not clean up) is removed by the
+next echod that starts, since it may hold a private key; one whose supervisor still
+runs is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from echod.procfs import alive, start_time
+from echod.telemetry import metric_store
+
+if TYPE_CHECKING:
+    from echod.instance.material import Material
+    from echod.telemetry.metric_layout import Layout
+
+__all__ = ["Readiness", "Runtime", "RuntimeRef", "TlsFiles", "remove_stale"]
+
+_SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
+_PREFIX = "echod-"
+_OWNER, _READY, _METRICS, _RELOADS = "owner", "ready", "metrics", "reloads"
+_USERS, _TLS, _CLIENT_CA = "users", "tls.pem", "client-ca.pem"
+
+
+class Readiness:
+    """The ready byte: ready, or draining, for every process of the instance."""
+
+    def __init__(self, path: Path) -> None:
+        """Map the byte at ``path``."""
+        with path.open("r+b") as file:
+            self._map = mmap.mmap(file.fileno(), 1)
+
+    def is_ready(self) -> bool:
+        """Whether the instance takes new work."""
+        return self._map[0] == 0
+
+    def drain(self) -> None:
+        """Mark the instance as shutting down, for every process."""
+        self._map[0] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRef:
+    """What a worker needs to attach to its instance's runtime: small and picklable."""
+
+    directory: Path
+    supervisor: int
+    layout: Layout
+    #: The instance's id (a random UUID, made at start), the same in all its workers.
+    instance: str
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Where granian finds the certificate and key in service, and the client CA."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None
+
+
+class Runtime:
+    """One instance's shared state: the ready byte, the counts and the material, mapped."""
+
+    def __init__(self, ref: RuntimeRef) -> None:
+        """Attach to the runtime ``ref`` names (in a worker, or in the supervisor)."""
+        self.ref = ref
+        self.readiness = Readiness(ref.directory / _READY)
+        self.store = metric_store.MetricsStore(ref.directory / _METRICS, ref.layout)
+        self.reloads = metric_store.ReloadRecord(ref.directory / _RELOADS)
+
+    @classmethod
+    def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
+        """Make this process's runtime, after removing those of instances that are gone.
+
+        ``root`` is where the directory goes: /dev/shm by default, when it can be written.
+        """
+        if root is None:
+            root = _SHM if _writable(_SHM) else Path(tempfile.gettempdir())
+        remove_stale(root)
+        pid = os.getpid()
+        directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
+        (directory / _OWNER).write_text(f"{pid} {start_time(pid)}\n")
+        (directory / _READY).write_bytes(b"\0")
+        metric_store.MetricsStore.create(directory / _METRICS, layout, slots).close()
+        metric_store.ReloadRecord.create(directory / _RELOADS).close()
+        return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4())))
+
+    def publish(self, material: Material) -> None:
+        """Put ``material`` in service for the workers that start from now on.
+
+        Each file is replaced in one step (a rename), so that a worker never reads half
+        of one; the certificate chain and its key share one file, so that a worker never
+        pairs a certificate with another one's key.
+        """
+        pair = None
+        if material.tls_cert is not None and material.tls_key is not None:
+            pair = material.tls_cert.rstrip(b"\n") + b"\n" + material.tls_key
+        self._replace(_USERS, material.users)
+        self._replace(_CLIENT_CA, material.tls_client_ca)
+        self._replace(_TLS, pair)
+
+    def users(self) -> bytes:
+        """The htpasswd text of the users in service."""
+        return (self.ref.directory / _USERS).read_bytes()
+
+    def tls_files(self) -> TlsFiles:
+        """Where the certificate, its key and the client CA in service are, for granian.
+
+        The paths stay the same from one reload to the next; their content changes.
+        """
+        tls, client_ca = self.ref.directory / _TLS, self.ref.directory / _CLIENT_CA
+        return TlsFiles(tls, tls, client_ca if client_ca.exists() else None)
+
+    def remove(self) -> None:
+        """Unmap everything and remove the directory (the supervisor, as it stops)."""
+        self.store.close()
+        self.reloads.close()
+        shutil.rmtree(self.ref.directory, ignore_errors=True)
+
+    def _replace(self, name: str, content: bytes | None) -> None:
+        """Make ``name`` hold ``content``, readable by the owner only; None removes it."""
+        path = self.ref.directory / name
+        if content is None:
+            path.unlink(missing_ok=True)
+            return
+        fresh = path.with_name(f"{name}.new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        fresh.replace(path)
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the runtime directories under ``root`` whose supervisor is gone; return them."""
+    removed = []
+    for directory in root.glob(f"{_PREFIX}*-*"):
+        with contextlib.suppress(OSError, ValueError):
+            pid, started = (directory / _OWNER).read_text().split()
+            if not alive(int(pid)) or str(start_time(int(pid))) != started:
+                shutil.rmtree(directory)
+                removed.append(directory)
+    return removed
+
+
+def _writable(directory: Path) -> bool:
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)

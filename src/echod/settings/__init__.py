@@ -1,0 +1,1 @@
+"""Settings: what echod is configured with, from flags and ``ECHOD_*`` variables."""
