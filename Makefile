@@ -262,9 +262,11 @@ soak-smoke: ## the soak tests with 3 s of load each, as CI runs them
 	$(MAKE) soak ECHOD_SOAK_SECONDS=3 SOAK_TEST_TIMEOUT=120
 
 .PHONY: microbench
-microbench: $(INSTALLED) ## time the hot path without a server; compares with the last saved run
+microbench: $(INSTALLED) ## time the hot path without a server, then count its instructions per echo
 	$(BIN)/pytest tests/microbench --benchmark-enable --benchmark-autosave \
 	  $$(ls .benchmarks/*/*.json >/dev/null 2>&1 && echo --benchmark-compare)
+	@scripts/debian-packages valgrind
+	$(BIN)/python -m bench.instructions
 
 .PHONY: profile
 profile: $(INSTALLED) ## flame graph of echod under the reference load, into build/profile.svg

@@ -3,6 +3,7 @@
 Everything that depends on the set of routes reads it from :data:`ROUTES`: the app's
 routing and its ``Allow`` header, the ``path`` label of the metrics, the methods the log
 writes as they are, and the test that holds ``docs/openapi.yaml`` to the same table.
+A route's path is also its ``path`` label in the metrics.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ECHO",
+    "HEALTH",
+    "INSPECT",
     "KNOWN_METHODS",
+    "METRICS",
+    "OPENAPI",
+    "RAW",
+    "READY",
     "ROUTES",
+    "STREAM",
     "UNMATCHED",
     "Route",
-    "metric_paths",
-    "route_for",
-    "untimed_labels",
-    "websocket_paths",
 ]
 
 #: The methods of RFC 9110 and RFC 5789 (PATCH): counted and logged by name. Any other
@@ -29,34 +34,26 @@ UNMATCHED = "unmatched"
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One path, the methods it answers, and what its requests go through."""
+    """One path, the methods it answers, and what its requests go through.
+
+    Every method of a route needs basic auth, unless the route is a probe; so does any
+    other method on the path (it gets its 405 after auth).
+    """
 
     path: str
     methods: tuple[str, ...]
-    #: The name of what answers it: an :class:`echod.http.app.EchoApp` method, or one of the
-    #: handlers :func:`echod.http.factory.create_app` makes.
-    handler: str
-    #: Whether its methods need basic auth. Another method on the path always does.
-    auth: bool = True
     #: A probe is answered before auth and is neither logged nor counted.
     probe: bool = False
     #: Whether the handler gets the request body, read within ``--max-body-bytes`` (413)
     #: and refused when it has a ``Content-Encoding`` (415).
     body: bool = False
-    #: The route's ``path`` label in the metrics: its path, unless given.
-    label: str = ""
-    #: What a WebSocket on this path does with each message (a :mod:`echod.http.websocket`
-    #: handler's name), or None: the path takes no WebSocket. The upgrade is a GET.
+    #: What a WebSocket on this path does with each message, "echo" or "raw", or None:
+    #: the path takes no WebSocket. The upgrade is a GET.
     websocket: str | None = None
     #: Whether its durations go into the latency histogram. A route whose duration is
     #: what the client asks for (a delay, a stream) is counted, but not timed, so that it
     #: cannot set off the latency alerts.
     timed: bool = True
-
-    def __post_init__(self) -> None:
-        """Label the route with its path when no label is given."""
-        if not self.label:
-            object.__setattr__(self, "label", self.path)
 
     @property
     def allow(self) -> str:
@@ -64,41 +61,15 @@ class Route:
         return ", ".join(self.methods)
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("/api/echo", ("POST", "PUT"), "echo", body=True, websocket="echo"),
-    Route("/api/raw", ("POST", "PUT"), "raw", body=True, websocket="raw"),
-    Route(
-        "/api/inspect",
-        ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
-        "inspect",
-        body=True,
-        timed=False,
-    ),
-    Route("/api/stream", ("GET", "HEAD"), "stream", timed=False),
-    Route("/health", ("GET", "HEAD"), "health", auth=False, probe=True),
-    Route("/ready", ("GET", "HEAD"), "ready", auth=False, probe=True),
-    Route("/metrics", ("GET", "HEAD"), "metrics", auth=False, probe=True),
-    Route("/openapi.json", ("GET", "HEAD"), "openapi", auth=False, probe=True),
+ECHO = Route("/api/echo", ("POST", "PUT"), body=True, websocket="echo")
+RAW = Route("/api/raw", ("POST", "PUT"), body=True, websocket="raw")
+INSPECT = Route(
+    "/api/inspect", ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"), body=True, timed=False
 )
+STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
+HEALTH = Route("/health", ("GET", "HEAD"), probe=True)
+READY = Route("/ready", ("GET", "HEAD"), probe=True)
+METRICS = Route("/metrics", ("GET", "HEAD"), probe=True)
+OPENAPI = Route("/openapi.json", ("GET", "HEAD"), probe=True)
 
-_BY_PATH = {route.path: route for route in ROUTES}
-
-
-def route_for(path: str) -> Route | None:
-    """The route of ``path`` (matched exactly), or None."""
-    return _BY_PATH.get(path)
-
-
-def metric_paths() -> tuple[str, ...]:
-    """Every value of the metrics' ``path`` label: each route's, then :data:`UNMATCHED`."""
-    return (*(route.label for route in ROUTES), UNMATCHED)
-
-
-def untimed_labels() -> frozenset[str]:
-    """The ``path`` labels of the routes left out of the latency histogram."""
-    return frozenset(route.label for route in ROUTES if not route.timed)
-
-
-def websocket_paths() -> tuple[str, ...]:
-    """The ``path`` label of each route that takes WebSockets."""
-    return tuple(route.label for route in ROUTES if route.websocket is not None)
+ROUTES: tuple[Route, ...] = (ECHO, RAW, INSPECT, STREAM, HEALTH, READY, METRICS, OPENAPI)

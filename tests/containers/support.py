@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.processes import free_port
+from tests.support.waiting import eventually
 
 #: The image make test-containers builds (make image).
 IMAGE = "echod:latest"
@@ -67,13 +68,18 @@ def remove_leftovers() -> None:
 
 def wait_http(url: str, process: str, timeout: float = START_TIMEOUT) -> None:
     """Wait until ``url`` answers 200, or fail naming the container ``process``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1, verify=False).status_code == 200:  # noqa: S501
-                return
-        time.sleep(0.2)
-    pytest.fail(f"{url} did not answer 200 within {timeout}s: {podman('logs', process)}")
+            return httpx.get(url, timeout=1, verify=False).status_code == 200  # noqa: S501
+        return False
+
+    eventually(
+        answers,
+        timeout=timeout,
+        interval=0.2,
+        failure=lambda: f"{url} did not answer 200: {podman('logs', process)}",
+    )
 
 
 class Container:

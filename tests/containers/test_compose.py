@@ -23,6 +23,7 @@ from tests.containers.support import PREFIX, START_TIMEOUT, STOP_TIMEOUT, inspec
 from tests.deploy.support import ALERTS, DEPLOY, load_yaml
 from tests.support.processes import free_port
 from tests.support.users import AUTH
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -85,12 +86,9 @@ class Stack:
 
     def wait_for(self, expr: str, timeout: float = START_TIMEOUT) -> list[dict[str, Any]]:
         """Wait until ``expr`` has a result; return it, or fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if result := self.query(expr):
-                return result
-            time.sleep(0.5)
-        pytest.fail(f"{expr} had no result within {timeout}s")
+        return eventually(
+            lambda: self.query(expr), timeout=timeout, interval=0.5, failure=f"{expr} had no result"
+        )
 
     def down(self) -> None:
         """Stop and remove the containers, the network and the data volume."""
@@ -152,13 +150,14 @@ class TestScrape:
         expected = {
             rule["alert"] for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]
         }
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        seen: list[dict[str, Any]] = []
+
+        def healthy() -> list[dict[str, Any]]:
             answer = httpx.get(f"{stack.prometheus}/api/v1/rules", timeout=10).json()
-            rules = [rule for group in answer["data"]["groups"] for rule in group["rules"]]
-            if all(rule["health"] == "ok" for rule in rules) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+            seen[:] = [rule for group in answer["data"]["groups"] for rule in group["rules"]]
+            return seen if seen and all(rule["health"] == "ok" for rule in seen) else []
+
+        rules = eventually(healthy, timeout=START_TIMEOUT, interval=0.5, failure=lambda: str(seen))
         assert {rule["name"] for rule in rules} == expected
         assert [rule for rule in rules if rule["health"] != "ok"] == []
 

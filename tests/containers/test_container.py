@@ -14,6 +14,7 @@ import pytest
 from echod.instance.supervisor import KILL_GRACE
 from tests.containers.support import STOP_TIMEOUT, Container, podman, podman_status
 from tests.support.users import AUTH, AUTH_HEADER
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -130,12 +131,12 @@ class TestInit:
     def test_sighup_reaches_echod_and_reloads(self, container: Container) -> None:
         """podman kill --signal HUP: tini passes it on, echod reloads and goes on serving."""
         podman("kill", "--signal", "HUP", container.name)
-        deadline = time.monotonic() + 10
-        while not (
-            reloads := [line for line in container.log_lines() if line["message"] == "reloaded"]
-        ):
-            assert time.monotonic() < deadline, container.logs()
-            time.sleep(0.1)
+        reloads = eventually(
+            lambda: [line for line in container.log_lines() if line["message"] == "reloaded"],
+            timeout=10,
+            interval=0.1,
+            failure=lambda: str(container.logs()),
+        )
         assert reloads[0]["changed"] == []  # the image's demo users and certificate stay
         assert container.inspect()["State"]["Running"]
         answer = httpx.post(f"{container.url}/api/echo", auth=AUTH, content=b"{}", timeout=10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ import yaml
 
 from scripts.stack import stop
 from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -70,15 +70,20 @@ class Prometheus:
 
     def wait_ready(self, process: subprocess.Popen[Any]) -> None:
         """Wait until the server answers ready; fail if ``process`` (that runs it) exits."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"prometheus stopped: exit status {process.returncode}: {self.log()}")
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        pytest.fail(f"prometheus was not ready within {START_TIMEOUT}s: {self.log()}")
+                return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            return False
+
+        eventually(
+            ready,
+            timeout=START_TIMEOUT,
+            interval=0.1,
+            failure=lambda: f"prometheus was not ready: {self.log()}",
+        )
 
     def api(self, path: str, **params: str) -> Any:
         """GET ``/api/v1/<path>``; the answer must be a success. Return its ``data``."""
@@ -96,12 +101,12 @@ class Prometheus:
 
     def wait_for(self, expr: str, timeout: float = START_TIMEOUT) -> list[dict[str, Any]]:
         """Wait until ``expr`` has a result; return it, or fail after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if result := self.query(expr):
-                return result
-            time.sleep(0.2)
-        pytest.fail(f"{expr} had no result within {timeout}s: {self.log()}")
+        return eventually(
+            lambda: self.query(expr),
+            timeout=timeout,
+            interval=0.2,
+            failure=lambda: f"{expr} had no result: {self.log()}",
+        )
 
     def log(self) -> str:
         """What the server logged so far."""

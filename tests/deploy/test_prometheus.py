@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -14,6 +13,7 @@ from scripts.stack import local_config
 from tests.deploy.support import ALERTS, DEPLOY, Prometheus, load_yaml
 from tests.support.processes import Echod, free_port
 from tests.support.users import AUTH
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,12 +49,19 @@ def prometheus() -> Iterator[Prometheus]:
         config["global"]["evaluation_interval"] = "1s"
         server.start(config)
         # A rate needs two scrapes that saw different counts: send until one does.
-        deadline = time.monotonic() + TRAFFIC_TIMEOUT
-        while not server.query('sum(rate(http_requests_total{job="echod"}[1m])) > 0'):
-            if time.monotonic() > deadline:
-                pytest.fail(f"no request rate within {TRAFFIC_TIMEOUT}s: {server.log()}")
-            send_traffic(echod)
-            time.sleep(0.5)
+
+        def rate() -> list[dict[str, Any]]:
+            found = server.query('sum(rate(http_requests_total{job="echod"}[1m])) > 0')
+            if not found:
+                send_traffic(echod)
+            return found
+
+        eventually(
+            rate,
+            timeout=TRAFFIC_TIMEOUT,
+            interval=0.5,
+            failure=lambda: f"no request rate: {server.log()}",
+        )
         yield server
     finally:
         server.stop()
@@ -122,14 +129,18 @@ class TestRules:
 
     def test_every_rule_evaluates_without_error(self, prometheus: Prometheus) -> None:
         """Once evaluated, every rule is healthy and has no error."""
-        deadline = time.monotonic() + TRAFFIC_TIMEOUT
-        while True:
-            rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
-            if all(rule["health"] != "unknown" for rule in rules):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"rules not evaluated within {TRAFFIC_TIMEOUT}s: {rules}")
-            time.sleep(0.2)
+        seen: list[dict[str, Any]] = []
+
+        def evaluated() -> list[dict[str, Any]]:
+            seen[:] = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
+            return seen if seen and all(rule["health"] != "unknown" for rule in seen) else []
+
+        rules = eventually(
+            evaluated,
+            timeout=TRAFFIC_TIMEOUT,
+            interval=0.2,
+            failure=lambda: f"rules not evaluated: {seen}",
+        )
         assert [(r["name"], r["health"], r.get("lastError", "")) for r in rules] == [
             (r["name"], "ok", "") for r in rules
         ]

@@ -21,6 +21,7 @@ from echod.instance.runtime import Runtime, RuntimeRef
 from echod.telemetry.metric_layout import Layout
 from tests.support.processes import ECHOD, free_port
 from tests.support.users import AUTH, AUTH_HEADER
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.support.processes import Echod
@@ -74,13 +75,11 @@ class TestStart:
     def test_ready_is_a_json_event_at_any_log_level(self, make_echod: Any) -> None:
         """Containers and log shippers see where echod listens, a curl line and the API doc."""
         echod = make_echod("--log-level", "error", tls=True)
-        deadline = time.monotonic() + 5
-        while not (
-            ready := [line for line in echod.log_lines() if line["message"] == "echod ready"]
-        ):
-            assert time.monotonic() < deadline, echod.stdout()
-            time.sleep(0.05)
-        [event] = ready
+        [event] = eventually(
+            lambda: [line for line in echod.log_lines() if line["message"] == "echod ready"],
+            timeout=5,
+            failure=echod.stdout,
+        )
         assert event["urls"] == [
             f"http://127.0.0.1:{echod.port}",
             f"https://127.0.0.1:{echod.tls_port}",

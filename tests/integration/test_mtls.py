@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import ssl
 import subprocess
-import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,6 +15,7 @@ import trustme
 
 from tests.support.processes import ECHOD, START_TIMEOUT
 from tests.support.users import AUTH
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,17 +40,18 @@ def context(ca: trustme.CA, client: trustme.LeafCert | None) -> ssl.SSLContext:
 
 def wait_for_tls(echod: Echod, ssl_context: ssl.SSLContext) -> None:
     """Wait until HTTPS answers /health to a client with a certificate."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         assert echod.process is not None
         if echod.process.poll() is not None:
             pytest.fail(f"echod exited with {echod.process.returncode}: {echod.stderr()}")
-        try:
-            if httpx.get(echod.tls_url + "/health", verify=ssl_context).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    pytest.fail("HTTPS did not answer a client with a certificate")
+        with contextlib.suppress(httpx.TransportError):
+            return httpx.get(echod.tls_url + "/health", verify=ssl_context).status_code == 200
+        return False
+
+    eventually(
+        answers, timeout=START_TIMEOUT, failure="HTTPS did not answer a client with a certificate"
+    )
 
 
 @pytest.fixture

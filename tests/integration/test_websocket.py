@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.users import AUTH, AUTH_HEADER, basic
+from tests.support.waiting import eventually_async
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -377,9 +378,12 @@ class TestRecord:
                 before = echod.metric("echod_websocket_connections")
                 [worker] = echod.workers()
                 os.kill(worker, signal.SIGKILL)
-                deadline = time.monotonic() + 15
-                while echod.workers() in ([], [worker]) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling another process
-                    await asyncio.sleep(0.1)
+                await eventually_async(
+                    lambda: echod.workers() not in ([], [worker]),
+                    timeout=15,
+                    interval=0.1,
+                    failure="no worker replaced the killed one",
+                )
                 return before, echod.metric("echod_websocket_connections")
 
         before, after = run(scenario)

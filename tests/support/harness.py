@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from echod.settings.config import Settings
 from echod.telemetry.collectors import build_registry
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
+from echod.telemetry.records import RequestRecord
 from echod.version import __version__
 from tests.support.users import ALICE
 
@@ -90,6 +93,18 @@ class Response:
         return self.headers.get(name)
 
 
+class StreamTransport:
+    """What a streamed answer is sent through: each chunk is added to the response's body."""
+
+    def __init__(self, response: Response) -> None:
+        """Send into ``response``."""
+        self._response = response
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Add ``data`` to the body."""
+        self._response.body += data
+
+
 class FakeProto:
     """An RSGI HTTP protocol that hands out a body and records the response."""
 
@@ -128,6 +143,11 @@ class FakeProto:
         """Record a response without a body."""
         self.responses.append(Response(status, dict(headers), b""))
 
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
+        """Record a streamed response; what is sent through it becomes its body."""
+        self.responses.append(Response(status, dict(headers), b""))
+        return StreamTransport(self.responses[-1])
+
     @property
     def response(self) -> Response:
         """The one response the app gave."""
@@ -135,11 +155,27 @@ class FakeProto:
         return self.responses[0]
 
 
+def new_record(
+    method: str = "GET", path: str = "/api/echo", request_id: str = "rid-1"
+) -> RequestRecord:
+    """A request's record as the app makes it when the request arrives, for a handler alone."""
+    return RequestRecord(
+        method=method,
+        path=path,
+        tally=Layout().tally(path),
+        http_version="1.1",
+        request_id=request_id,
+        remote="127.0.0.1:40000",
+        started=time.perf_counter(),
+    )
+
+
 class Harness:
     """An app wired to a real store and registry, logging into a pipe."""
 
     def __init__(self, tmp_path: Path, users: dict[str, bytes], **settings: Any) -> None:
         """Build the app as a worker would, with ``settings`` overriding the defaults."""
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
         self.registry: CollectorRegistry = build_registry(
             self.store, root_pid=os.getpid(), version=__version__
@@ -208,6 +244,10 @@ class Harness:
         os.close(self._read)
         os.close(self._write)
         self.store.close()
+
+
+#: What the ``make_harness`` fixture is: settings in, an app that is closed with the test.
+MakeHarness = Callable[..., Harness]
 
 
 class _Handle:

@@ -14,6 +14,7 @@ import pytest
 
 from bench.processes import process_tree
 from tests.support.tools import require_tool
+from tests.support.waiting import eventually
 
 __all__ = ["REPO", "MakeJob", "answers"]
 
@@ -53,12 +54,22 @@ class MakeJob:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(answers(url) for url in urls):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                pytest.fail(f"make {target} did not serve {urls}")
-            time.sleep(0.1)
+
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"make {target} exited before it served {urls}")
+            return all(answers(url) for url in urls)
+
+        try:
+            eventually(
+                serving,
+                timeout=START_TIMEOUT,
+                interval=0.1,
+                failure=f"make {target} did not serve {urls}",
+            )
+        except pytest.fail.Exception:
+            self.close()
+            raise
         self.tree = process_tree(self.process.pid)
 
     def interrupt(self) -> None:

@@ -20,6 +20,7 @@ from bench.processes import process_tree
 from bench.server import free_port
 from echod.procfs import parent, pss_bytes
 from scripts.stack import stop
+from tests.support.waiting import eventually
 
 __all__ = ["ECHOD", "START_TIMEOUT", "Echod", "finished_pid", "free_port", "raw_exchange"]
 
@@ -132,19 +133,25 @@ class Echod:
         Each listener is its own process, so HTTPS may come up a moment after HTTP.
         """
         assert self.process is not None
+        process = self.process
         started = time.monotonic()
         waiting = [self.url] + ([self.tls_url] if self.tls_port else [])
-        while waiting and time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                pytest.fail(f"echod exited with {self.process.returncode}: {self.stderr()}")
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"echod exited with {process.returncode}: {self.stderr()}")
             with contextlib.suppress(httpx.TransportError):
                 # The development certificate is self-signed: readiness is all this checks.
                 if httpx.get(waiting[0] + "/health", timeout=1, verify=False).status_code == 200:  # noqa: S501
                     waiting.pop(0)
-                    continue
-            time.sleep(0.02)
-        if waiting:
-            pytest.fail(f"echod did not answer {waiting[0]}/health within {timeout}s")
+            return not waiting
+
+        eventually(
+            healthy,
+            timeout=timeout,
+            interval=0.02,
+            failure=lambda: f"echod did not answer {waiting[0]}/health",
+        )
         return time.monotonic() - started
 
     def metric(self, sample: str) -> float:
@@ -213,11 +220,14 @@ class Echod:
         self, message: str, count: int = 1, timeout: float = START_TIMEOUT
     ) -> list[dict[str, Any]]:
         """Wait until ``count`` lines start with ``message``; return them all."""
-        deadline = time.monotonic() + timeout
-        while len(found := self.lines_starting(message)) < count:
-            assert time.monotonic() < deadline, f"no {message!r} line: {self.stdout()}"
-            time.sleep(0.05)
-        return found
+
+        def found() -> list[dict[str, Any]]:
+            lines = self.lines_starting(message)
+            return lines if len(lines) >= count else []
+
+        return eventually(
+            found, timeout=timeout, failure=lambda: f"no {message!r} line: {self.stdout()}"
+        )
 
     def request_lines(self, settle: float = 0.3) -> list[dict[str, Any]]:
         """The per-request log lines, after giving the buffers time to be written."""

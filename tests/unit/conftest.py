@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, MakeHarness
 from tests.support.users import cheap_users
 
 if TYPE_CHECKING:
@@ -21,8 +21,23 @@ def users() -> dict[str, bytes]:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
+def make_harness(tmp_path: Path, users: dict[str, bytes]) -> Iterator[MakeHarness]:
+    """Makes apps with settings of the test's choosing; each is closed when the test ends.
+
+    Closed whether the test passed or not, so that a failed assertion leaks nothing.
+    """
+    made: list[Harness] = []
+
+    def make(**settings: Any) -> Harness:
+        made.append(Harness(tmp_path / f"harness-{len(made)}", users, **settings))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
+def harness(make_harness: MakeHarness) -> Harness:
     """An app with default settings."""
-    made = Harness(tmp_path, users)
-    yield made
-    made.close()
+    return make_harness()

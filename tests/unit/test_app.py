@@ -5,17 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from echod.http.problems import Problem
-from tests.support.harness import FakeProto, Harness
+from tests.support.harness import FakeProto, Harness, MakeHarness
 from tests.support.patterns import UUID4
 from tests.support.users import ALICE
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def problem(proto: FakeProto) -> dict[str, Any]:
@@ -66,25 +63,21 @@ class TestEcho:
 
 class TestBodyLimit:
     def test_declared_length_over_the_limit_is_refused_unread(
-        self, tmp_path: Path, users: dict[str, bytes]
+        self, make_harness: MakeHarness
     ) -> None:
         """A Content-Length over the limit is a 413 before any byte is read."""
-        small = Harness(tmp_path, users, max_body_bytes=10)
+        small = make_harness(max_body_bytes=10)
         proto = small.authed(body=b'{"a": "0123456789"}')
         assert proto.response.status == 413
         assert not proto.body_read
         assert "limit of 10 bytes" in problem(proto)["detail"]
-        small.close()
 
-    def test_undeclared_length_is_counted_while_reading(
-        self, tmp_path: Path, users: dict[str, bytes]
-    ) -> None:
+    def test_undeclared_length_is_counted_while_reading(self, make_harness: MakeHarness) -> None:
         """Chunked bodies are refused as soon as they pass the limit."""
-        small = Harness(tmp_path, users, max_body_bytes=10)
+        small = make_harness(max_body_bytes=10)
         chunks = [b'{"a": ', b'"0123', b"456789", b'"}']
         proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
         assert proto.response.status == 413
-        small.close()
 
     def test_undeclared_length_within_the_limit_is_joined(self, harness: Harness) -> None:
         """Chunks are put back together in order."""
@@ -93,13 +86,10 @@ class TestBodyLimit:
         )
         assert proto.response.body == b'{"a":1,"echoed":true}\n'
 
-    def test_body_exactly_at_the_limit_is_accepted(
-        self, tmp_path: Path, users: dict[str, bytes]
-    ) -> None:
+    def test_body_exactly_at_the_limit_is_accepted(self, make_harness: MakeHarness) -> None:
         """The limit is inclusive."""
-        small = Harness(tmp_path, users, max_body_bytes=9)
+        small = make_harness(max_body_bytes=9)
         assert small.authed(body=b'{"a": 1}' + b" ").response.status == 200
-        small.close()
 
     def test_malformed_content_length_is_a_400(self, harness: Harness) -> None:
         """The app never trusts the header to be a number."""
@@ -382,11 +372,10 @@ class TestHttpRules:
         [line] = harness.log_lines()
         assert line["message"] == f"GET /nope HTTP/{written}"
 
-    def test_413_is_content_too_large(self, tmp_path: Path, users: dict[str, bytes]) -> None:
+    def test_413_is_content_too_large(self, make_harness: MakeHarness) -> None:
         """RFC 9110's name for 413, whatever the Python version."""
-        small = Harness(tmp_path, users, max_body_bytes=1)
+        small = make_harness(max_body_bytes=1)
         assert problem(small.authed(body=b"{}"))["title"] == "Content Too Large"
-        small.close()
 
 
 class TestUnknownLabels:
@@ -401,7 +390,7 @@ class TestUnknownLabels:
         def refuse(_body: bytes) -> bytes:
             raise Unregistered("a status of its own")
 
-        monkeypatch.setattr("echod.http.app.echo", refuse)
+        monkeypatch.setattr("echod.http.echoes.echo", refuse)
         assert harness.authed(body=b"{}").response.status == 103
         [line] = harness.log_lines()
         assert (line["status"], line["level"]) == (103, "info")
@@ -424,7 +413,7 @@ class TestFailures:
         def explode(_body: bytes) -> bytes:
             raise RuntimeError("kaput")
 
-        monkeypatch.setattr("echod.http.app.echo", explode)
+        monkeypatch.setattr("echod.http.echoes.echo", explode)
         proto = harness.authed(body=b"{}")
         assert proto.response.status == 500
         body = problem(proto)

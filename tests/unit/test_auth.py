@@ -34,9 +34,17 @@ def run(coroutine: Coroutine[object, object, T]) -> T:
     return asyncio.run(coroutine)
 
 
-def credentials(raw: bytes) -> Credentials:
-    """Parse ``user:password`` as it would arrive in a header."""
-    return parse_basic_auth(basic(raw))
+def pending(auth: Authenticator, header: str) -> Coroutine[object, object, str]:
+    """What ``authenticate`` gives for credentials it has not seen: the hash to await."""
+    found = auth.authenticate(header)
+    assert not isinstance(found, str), f"{header!r} was answered from the cache"
+    return found
+
+
+def verify(auth: Authenticator, raw: bytes) -> str:
+    """Authenticate ``user:password``, hashing it if it must be."""
+    found = auth.authenticate(basic(raw))
+    return found if isinstance(found, str) else run(found)
 
 
 class TestParseBasicAuth:
@@ -113,53 +121,55 @@ class TestAuthenticator:
         """The first check hashes; later ones are answered from the cache."""
         auth = Authenticator(users)
         header = basic(b"alice:wonderland")
-        pending = auth.check(header)
-        assert isinstance(pending, Credentials)
-        assert run(auth.verify(pending)) == "alice"
-        assert auth.check(header) == "alice"
+        assert run(pending(auth, header)) == "alice"
+        assert auth.authenticate(header) == "alice"
 
     def test_wrong_password_is_refused_and_remembered(self, users: dict[str, bytes]) -> None:
         """A refused password is refused again without hashing."""
         auth = Authenticator(users)
         header = basic(b"alice:wrong")
-        pending = auth.check(header)
-        assert isinstance(pending, Credentials)
         with pytest.raises(Unauthorized, match="wrong user name or password"):
-            run(auth.verify(pending))
+            run(pending(auth, header))
         with pytest.raises(Unauthorized, match="wrong user name or password"):
-            auth.check(header)
+            auth.authenticate(header)
 
     def test_unknown_user_is_refused(self, users: dict[str, bytes]) -> None:
         """An unknown user is hashed like a known one, then refused."""
         auth = Authenticator(users)
-        pending = auth.check(basic(b"mallory:wonderland"))
-        assert isinstance(pending, Credentials)
         with pytest.raises(Unauthorized):
-            run(auth.verify(pending))
+            run(pending(auth, basic(b"mallory:wonderland")))
 
     def test_a_cached_user_with_another_password_is_checked_again(
         self, users: dict[str, bytes]
     ) -> None:
         """The cache holds a digest of the good password, not a pass for the user."""
         auth = Authenticator(users)
-        run(auth.verify(credentials(b"alice:wonderland")))
-        other = auth.check(basic(b"alice:wonderland2"))
-        assert other == credentials(b"alice:wonderland2")
+        verify(auth, b"alice:wonderland")
         with pytest.raises(Unauthorized):
-            run(auth.verify(other))
-        assert auth.check(basic(b"alice:wonderland")) == "alice"
+            run(pending(auth, basic(b"alice:wonderland2")))
+        assert auth.authenticate(basic(b"alice:wonderland")) == "alice"
 
     def test_long_passwords_follow_bcrypt_72_byte_rule(self) -> None:
         """bcrypt reads 72 bytes: a longer password is checked on those, not crashed on."""
         password = b"p" * 100
         auth = Authenticator({"long": bcrypt.hashpw(password[:72], bcrypt.gensalt(4))})
-        assert run(auth.verify(credentials(b"long:" + password))) == "long"
+        assert verify(auth, b"long:" + password) == "long"
 
     def test_nul_in_password_is_a_refusal_not_a_crash(self, users: dict[str, bytes]) -> None:
         """bcrypt cannot hash some passwords; they are simply wrong."""
         auth = Authenticator(users)
         with pytest.raises(Unauthorized):
-            run(auth.verify(credentials(b"alice:wonder\0land")))
+            verify(auth, b"alice:wonder\0land")
+
+    def test_malformed_credentials_are_refused_before_any_hash(
+        self, users: dict[str, bytes]
+    ) -> None:
+        """A header that is not Basic credentials is a 401 at once, with nothing to await."""
+        auth = Authenticator(users)
+        with pytest.raises(Unauthorized, match="credentials are required"):
+            auth.authenticate(None)
+        with pytest.raises(Unauthorized, match="only the Basic"):
+            auth.authenticate("Bearer abc")
 
     def test_the_same_new_credentials_are_hashed_once(self, users: dict[str, bytes]) -> None:
         """Requests that carry the same new credentials at once share one bcrypt run."""
@@ -172,8 +182,8 @@ class TestAuthenticator:
 
         async def burst() -> list[str]:
             auth = Authenticator(users, max_pending=1)
-            same = [credentials(b"alice:wonderland") for _ in range(50)]
-            return await asyncio.gather(*(auth.verify(c) for c in same))
+            same = [pending(auth, basic(b"alice:wonderland")) for _ in range(50)]
+            return await asyncio.gather(*same)
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(bcrypt, "checkpw", counting)
@@ -185,21 +195,20 @@ class TestAuthenticator:
         auth = Authenticator(users, max_verified=2)
         headers = ["Basic  " + basic(b"alice:wonderland").split()[1] + " " * n for n in range(3)]
         for header in headers:
-            pending = auth.check(header)
-            assert isinstance(pending, Credentials)
-            run(auth.verify(pending))
-        assert isinstance(auth.check(headers[0]), Credentials)
-        assert auth.check(headers[2]) == "alice"
+            run(pending(auth, header))
+        run(pending(auth, headers[0]))  # forgotten: hashed again
+        assert auth.authenticate(headers[2]) == "alice"
 
     def test_refused_table_is_bounded(self, users: dict[str, bytes]) -> None:
         """Remembered refusals never exceed the bound; the oldest go first."""
         auth = Authenticator(users, max_refused=3)
         for n in range(5):
             with pytest.raises(Unauthorized):
-                run(auth.verify(credentials(f"alice:wrong{n}".encode())))
-        assert isinstance(auth.check(basic(b"alice:wrong0")), Credentials)
+                verify(auth, f"alice:wrong{n}".encode())
         with pytest.raises(Unauthorized):
-            auth.check(basic(b"alice:wrong4"))
+            run(pending(auth, basic(b"alice:wrong0")))  # forgotten: hashed again
+        with pytest.raises(Unauthorized):
+            auth.authenticate(basic(b"alice:wrong4"))
 
     def test_hashing_queue_is_bounded(self, users: dict[str, bytes]) -> None:
         """Past max_pending waiting credentials, more are answered 503 at once."""
@@ -213,7 +222,7 @@ class TestAuthenticator:
         async def flood() -> list[object]:
             auth = Authenticator(users, max_pending=4)
             tasks = [
-                asyncio.ensure_future(auth.verify(credentials(f"alice:w{n}".encode())))
+                asyncio.ensure_future(pending(auth, basic(f"alice:w{n}".encode())))
                 for n in range(10)
             ]
             await asyncio.sleep(0.05)
@@ -233,5 +242,5 @@ class TestAuthenticator:
         auth = Authenticator(users, max_pending=0)
         auth._verified[basic(b"bob:builder")] = "bob"  # verified before the flood
         with pytest.raises(ServiceUnavailable):
-            run(auth.verify(credentials(b"alice:x")))
-        assert auth.check(basic(b"bob:builder")) == "bob"
+            verify(auth, b"alice:x")
+        assert auth.authenticate(basic(b"bob:builder")) == "bob"

@@ -6,16 +6,12 @@ import asyncio
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
 
 import pytest
 
 from echod.http.drain import CLOSE_GRACE, CLOSE_WAIT, POLL, SHUTDOWN, Drain
-from tests.support.harness import FakeHeaders, FakeScope, Harness
-from tests.support.users import ALICE, cheap_users
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from tests.support.harness import FakeHeaders, FakeScope, MakeHarness
+from tests.support.users import ALICE
 
 #: A sleep far longer than any test may last: ending well before it means the drain ended it.
 LONG = 30.0
@@ -157,7 +153,7 @@ class TestSleep:
 class TestCancelling:
     def test_no_tasks_at_first(self) -> None:
         """A new drain has nothing to cancel."""
-        assert Drain(Ready()).tasks == 0
+        assert len(Drain(Ready())._tasks) == 0
 
     def test_a_registered_task_is_cancelled_with_shutdown_on_drain(self) -> None:
         """The task sees CancelledError("shutdown") soon after the ready byte turns false."""
@@ -177,12 +173,12 @@ class TestCancelling:
             task: asyncio.Task[object] = asyncio.ensure_future(connection())
             began = time.monotonic()
             with drain.cancelling(task) as count:
-                during = drain.tasks
+                during = len(drain._tasks)
                 asyncio.get_running_loop().call_later(0.1, ready.drain)
                 with pytest.raises(asyncio.CancelledError):
                     await task
             took = time.monotonic() - began
-            return count, during, reasons[0], task.cancelled(), took, drain.tasks
+            return count, during, reasons[0], task.cancelled(), took, len(drain._tasks)
 
         count, during, reason, cancelled, took, after = asyncio.run(scenario())
         assert (count, during) == (1, 1)
@@ -208,10 +204,10 @@ class TestCancelling:
                     counts.append(second)
                     with drain.cancelling(tasks[2]) as third:
                         counts.append(third)
-                        sizes.append(drain.tasks)
-                    sizes.append(drain.tasks)
-                sizes.append(drain.tasks)
-            sizes.append(drain.tasks)
+                        sizes.append(len(drain._tasks))
+                    sizes.append(len(drain._tasks))
+                sizes.append(len(drain._tasks))
+            sizes.append(len(drain._tasks))
             for task in tasks:
                 task.cancel()
             return counts, sizes
@@ -229,7 +225,7 @@ class TestCancelling:
             with pytest.raises(RuntimeError), drain.cancelling(task):
                 raise RuntimeError
             task.cancel()
-            return drain.tasks
+            return len(drain._tasks)
 
         assert asyncio.run(scenario()) == 0
 
@@ -355,38 +351,34 @@ class TestStopping:
         drain.stopping = True
         assert drain.draining
 
-    def test_a_stopping_worker_s_answers_close_their_connections(self, tmp_path: Path) -> None:
+    def test_a_stopping_worker_s_answers_close_their_connections(
+        self, make_harness: MakeHarness
+    ) -> None:
         """Echoes, problems and probes say Connection: close; before the stop, none does."""
-        harness = Harness(tmp_path, cheap_users(alice="wonderland"))
-        try:
-            assert harness.authed(body=b"{}").response.header("connection") is None
-            harness.app._drain.stopping = True
-            answers = [
-                harness.authed(body=b"{}"),
-                harness.authed("POST", "/api/raw", b"x"),
-                harness.authed(body=b"[]"),
-                harness.request("GET", "/health"),
-                harness.request("GET", "/metrics"),
-            ]
-            assert [answer.response.status for answer in answers] == [200, 200, 400, 200, 200]
-            assert {answer.response.header("connection") for answer in answers} == {"close"}
-        finally:
-            harness.close()
+        harness = make_harness()
+        assert harness.authed(body=b"{}").response.header("connection") is None
+        harness.app._drain.stopping = True
+        answers = [
+            harness.authed(body=b"{}"),
+            harness.authed("POST", "/api/raw", b"x"),
+            harness.authed(body=b"[]"),
+            harness.request("GET", "/health"),
+            harness.request("GET", "/metrics"),
+        ]
+        assert [answer.response.status for answer in answers] == [200, 200, 400, 200, 200]
+        assert {answer.response.header("connection") for answer in answers} == {"close"}
 
-    def test_a_stopping_worker_refuses_new_websockets(self, tmp_path: Path) -> None:
+    def test_a_stopping_worker_refuses_new_websockets(self, make_harness: MakeHarness) -> None:
         """A handshake that reaches a worker in its last moments gets 503, not a dropped socket."""
-        harness = Harness(tmp_path, cheap_users(alice="wonderland"))
-        try:
-            harness.app._drain.stopping = True
-            headers = FakeHeaders(host="echod.test", authorization=ALICE)
-            scope = FakeScope("GET", "/api/raw", headers, proto="ws")
-            refused = FakeSocket()
-            asyncio.run(harness.app.__rsgi__(scope, refused))  # type: ignore[arg-type]
-            assert refused.closed == [503]
-            [line] = harness.log_lines()
-            assert (line["status"], line["detail"]) == (
-                503,
-                "this worker is stopping (a reload replaces it)",
-            )
-        finally:
-            harness.close()
+        harness = make_harness()
+        harness.app._drain.stopping = True
+        headers = FakeHeaders(host="echod.test", authorization=ALICE)
+        scope = FakeScope("GET", "/api/raw", headers, proto="ws")
+        refused = FakeSocket()
+        asyncio.run(harness.app.__rsgi__(scope, refused))  # type: ignore[arg-type]
+        assert refused.closed == [503]
+        [line] = harness.log_lines()
+        assert (line["status"], line["detail"]) == (
+            503,
+            "this worker is stopping (a reload replaces it)",
+        )

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import pytest
 
 from echod.http.inspection import MAX_DELAYED, Inspector
-from tests.support.harness import INSTANCE_ID, Harness
+from tests.support.harness import INSTANCE_ID, Harness, MakeHarness
 from tests.support.users import ALICE
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
 
 APP = "https://app.example"
 
 
 @pytest.fixture
-def cors(tmp_path: Path, users: dict[str, bytes]) -> Iterator[Harness]:
+def cors(make_harness: MakeHarness) -> Harness:
     """An app that lets https://app.example call it."""
-    made = Harness(tmp_path, users, cors_origins=(APP,))
-    yield made
-    made.close()
+    return make_harness(cors_origins=(APP,))
 
 
 class TestInspect:
@@ -38,7 +31,7 @@ class TestInspect:
 
     def test_a_delayed_request_over_the_bound_is_503(self, harness: Harness) -> None:
         """With MAX_DELAYED waiting, one more delay is refused with Retry-After: 1."""
-        inspector = harness.app._handlers["/api/inspect"]
+        inspector = harness.app._endpoints["/api/inspect"].handler
         assert isinstance(inspector, Inspector)
         inspector._delayed = MAX_DELAYED
         refused = harness.authed("GET", "/api/inspect?delay_ms=10").response
@@ -51,7 +44,7 @@ class TestInspect:
     def test_a_delay_ends_and_frees_its_place(self, harness: Harness) -> None:
         """After a delay the count of waiting requests is back to 0."""
         assert harness.authed("GET", "/api/inspect?delay_ms=20").response.status == 200
-        inspector = harness.app._handlers["/api/inspect"]
+        inspector = harness.app._endpoints["/api/inspect"].handler
         assert isinstance(inspector, Inspector)
         assert inspector._delayed == 0
 
@@ -119,7 +112,7 @@ class TestCors:
         def explode(_body: bytes) -> bytes:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr("echod.http.app.echo", explode)
+        monkeypatch.setattr("echod.http.echoes.echo", explode)
         answer = cors.request(
             "POST", "/api/echo", b"{}", {"authorization": ALICE, "origin": APP}
         ).response

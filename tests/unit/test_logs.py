@@ -21,7 +21,8 @@ from echod.telemetry.access_log import (
 )
 from echod.telemetry.line_writer import FLUSH_DELAY
 from echod.telemetry.log_line import JsonFormatter, Rfc3339Clock
-from echod.telemetry.records import RequestRecord, Traffic
+from echod.telemetry.metric_layout import Layout
+from echod.telemetry.records import RequestRecord, Traffic, failure
 from tests.support.harness import QuietLoop
 
 
@@ -49,19 +50,20 @@ def record(status: int = 200, **fields: Any) -> RequestRecord:
     typical: dict[str, Any] = {
         "method": "POST",
         "path": "/api/echo",
-        "route": "/api/echo",
+        "tally": Layout().tally("/api/echo"),
         "http_version": "1.1",
         "duration_ms": 0.12345,
         "request_id": "rid-1",
         "user": "alice",
         "remote": "127.0.0.1:5",
+        "started": 0.0,
     }
     return RequestRecord(status=status, **(typical | fields))
 
 
 def log_one(log: AccessLog, status: int, error: BaseException | None = None) -> None:
     """Log a typical request with ``status``."""
-    log.request(record(status, error=error))
+    log.request(record(status, error=None if error is None else failure(error)))
 
 
 class TestRfc3339Clock:

@@ -52,9 +52,9 @@ class TestRecorder:
     def test_requests_are_counted_by_status_method_and_path(self, store: MetricsStore) -> None:
         """Each request adds one to its own series."""
         recorder = store.claim()
-        recorder.observe(200, "POST", "/api/echo", 1.0)
-        recorder.observe(200, "POST", "/api/echo", 1.0)
-        recorder.observe(401, "PUT", "/api/echo", 1.0)
+        recorder.observe(200, "POST", LAYOUT.tally("/api/echo"), 1.0)
+        recorder.observe(200, "POST", LAYOUT.tally("/api/echo"), 1.0)
+        recorder.observe(401, "PUT", LAYOUT.tally("/api/echo"), 1.0)
         registry = registry_of(store)
         assert requests(registry, "200", "POST", "/api/echo") == 2
         assert requests(registry, "401", "PUT", "/api/echo") == 1
@@ -63,15 +63,15 @@ class TestRecorder:
     def test_unknown_methods_count_as_other(self, store: MetricsStore) -> None:
         """A method outside the known set cannot add series."""
         recorder = store.claim()
-        recorder.observe(404, "PROPFIND", "unmatched", 1.0)
-        recorder.observe(404, "BREW", "unmatched", 1.0)
+        recorder.observe(404, "PROPFIND", LAYOUT.tally("unmatched"), 1.0)
+        recorder.observe(404, "BREW", LAYOUT.tally("unmatched"), 1.0)
         assert requests(registry_of(store), "404", "other", "unmatched") == 2
 
     def test_durations_land_in_millisecond_buckets(self, store: MetricsStore) -> None:
         """Buckets run from 0.1 ms to 10 s; le is inclusive; the sum is in ms."""
         recorder = store.claim()
         for duration in (0.05, 0.1, 3.0, 10_000.0, 20_000.0):
-            recorder.observe(200, "POST", "/api/echo", duration)
+            recorder.observe(200, "POST", LAYOUT.tally("/api/echo"), duration)
         registry = registry_of(store)
 
         def bucket(le: str) -> float | None:
@@ -99,8 +99,8 @@ class TestStore:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         try:
             second = store.claim(pid=child.pid)
-            first.observe(200, "POST", "/api/echo", 1.0)
-            second.observe(200, "POST", "/api/echo", 1.0)
+            first.observe(200, "POST", LAYOUT.tally("/api/echo"), 1.0)
+            second.observe(200, "POST", LAYOUT.tally("/api/echo"), 1.0)
             assert requests(registry_of(store), "200", "POST", "/api/echo") == 2
         finally:
             child.kill()
@@ -110,9 +110,9 @@ class TestStore:
         """A replacement worker adds to what the dead one counted: counters never go down."""
         child = subprocess.Popen([sys.executable, "-c", "pass"])
         child.wait()
-        store.claim(pid=child.pid).observe(500, "POST", "/api/echo", 1.0)
+        store.claim(pid=child.pid).observe(500, "POST", LAYOUT.tally("/api/echo"), 1.0)
         replacement = store.claim(pid=os.getpid())
-        replacement.observe(500, "POST", "/api/echo", 1.0)
+        replacement.observe(500, "POST", LAYOUT.tally("/api/echo"), 1.0)
         assert requests(registry_of(store), "500", "POST", "/api/echo") == 2
 
     def test_claiming_when_every_slot_is_live_fails(self, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ class TestStore:
 
     def test_a_second_mapping_sees_the_same_counts(self, store: MetricsStore) -> None:
         """Workers map the file the supervisor made; all share one memory."""
-        store.claim().observe(200, "POST", "/api/echo", 1.0)
+        store.claim().observe(200, "POST", LAYOUT.tally("/api/echo"), 1.0)
         other = MetricsStore(store.path, LAYOUT)
         assert requests(registry_of(other), "200", "POST", "/api/echo") == 1
         other.close()

@@ -40,7 +40,7 @@ class TestRuntime:
     ) -> None:
         """Another attachment (another process's) sees the drain and the counts."""
         worker = Runtime(runtime.ref)
-        worker.store.claim().observe(200, "POST", "/api/echo", 1.0)
+        worker.store.claim().observe(200, "POST", runtime.ref.layout.tally("/api/echo"), 1.0)
         assert worker.readiness.is_ready()
         runtime.readiness.drain()
         assert not worker.readiness.is_ready()

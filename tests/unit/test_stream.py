@@ -7,16 +7,15 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.http.answers import Answer
 from echod.http.drain import Drain
 from echod.http.problems import BadRequest
 from echod.http.stream import DEFAULT_EVENTS, MAX_EVENTS, Streams
-from tests.support.harness import FakeScope
+from tests.support.harness import FakeScope, new_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -26,8 +25,27 @@ EVENT = re.compile(
     r'id: (?P<id>[0-9]+)\ndata: \{"seq":(?P<seq>[0-9]+),'
     r'"time":"(?P<time>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"\}\n\n'
 )
-#: The headers of every stream's answer, after its request id.
+#: The headers of every stream's answer, before its request id and its time to the head.
 HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-store")]
+RESPONSE_TIME = re.compile(r"[0-9]+\.[0-9]{3}ms")
+
+
+class Answer(NamedTuple):
+    """What a stream's record says once it is done: its status, why, and its events."""
+
+    status: int
+    detail: str | None = None
+    events: int | None = None
+
+
+def stamped(headers: list[tuple[str, str]], rid: str) -> list[tuple[str, str]]:
+    """``headers`` with ``X-Response-Time`` checked and left out, the rest as sent."""
+    assert headers[-1][0] == "x-response-time"
+    assert RESPONSE_TIME.fullmatch(headers[-1][1])
+    assert headers[-2] == ("x-request-id", rid)
+    return headers[:-1]
+
+
 #: How long a drain may take to end a stream, with room for a slow machine.
 NOTICED = 2.0
 
@@ -92,10 +110,12 @@ class Ready:
 
 def call(
     streams: Streams, query: str, proto: StreamProto, method: str = "GET", rid: str = "rid-1"
-) -> object:
-    """What the handler returns for a request with ``query``."""
+) -> tuple[Answer, Coroutine[Any, Any, None] | None]:
+    """What the handler says of a request with ``query``, and the stream it returns to await."""
     scope = FakeScope(method=method, path="/api/stream", query_string=query)
-    return streams(cast("Any", scope), cast("Any", proto), rid, time.perf_counter(), b"")
+    record = new_record(method, "/api/stream", rid)
+    streaming = streams(cast("Any", scope), cast("Any", proto), record, b"")
+    return Answer(record.status, record.detail, record.events), streaming
 
 
 def stream(
@@ -108,13 +128,18 @@ def stream(
     """Run a GET stream to its end: its answer, the protocol it went through, its duration."""
     proto = proto or StreamProto()
     drain = Drain(ready or Ready())
+    record = new_record("GET", "/api/stream")
 
-    async def scenario() -> Answer:
-        streaming = call(Streams(max_delay=max_delay, drain=drain), query, proto)
-        return await cast("Coroutine[Any, Any, Answer]", streaming)
+    async def scenario() -> None:
+        scope = FakeScope(method="GET", path="/api/stream", query_string=query)
+        streams = Streams(max_delay=max_delay, drain=drain)
+        streaming = streams(cast("Any", scope), cast("Any", proto), record, b"")
+        assert streaming is not None
+        await streaming
 
     began = time.monotonic()
-    answer = asyncio.run(scenario())
+    asyncio.run(scenario())
+    answer = Answer(record.status, record.detail, record.events)
     return answer, proto, time.monotonic() - began
 
 
@@ -185,14 +210,14 @@ class TestPace:
     def test_a_stream_of_exactly_the_max_delay_is_allowed(self, query: str) -> None:
         """The rule is inclusive; one event takes no time whatever the interval."""
         proto = StreamProto()
-        head = call(Streams(max_delay=1.0, drain=Drain(Ready())), query, proto, "HEAD")
+        head, _ = call(Streams(max_delay=1.0, drain=Drain(Ready())), query, proto, "HEAD")
         assert head == Answer(200, events=0)
 
     def test_the_defaults_fit_the_default_max_delay(self) -> None:
         """With --max-delay 10, a plain GET /api/stream is allowed: 10 events, 1 s apart."""
         assert DEFAULT_EVENTS == 10
         proto = StreamProto()
-        head = call(Streams(max_delay=10.0, drain=Drain(Ready())), "", proto, "HEAD")
+        head, _ = call(Streams(max_delay=10.0, drain=Drain(Ready())), "", proto, "HEAD")
         assert head == Answer(200, events=0)
 
 
@@ -200,7 +225,7 @@ class TestHead:
     def test_head_answers_at_once_without_a_stream(self) -> None:
         """HEAD gets the stream's status and headers, no body, and no events are sent."""
         proto = StreamProto()
-        answer = call(
+        answer, _ = call(
             Streams(max_delay=10.0, drain=Drain(Ready())),
             "count=5&interval_ms=100",
             proto,
@@ -208,7 +233,9 @@ class TestHead:
             rid="rid-head",
         )
         assert answer == Answer(200, events=0)
-        assert proto.empties == [(200, [*HEADERS, ("x-request-id", "rid-head")])]
+        assert [(status, stamped(headers, "rid-head")) for status, headers in proto.empties] == [
+            (200, [*HEADERS, ("x-request-id", "rid-head")])
+        ]
         assert proto.streams == []
         assert proto.transport.sent == []
 
@@ -234,7 +261,9 @@ class TestEvents:
     def test_the_stream_starts_with_its_headers(self) -> None:
         """One 200 stream answer, an event stream that no cache keeps, with the request id."""
         _, proto, _ = stream("count=1")
-        assert proto.streams == [(200, [*HEADERS, ("x-request-id", "rid-1")])]
+        assert [(status, stamped(headers, "rid-1")) for status, headers in proto.streams] == [
+            (200, [*HEADERS, ("x-request-id", "rid-1")])
+        ]
         assert "content-length" not in dict(proto.streams[0][1])
         assert proto.empties == []
 

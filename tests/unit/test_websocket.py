@@ -8,6 +8,7 @@ import pytest
 
 from echod.http.drain import Drain
 from echod.http.websocket import SocketLimits, WebSockets, _answer, same_origin
+from tests.support.harness import new_record
 
 
 class TestSameOrigin:
@@ -68,13 +69,11 @@ class TestReply:
     def test_over_the_limit_is_a_413_problem_that_closes(self) -> None:
         """The size is counted in bytes of UTF-8, and the problem names the request id."""
         sockets = WebSockets(
-            authenticator=None,  # type: ignore[arg-type]
-            observer=None,  # type: ignore[arg-type]
             recorder=None,  # type: ignore[arg-type]
             drain=Drain(lambda: True),
             limits=SocketLimits(max_message_bytes=4, idle_timeout=1, max_connections=1),
         )
-        reply, closing = sockets._reply("raw", "/api/raw", "rid-1", "ééé")
+        reply, closing = sockets._reply("raw", new_record(path="/api/raw"), "ééé")
         assert closing
         problem = json.loads(reply)
         assert (problem["status"], problem["requestId"], problem["instance"]) == (
@@ -82,4 +81,4 @@ class TestReply:
             "rid-1",
             "/api/raw",
         )
-        assert sockets._reply("raw", "/api/raw", "rid-1", "éé") == ("éé", False)
+        assert sockets._reply("raw", new_record(path="/api/raw"), "éé") == ("éé", False)

@@ -1,12 +1,17 @@
 """Answers: how echod sends an HTTP answer, whatever the route: headers, problems, HEAD.
 
-Every JSON body over HTTP ends with a newline. An answer to ``HEAD`` carries the
-``Content-Length`` that ``GET`` would have and no body, over every protocol.
+Every answer under ``/api/`` carries ``X-Request-ID``, ``X-Response-Time`` and
+``Cache-Control: no-store``; :func:`stamp` is the one place that adds the first two,
+and it writes the status and the duration it reports into the request's record, so
+the header and the log line say the same. Every JSON body over HTTP ends with a
+newline. An answer to ``HEAD`` carries the ``Content-Length`` that ``GET`` would have
+and no body, over every protocol.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import time
+from typing import TYPE_CHECKING
 
 from echod.http.problems import PROBLEM_CONTENT_TYPE, render_problem
 
@@ -14,6 +19,7 @@ if TYPE_CHECKING:
     from granian.rsgi import HTTPProtocol  # type: ignore[attr-defined]
 
     from echod.http.problems import Problem
+    from echod.telemetry.records import RequestRecord
 
 __all__ = [
     "CLIENT_GONE",
@@ -22,10 +28,11 @@ __all__ = [
     "JSON",
     "NO_STORE",
     "PROBLEM",
-    "Answer",
     "WithHeaders",
     "problem_body",
     "send",
+    "send_problem",
+    "stamp",
 ]
 
 JSON = ("content-type", "application/json")
@@ -39,15 +46,23 @@ CLIENT_GONE = 499
 #: How granian names each HTTP version, and how echod writes it.
 HTTP_VERSIONS = {"1": "1.0", "1.0": "1.0", "1.1": "1.1", "2": "2"}
 
+_now = time.perf_counter
 
-class Answer(NamedTuple):
-    """What a handler that has more to say than its status returns instead of the status."""
 
-    status: int
-    #: For a 4xx or 5xx that is no problem of echod's (a status the request asked for).
-    detail: str | None = None
-    #: The events a stream sent.
-    events: int | None = None
+def stamp(
+    record: RequestRecord, status: int, headers: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``headers`` with the request's id and its time so far; both go into ``record`` too.
+
+    ``X-Response-Time`` is the time from the request's arrival to this answer's head, in
+    milliseconds with three decimals. The record keeps ``status`` and that duration.
+    """
+    duration_ms = (_now() - record.started) * 1000.0
+    record.status = status
+    record.duration_ms = duration_ms
+    headers.append(("x-request-id", record.request_id))
+    headers.append(("x-response-time", f"{duration_ms:.3f}ms"))
+    return headers
 
 
 def problem_body(problem: Problem, path: str, rid: str) -> bytes:
@@ -67,6 +82,14 @@ def send(
         headers.append(("content-length", str(len(body))))
         body = b""
     proto.response_bytes(status, headers, body)
+
+
+def send_problem(proto: HTTPProtocol, record: RequestRecord, problem: Problem) -> None:
+    """Answer with ``problem`` as RFC 9457 problem details; its detail goes into ``record``."""
+    record.detail = problem.detail
+    body = problem_body(problem, record.path, record.request_id)
+    headers = stamp(record, problem.status, [PROBLEM, NO_STORE, *problem.headers])
+    send(proto, record.method, problem.status, headers, body)
 
 
 class WithHeaders:

@@ -1,31 +1,33 @@
-"""App: the wiring. What runs for each request, in order, over the route table.
+"""App: what runs for each request, in order, over the route table.
 
-For each request, in order (the routes are :data:`echod.routes.ROUTES`):
+For each request, in order (the routes are :data:`echod.routes.ROUTES`; each path's
+:class:`Endpoint` is found once, and carries what the request is counted under):
 
-1. A probe route (``/health``, ``/ready``, ``/metrics``, ``/openapi.json``) asked with
+1. A :class:`echod.telemetry.records.RequestRecord` is made, with the request's id: the
+   client's ``X-Request-ID`` when it is safe to repeat, or a new UUID4.
+2. A probe route (``/health``, ``/ready``, ``/metrics``, ``/openapi.json``) asked with
    one of its methods is answered at once, without auth, and is neither logged nor
    counted.
-2. Anything else needs basic auth: 401 without good credentials.
-3. A path no route has is 404, and a route asked with another method is 405 with
-   ``Allow``. Otherwise the route's handler answers: ``POST``/``PUT /api/echo`` reads
-   the body (:mod:`echod.http.bodies`: 413 over the limit) and echoes it.
-4. The answer carries ``X-Request-ID`` and ``X-Response-Time``, and ``Connection:
-   close`` once granian stops the worker (:mod:`echod.http.drain`); then the request is
-   logged and counted, once, as one :class:`echod.telemetry.records.RequestRecord`.
-
-A WebSocket handshake goes to :mod:`echod.http.websocket` instead, which follows the same
-order with the WebSocket's own answers.
-
-Every answer is ``Cache-Control: no-store``, so that no cache in front keeps a probe, a
-scrape or an echo. Every JSON body ends with a newline. An answer to ``HEAD`` carries
-the ``Content-Length`` that ``GET`` would have, and no body, over every protocol.
+3. A WebSocket handshake must be a GET over HTTP/1.1 (400); an HTTP/1.1 request must
+   have a ``Host`` (400). A CORS preflight to ``/api/`` is answered 204 without
+   credentials (:mod:`echod.http.cors`).
+4. Anything else needs basic auth: 401 without good credentials (:mod:`echod.http.auth`).
+5. A WebSocket goes to :mod:`echod.http.websocket`. Otherwise a path no route has is 404,
+   and a route asked with another method is 405 with ``Allow``; the route's handler
+   answers, with the body read first when the route takes one (:mod:`echod.http.bodies`:
+   413 over the limit).
+6. Every answer carries ``X-Request-ID`` and ``X-Response-Time``
+   (:func:`echod.http.answers.stamp`), every answer under ``/api/`` ``Cache-Control:
+   no-store``, and each answer of a worker that granian is stopping ``Connection:
+   close`` (:mod:`echod.http.drain`). A failure is answered once, as a problem; then the
+   request is logged and counted, once, from its record.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
@@ -34,30 +36,20 @@ from echod.http.answers import (
     CLIENT_GONE,
     CLOSE,
     HTTP_VERSIONS,
-    JSON,
     NO_STORE,
-    PROBLEM,
-    Answer,
     WithHeaders,
-    problem_body,
-    send,
+    send_problem,
+    stamp,
 )
 from echod.http.bodies import BodyReader
-from echod.http.echo import echo
-from echod.http.problems import (
-    BadRequest,
-    MethodNotAllowed,
-    NotFound,
-    Problem,
-)
+from echod.http.problems import BadRequest, MethodNotAllowed, NotFound, Problem
 from echod.http.request_ids import RequestIds
-from echod.routes import ROUTES, UNMATCHED
-from echod.telemetry.records import RequestRecord
+from echod.telemetry.records import RequestRecord, failure
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Mapping
 
+    from granian._granian import RSGIWebsocketProtocol
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
 
     from echod.http.auth import Authenticator
@@ -66,18 +58,28 @@ if TYPE_CHECKING:
     from echod.http.websocket import WebSockets
     from echod.routes import Route
     from echod.telemetry.access_log import AccessLog
+    from echod.telemetry.metric_layout import Tally
     from echod.telemetry.observer import Observer
 
-__all__ = ["EchoApp", "Handler"]
+__all__ = ["EchoApp", "Endpoint", "Handler"]
 
 
-#: What answers one route's requests: it gets the scope, the protocol, the request id,
-#: the start time and the body (empty unless the route reads it), sends the answer, and
-#: returns the status it sent (or an :class:`echod.telemetry.records.Answer` that says more), or an
-#: awaitable of that when it has to wait.
-Handler = Callable[["Scope", "HTTPProtocol", str, float, bytes], object]
+#: What answers one route's requests: it gets the scope, the protocol, the request's
+#: record and the body (empty unless the route reads it), and sends the answer, stamped
+#: (:func:`echod.http.answers.stamp`). It returns None, or an awaitable when it has to
+#: wait (a delay, a stream); what it has to add to the record, it writes there.
+Handler = Callable[["Scope", "HTTPProtocol", RequestRecord, bytes], Awaitable[None] | None]
 
 _now = time.perf_counter
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A path's route, what answers it, and what its requests are counted under."""
+
+    route: Route | None
+    handler: Handler | None
+    tally: Tally
 
 
 class EchoApp:
@@ -86,10 +88,11 @@ class EchoApp:
     def __init__(
         self,
         *,
+        endpoints: dict[str, Endpoint],
+        unmatched: Endpoint,
         authenticator: Authenticator,
         access_log: AccessLog,
         observer: Observer,
-        handlers: Mapping[str, Handler],
         websockets: WebSockets,
         cors: Cors | None,
         drain: Drain,
@@ -97,8 +100,10 @@ class EchoApp:
     ) -> None:
         """Wire the parts together; :func:`echod.http.factory.create_app` builds them.
 
-        ``handlers`` answer the routes whose handler the app does not have itself.
+        ``endpoints`` has each route's path; ``unmatched`` stands for every other path.
         """
+        self._endpoints = endpoints
+        self._unmatched = unmatched
         self._auth = authenticator
         self._log = access_log
         self._observer = observer
@@ -108,12 +113,6 @@ class EchoApp:
         # A bound method: calling an object's __call__ costs about 2 % of an echo.
         self._read_body = BodyReader(max_body_bytes).read
         self._request_id = RequestIds()
-        # Each path's route, and what answers it, found once by the route's handler name.
-        self._routes: dict[str, Route] = {route.path: route for route in ROUTES}
-        self._handlers: dict[str, Handler] = {
-            route.path: getattr(self, route.handler, None) or handlers[route.handler]
-            for route in ROUTES
-        }
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start writing log lines from the worker's loop; end connections well on a stop."""
@@ -126,66 +125,60 @@ class EchoApp:
         self._log.bind(None)
         self._auth.close()
 
-    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
-        """Answer one request."""
-        start = _now()
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912 - the order of every request, read in one place
+        """Answer one request, then record it."""
+        started = _now()
         headers = scope.headers
-        rid = self._request_id(headers.get("x-request-id"))
-        if scope.proto == "ws":
-            await self._websockets.serve(scope, proto, rid)  # type: ignore[arg-type]
-            return
-        method = scope.method
         path = scope.path
+        endpoint = self._endpoints.get(path) or self._unmatched
         version = scope.http_version
-        route = self._routes.get(path)
+        record = RequestRecord(
+            method=scope.method,
+            path=path,
+            tally=endpoint.tally,
+            http_version=HTTP_VERSIONS.get(version, version),
+            request_id=self._request_id(headers.get("x-request-id")),
+            remote=scope.client,
+            started=started,
+        )
+        method = record.method
+        route = endpoint.route
+        websocket = scope.proto == "ws"
         preflight: str | None = None
-        if self._cors is not None or self._drain.stopping:
-            proto, preflight = self._wrap(headers, method, proto)
-        hostless = version == "1.1" and "host" not in headers
-        if route is not None and route.probe and method in route.methods and not hostless:
-            self._handlers[path](scope, proto, rid, start, b"")
-            return
-        user: str | None = None
-        error: BaseException | None = None
-        detail: str | None = None
-        events: int | None = None
+        hostless = False
+        if not websocket:
+            if self._cors is not None or self._drain.stopping:
+                proto, preflight = self._wrap(headers, method, proto)
+            hostless = version == "1.1" and "host" not in headers
+            if route is not None and route.probe and method in route.methods and not hostless:
+                endpoint.handler(scope, proto, record, b"")  # type: ignore[misc]
+                return
         try:
-            if hostless:
+            if websocket:
+                self._websockets.check_opening(scope)
+            elif hostless:
                 raise BadRequest("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)")
             if preflight is not None and path.startswith("/api/"):
-                status = self._preflight(preflight, proto, route, path, rid)
+                self._preflight(preflight, proto, route, record)
             else:
-                checked = self._auth.check(headers.get("authorization"))
-                user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
-                if route is None:
+                user = self._auth.authenticate(headers.get("authorization"))
+                record.user = user if type(user) is str else await user  # type: ignore[misc]
+                if websocket:
+                    await self._websockets.serve(scope, proto, route, record)  # type: ignore[arg-type]
+                elif route is None:
                     raise NotFound(f"no route matches the path {path!r}")
-                if method not in route.methods:
+                elif method not in route.methods:
                     raise MethodNotAllowed(method, route.allow)
-                body = await self._read_body(headers, proto) if route.body else b""
-                result = self._handlers[path](scope, proto, rid, start, body)
-                if type(result) is int:
-                    status = result
-                else:  # it had something to wait for, or more to say
-                    status, detail, events = await _settled(result)
-            duration_ms = (_now() - start) * 1000.0
+                else:
+                    body = await self._read_body(headers, proto) if route.body else b""
+                    waiting = endpoint.handler(scope, proto, record, body)  # type: ignore[misc]
+                    if waiting is not None:
+                        await waiting
         except Exception as exc:  # noqa: BLE001 - the edge: every failure is answered once
-            status, detail, error, duration_ms = self._failed(exc, proto, method, path, rid, start)
-        self._observer.record(
-            RequestRecord(
-                method=method,
-                path=path,
-                route=UNMATCHED if route is None else route.label,
-                http_version=HTTP_VERSIONS.get(version, version),
-                status=status,
-                duration_ms=duration_ms,
-                request_id=rid,
-                user=user,
-                remote=scope.client,
-                detail=detail,
-                error=error,
-                events=events,
-            )
-        )
+            self._failed(exc, proto, record, websocket=websocket)
+        if websocket:  # a WebSocket's duration is the connection's
+            record.duration_ms = (_now() - started) * 1000.0
+        self._observer.record(record)
 
     def _wrap(
         self, headers: Headers, method: str, proto: HTTPProtocol
@@ -201,90 +194,37 @@ class EchoApp:
             proto = cast("HTTPProtocol", WithHeaders(proto, [CLOSE]))
         return proto, preflight
 
-    def _failed(
-        self,
-        exc: Exception,
-        proto: HTTPProtocol,
-        method: str,
-        path: str,
-        rid: str,
-        start: float,
-    ) -> tuple[int, str, Exception | None, float]:
-        """Answer a request that failed; return its status, detail, error and duration."""
-        if isinstance(exc, Problem):
-            return exc.status, exc.detail, None, self._problem(proto, method, exc, path, rid, start)
-        if isinstance(exc, ProtocolClosed | ProtocolError):  # it left while sending the body
-            detail = "the client closed the connection before the answer"
-            return CLIENT_GONE, detail, None, (_now() - start) * 1000.0
-        internal = Problem("an unexpected error occurred; it is logged under this request id")
-        return 500, internal.detail, exc, self._problem(proto, method, internal, path, rid, start)
-
     def _preflight(
-        self, origin: str, proto: HTTPProtocol, route: Route | None, path: str, rid: str
-    ) -> int:
+        self, origin: str, proto: HTTPProtocol, route: Route | None, record: RequestRecord
+    ) -> None:
         """Answer a CORS preflight from an allowed origin, without credentials: 204."""
         if route is None or self._cors is None:
-            raise NotFound(f"no route matches the path {path!r}")
-        proto.response_empty(204, [*self._cors.preflight(origin, route), ("x-request-id", rid)])
-        return 204
+            raise NotFound(f"no route matches the path {record.path!r}")
+        headers = [*self._cors.preflight(origin, route), NO_STORE]
+        proto.response_empty(204, stamp(record, 204, headers))
 
-    # --- the handlers: each answers its route's requests and returns the status it sent
+    @staticmethod
+    def _failed(
+        exc: Exception, proto: HTTPProtocol, record: RequestRecord, *, websocket: bool
+    ) -> None:
+        """Answer a request that failed, once, and say in its record what went wrong.
 
-    def echo(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
-        """``POST``/``PUT /api/echo``: the JSON object with ``"echoed": true``."""
-        echoed = echo(body) + b"\n"
-        duration_ms = (_now() - start) * 1000.0
-        proto.response_bytes(
-            200,
-            [JSON, NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")],
-            echoed,
-        )
-        return 200
-
-    def raw(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
-        """``POST``/``PUT /api/raw``: the body byte for byte, under the request's type."""
-        content_type = scope.headers.get("content-type") or "application/octet-stream"
-        duration_ms = (_now() - start) * 1000.0
-        proto.response_bytes(
-            200,
-            [
-                ("content-type", content_type),
-                NO_STORE,
-                ("x-request-id", rid),
-                ("x-response-time", f"{duration_ms:.3f}ms"),
-            ],
-            body,
-        )
-        return 200
-
-    # --- the parts the handlers share
-
-    def _problem(
-        self,
-        proto: HTTPProtocol,
-        method: str,
-        problem: Problem,
-        path: str,
-        rid: str,
-        start: float,
-    ) -> float:
-        body = problem_body(problem, path, rid)
-        duration_ms = (_now() - start) * 1000.0
-        headers = [
-            PROBLEM,
-            NO_STORE,
-            ("x-request-id", rid),
-            ("x-response-time", f"{duration_ms:.3f}ms"),
-            *problem.headers,
-        ]
-        send(proto, method, problem.status, headers, body)
-        return duration_ms
-
-
-async def _settled(result: object) -> tuple[int, str | None, int | None]:
-    """A handler's status, the detail and the events it adds, once it has them."""
-    if inspect.isawaitable(result):
-        result = await result
-    if isinstance(result, Answer):
-        return result.status, result.detail, result.events
-    return cast("int", result), None, None
+        A WebSocket refused before its upgrade gets the bare status (granian sends no
+        more); an HTTP request gets the problem's JSON. A client that left while its body
+        was read is recorded as :data:`echod.http.answers.CLIENT_GONE`. Anything else is
+        a 500, recorded with its traceback.
+        """
+        if isinstance(exc, ProtocolClosed | ProtocolError):  # it left while sending the body
+            record.status = CLIENT_GONE
+            record.detail = "the client closed the connection before the answer"
+            record.duration_ms = (_now() - record.started) * 1000.0
+            return
+        problem = exc if isinstance(exc, Problem) else None
+        if problem is None:
+            record.error = failure(exc)
+            problem = Problem("an unexpected error occurred; it is logged under this request id")
+        if websocket:
+            cast("RSGIWebsocketProtocol", proto).close(problem.status)
+            record.status, record.detail = problem.status, problem.detail
+        else:
+            send_problem(proto, record, problem)

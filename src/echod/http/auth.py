@@ -22,7 +22,7 @@ import bcrypt
 from echod.http.problems import ServiceUnavailable, Unauthorized
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Coroutine, Mapping
 
 __all__ = [
     "BCRYPT_MAX_PASSWORD",
@@ -114,13 +114,15 @@ class Authenticator:
         # Unknown users are hashed too, against this, so timing does not reveal them.
         self._unknown_user_hash = next(iter(self._users.values()))
 
-    def check(self, header: str | None) -> str | Credentials:
-        """Return the user when these credentials were verified before.
+    def authenticate(self, header: str | None) -> str | Coroutine[Any, Any, str]:
+        """The user that the ``Authorization`` header ``header`` names, once verified.
 
-        Otherwise return the parsed credentials, which :meth:`verify` must hash.
+        Credentials that bcrypt accepted before give their user at once; others give a
+        coroutine that hashes them (:meth:`_verify`), which the caller awaits. So a
+        request whose credentials are known never waits.
 
         Raises:
-            Unauthorized: the header is unusable, or these credentials were refused.
+            Unauthorized: the header is unusable, or these credentials were refused before.
         """
         if header is not None:
             user = self._verified.get(header)
@@ -128,9 +130,9 @@ class Authenticator:
                 return user
             if header in self._refused:
                 raise Unauthorized(_WRONG)
-        return parse_basic_auth(header)
+        return self._verify(parse_basic_auth(header))
 
-    async def verify(self, credentials: Credentials) -> str:
+    async def _verify(self, credentials: Credentials) -> str:
         """Hash ``credentials`` with bcrypt, off the event loop, and remember the outcome.
 
         Requests that carry the same credentials while they are being hashed wait for

@@ -1,18 +1,18 @@
 """Drain: how a worker's long requests and connections learn that they must end.
 
-A worker stops in two ways. The whole instance drains (SIGTERM to echod): the
-supervisor clears the shared ready byte, and while any long request runs, one task per
-worker looks at that byte a few times a second. Or granian replaces the worker (a
-reload, or shutdown): it sends the worker SIGTERM, which :meth:`Drain.close_before_stopping`
-takes over. Either way, delays and streams waiting in :meth:`Drain.sleep` wake at once,
-and the WebSockets registered with :meth:`Drain.cancelling` are cancelled, each with the
+A worker stops in two ways. The whole instance drains (SIGTERM to echod): the supervisor
+clears the shared ready byte, and while any long request runs, one task per worker looks
+at that byte a few times a second. Or granian replaces the worker (a reload, or
+shutdown): it sends the worker SIGTERM, which :meth:`Drain.close_before_stopping` takes
+over. Either way, delays and streams waiting in :meth:`Drain.sleep` wake at once, and
+the WebSockets registered with :meth:`Drain.cancelling` are cancelled, each with the
 reason ``"shutdown"``.
 
 A worker that granian stops also ends its kept-alive HTTP/1.1 connections cleanly: for
-:data:`CLOSE_GRACE` seconds each answer says ``Connection: close`` (:attr:`Drain.stopping`),
-so a client opens a new connection for its next request instead of sending it on one
-that the worker is about to close. A WebSocket also ends when its client stays silent
-for ``--ws-idle-timeout`` (:class:`IdleTimer`).
+:data:`CLOSE_GRACE` seconds each answer says ``Connection: close``
+(:attr:`Drain.stopping`), so a client opens a new connection for its next request
+instead of sending it on one that the worker is about to close. A WebSocket also ends
+when its client stays silent for ``--ws-idle-timeout`` (:class:`IdleTimer`).
 """
 
 from __future__ import annotations
@@ -92,11 +92,6 @@ class Drain:
             self._tasks.discard(task)
             if not self._tasks and self._emptied is not None:
                 self._emptied.set()
-
-    @property
-    def tasks(self) -> int:
-        """How many tasks would be cancelled by a drain now."""
-        return len(self._tasks)
 
     def close_before_stopping(
         self, loop: asyncio.AbstractEventLoop, hand_over: Callable[[], None] | None = None

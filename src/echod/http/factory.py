@@ -1,8 +1,8 @@
-"""Wiring: one worker's app, built from the settings and the parts its processes share.
+"""Factory: one worker's app, built from the settings and the parts its processes share.
 
 Everything a worker needs is made here once, at the worker's start: the access log,
 the authenticator, the observer that feeds the metric slot and the log, and each
-route's handler. Nothing is made at import time.
+route's handler, which is paired with its route here. Nothing is made at import time.
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from echod.http.app import EchoApp
+from echod import routes
+from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
 from echod.http.cors import Cors
 from echod.http.drain import Drain
+from echod.http.echoes import echo_json, echo_raw
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
 from echod.http.probes import Probes
 from echod.http.stream import Streams
 from echod.http.websocket import SocketLimits, WebSockets
+from echod.routes import ROUTES, UNMATCHED
 from echod.telemetry.access_log import AccessLog
 from echod.telemetry.observer import Observer
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from echod.http.app import Handler
+    from echod.routes import Route
     from echod.settings.config import Settings
     from echod.telemetry.metric_layout import Recorder
 
@@ -49,25 +53,28 @@ def create_app(
     ``instance_id`` names the echod instance, the same in all its workers.
     """
     access_log = AccessLog(settings.log_level, log_fd)
-    authenticator = Authenticator(users)
-    observer = Observer(access_log, recorder)
     drain = Drain(is_ready)
     cors = Cors(settings.cors_origins) if settings.cors_origins else None
     instance = {"id": instance_id}
     if settings.expose_hostname:
         instance["hostname"] = socket.gethostname()
     probes = Probes(registry=registry, is_ready=is_ready, openapi=openapi_document())
-    handlers: dict[str, Handler] = {
-        "health": probes.health,
-        "ready": probes.ready,
-        "metrics": probes.metrics,
-        "openapi": probes.openapi,
-        "inspect": Inspector(instance=instance, max_delay=settings.max_delay, drain=drain),
-        "stream": Streams(max_delay=settings.max_delay, drain=drain),
+    handlers: dict[Route, Handler] = {
+        routes.ECHO: echo_json,
+        routes.RAW: echo_raw,
+        routes.INSPECT: Inspector(instance=instance, max_delay=settings.max_delay, drain=drain),
+        routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
+        routes.HEALTH: probes.health,
+        routes.READY: probes.ready,
+        routes.METRICS: probes.metrics,
+        routes.OPENAPI: probes.openapi,
+    }
+    layout = recorder.layout
+    endpoints = {
+        route.path: Endpoint(route, handlers[route], layout.tally(route.path, timed=route.timed))
+        for route in ROUTES
     }
     websockets = WebSockets(
-        authenticator=authenticator,
-        observer=observer,
         recorder=recorder,
         drain=drain,
         limits=SocketLimits(
@@ -78,10 +85,11 @@ def create_app(
         cors=cors,
     )
     return EchoApp(
-        authenticator=authenticator,
+        endpoints=endpoints,
+        unmatched=Endpoint(None, None, layout.tally(UNMATCHED)),
+        authenticator=Authenticator(users),
         access_log=access_log,
-        observer=observer,
-        handlers=handlers,
+        observer=Observer(access_log, recorder),
         websockets=websockets,
         cors=cors,
         drain=drain,

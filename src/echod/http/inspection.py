@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import time
 from base64 import b64decode
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, Answer, send
+from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, send, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
 from echod.http.forwarded import forwarded
 from echod.http.problems import ServiceUnavailable
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
 
     from echod.http.drain import Drain
+    from echod.telemetry.records import RequestRecord
 
 __all__ = ["MAX_DELAYED", "TEXT_LIMIT", "Inspector", "redacted"]
 
@@ -41,7 +43,6 @@ _NO_BODY = frozenset({204, 304})
 _REDACTED = "<redacted>"
 _CREDENTIALS = frozenset({"authorization", "proxy-authorization"})
 _encode = msgspec.json.Encoder().encode
-_now = time.perf_counter
 
 
 def redacted(name: str, value: str) -> str:
@@ -79,51 +80,41 @@ class Inspector:
         self._delayed = 0
 
     def __call__(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int | Answer | Any:  # noqa: ANN401 - an awaitable when the request asks for a delay
+        self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
+    ) -> Coroutine[Any, Any, None] | None:
         """Answer with the report, after the delay and with the status the request asks."""
         headers = scope.headers
         args = query_args(scope.query_string)
         status = control(args, "status", STATUS, headers, "x-echod-status") or 200
         wait = control(args, "delay_ms", self._delay, headers, "x-echod-delay-ms")
-        report = _encode(self._report(scope, headers, args, body, rid)) + b"\n"
+        report = _encode(self._report(scope, headers, args, body, record.request_id)) + b"\n"
         if wait:
             if self._delayed >= MAX_DELAYED:
                 raise ServiceUnavailable(
                     f"{MAX_DELAYED} delayed requests are waiting in this worker already"
                 )
-            return self._after(wait, scope, proto, rid, start, status, report)
-        return self._answer(scope, proto, rid, start, status, report)
+            return self._after(wait, proto, record, status, report)
+        self._answer(proto, record, status, report)
+        return None
 
     async def _after(
-        self,
-        wait: int,
-        scope: Scope,
-        proto: HTTPProtocol,
-        rid: str,
-        start: float,
-        status: int,
-        report: bytes,
-    ) -> int | Answer:
+        self, wait: int, proto: HTTPProtocol, record: RequestRecord, status: int, report: bytes
+    ) -> None:
         self._delayed += 1
         try:
             await self._drain.sleep(wait / 1000)  # cut short when echod drains
         finally:
             self._delayed -= 1
-        return self._answer(scope, proto, rid, start, status, report)
+        self._answer(proto, record, status, report)
 
-    def _answer(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, status: int, body: bytes
-    ) -> int | Answer:
-        duration_ms = (_now() - start) * 1000.0
-        headers = [NO_STORE, ("x-request-id", rid), ("x-response-time", f"{duration_ms:.3f}ms")]
+    @staticmethod
+    def _answer(proto: HTTPProtocol, record: RequestRecord, status: int, body: bytes) -> None:
         if status in _NO_BODY:
-            proto.response_empty(status, headers)
+            proto.response_empty(status, stamp(record, status, [NO_STORE]))
         else:
-            send(proto, scope.method, status, [JSON, *headers], body)
+            send(proto, record.method, status, stamp(record, status, [JSON, NO_STORE]), body)
         if status >= 400:  # noqa: PLR2004 - the log line of a 4xx or 5xx says why
-            return Answer(status, detail="the request asked for this status")
-        return status
+            record.detail = "the request asked for this status"
 
     def _report(
         self, scope: Scope, headers: Headers, args: dict[str, list[str]], body: bytes, rid: str

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
     from prometheus_client import CollectorRegistry
 
+    from echod.telemetry.records import RequestRecord
+
 __all__ = ["Probes"]
 
 _HEALTHY = b'{"status":"ok"}\n'
@@ -39,34 +41,49 @@ class Probes:
         self._is_ready = is_ready
         self._openapi = openapi
 
-    def health(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+    def health(self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes) -> None:
         """``/health``: 200 while the process serves."""
-        send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _HEALTHY)
-        return 200
+        send(
+            proto,
+            scope.method,
+            200,
+            [JSON, NO_STORE, ("x-request-id", record.request_id)],
+            _HEALTHY,
+        )
 
-    def ready(self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes) -> int:
+    def ready(self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes) -> None:
         """``/ready``: 200, or 503 once the instance drains."""
         if self._is_ready():
-            send(proto, scope.method, 200, [JSON, NO_STORE, ("x-request-id", rid)], _READY)
-            return 200
+            send(
+                proto,
+                scope.method,
+                200,
+                [JSON, NO_STORE, ("x-request-id", record.request_id)],
+                _READY,
+            )
+            return
         problem = ServiceUnavailable("echod is shutting down")
-        headers = [PROBLEM, NO_STORE, ("x-request-id", rid), *problem.headers]
-        send(proto, scope.method, 503, headers, problem_body(problem, scope.path, rid))
-        return 503
+        headers = [PROBLEM, NO_STORE, ("x-request-id", record.request_id), *problem.headers]
+        send(
+            proto, scope.method, 503, headers, problem_body(problem, scope.path, record.request_id)
+        )
 
     def metrics(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int:
+        self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
+    ) -> None:
         """``/metrics``: the whole instance's metrics, in the format ``Accept`` asks for."""
         body, content_type = render(self._registry, scope.headers.get("accept"))
-        headers = [("content-type", content_type), NO_STORE, _VARY_ACCEPT, ("x-request-id", rid)]
+        headers = [
+            ("content-type", content_type),
+            NO_STORE,
+            _VARY_ACCEPT,
+            ("x-request-id", record.request_id),
+        ]
         send(proto, scope.method, 200, headers, body)
-        return 200
 
     def openapi(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int:
+        self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
+    ) -> None:
         """``/openapi.json``: the OpenAPI document."""
-        headers = [JSON, _DOCUMENT_CACHING, ("x-request-id", rid)]
+        headers = [JSON, _DOCUMENT_CACHING, ("x-request-id", record.request_id)]
         send(proto, scope.method, 200, headers, self._openapi)
-        return 200

@@ -1,4 +1,4 @@
-"""Errors: the one hierarchy of HTTP problems, and the one place that renders them.
+"""Problems: the one hierarchy of HTTP problems, and the one place that renders them.
 
 Every answer other than a 2xx is a :class:`Problem`, rendered as RFC 9457 problem
 details (``application/problem+json``) that carry the request id::

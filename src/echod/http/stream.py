@@ -11,19 +11,22 @@ client that leaves stops the stream (logged as 499); a drain ends it early and c
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.http.answers import CLIENT_GONE, NO_STORE, Answer
+from echod.http.answers import CLIENT_GONE, NO_STORE, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
 from echod.http.problems import BadRequest
 from echod.telemetry.log_line import Rfc3339Clock
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
 
     from echod.http.drain import Drain
+    from echod.telemetry.records import RequestRecord
 
 __all__ = ["DEFAULT_EVENTS", "DEFAULT_INTERVAL_MS", "MAX_EVENTS", "Streams"]
 
@@ -46,9 +49,9 @@ class Streams:
         self._clock = Rfc3339Clock()
 
     def __call__(
-        self, scope: Scope, proto: HTTPProtocol, rid: str, start: float, body: bytes
-    ) -> int | Answer | object:
-        """Check the request's pace, then stream (an awaitable), or answer HEAD at once."""
+        self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
+    ) -> Coroutine[Any, Any, None] | None:
+        """Check the request's pace, then stream (a coroutine), or answer HEAD at once."""
         args = query_args(scope.query_string)
         count = control(args, "count", Bounds(1, MAX_EVENTS)) or DEFAULT_EVENTS
         interval = control(args, "interval_ms", self._interval)
@@ -58,26 +61,33 @@ class Streams:
                 f"{count} events {interval} ms apart take {(count - 1) * interval} ms, "
                 f"over the longest delay of {self._interval.high} ms (--max-delay)"
             )
-        headers = [_EVENT_STREAM, NO_STORE, ("x-request-id", rid)]
+        headers = stamp(record, 200, [_EVENT_STREAM, NO_STORE])
+        record.events = 0
         if scope.method == "HEAD":
             proto.response_empty(200, headers)
-            return Answer(200, events=0)
-        return self._stream(proto, headers, count, interval)
+            return None
+        return self._stream(proto, headers, record, count, interval)
 
     async def _stream(
-        self, proto: HTTPProtocol, headers: list[tuple[str, str]], count: int, interval: int
-    ) -> Answer:
+        self,
+        proto: HTTPProtocol,
+        headers: list[tuple[str, str]],
+        record: RequestRecord,
+        count: int,
+        interval: int,
+    ) -> None:
+        """Send the events; the record's duration is the whole stream's, its head's the header's."""
         transport = proto.response_stream(200, headers)
-        sent = 0
         try:
             for seq in range(1, count + 1):
                 if seq > 1 and await self._drain.sleep(interval / 1000):
                     break  # echod drains: end the stream now, cleanly
-                stamp = self._clock.format(time.time())
+                now = self._clock.format(time.time())
                 await transport.send_bytes(
-                    f'id: {seq}\ndata: {{"seq":{seq},"time":"{stamp}"}}\n\n'.encode()
+                    f'id: {seq}\ndata: {{"seq":{seq},"time":"{now}"}}\n\n'.encode()
                 )
-                sent = seq
+                record.events = seq
         except (ProtocolClosed, ProtocolError):
-            return Answer(CLIENT_GONE, detail="the client left the stream", events=sent)
-        return Answer(200, events=sent)
+            record.status = CLIENT_GONE
+            record.detail = "the client left the stream"
+        record.duration_ms = (time.perf_counter() - record.started) * 1000.0

@@ -1,12 +1,13 @@
 """WebSocket: the echo and the raw echo over WebSocket, with the HTTP side's auth and limits.
 
 A WebSocket starts as ``GET`` with ``Upgrade: websocket`` on a route that takes them
-(:data:`echod.routes.ROUTES`). Before the upgrade, in this order: it must be a GET over
+(:data:`echod.routes.ROUTES`), and goes through the app as every request does
+(:mod:`echod.http.app`). Before the upgrade, in this order: it must be a GET over
 HTTP/1.1 (400), the credentials must be good (401), the route must take WebSockets
 (404), an ``Origin`` that names another host than ``Host`` must be listed (403, against
 cross-site WebSocket hijacking), and the worker must have room and not be draining
-(503). granian answers a refusal with the bare status, without headers or a body: RSGI
-has no way to send more before the upgrade.
+(503). granian writes the 101 and a refusal itself, a refusal as the bare status:
+RSGI's ``accept()`` and ``close(status)`` take no headers and no body.
 
 After the upgrade, each message gets one answer, on ``/api/echo`` the echoed object or
 a problem object (as text, without a newline), on ``/api/raw`` the message itself. A
@@ -19,13 +20,11 @@ clients see 1005. One log line per connection is written when it closes.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.http.answers import HTTP_VERSIONS
 from echod.http.drain import IDLE, SHUTDOWN, IdleTimer
 from echod.http.echo import echo
 from echod.http.problems import (
@@ -38,25 +37,24 @@ from echod.http.problems import (
     UnsupportedMediaType,
     render_problem,
 )
-from echod.routes import UNMATCHED, route_for
-from echod.telemetry.records import RequestRecord, Traffic
+from echod.telemetry.metric_layout import MESSAGE_IN, MESSAGE_OUT
+from echod.telemetry.records import Traffic
 
 if TYPE_CHECKING:
     from granian._granian import RSGIWebsocketProtocol, RSGIWebsocketTransport
     from granian.rsgi import Scope, WebsocketMessage
 
-    from echod.http.auth import Authenticator
     from echod.http.cors import Cors
     from echod.http.drain import Drain
+    from echod.routes import Route
     from echod.telemetry.metric_layout import Recorder
-    from echod.telemetry.observer import Observer
+    from echod.telemetry.records import RequestRecord
 
 __all__ = ["SocketLimits", "WebSockets", "same_origin"]
 
 # The kind of a close message (granian.rsgi.WebsocketMessageType.close).
 _CLOSE = 0
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
-_now = time.perf_counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,91 +84,72 @@ def same_origin(origin: str, host: str | None) -> bool:
 
 
 class WebSockets:
-    """Serves the WebSockets of one worker: handshakes, messages and their record."""
+    """Serves the WebSockets of one worker: the checks before the upgrade, then the messages.
+
+    The app authenticates the handshake and records it, as it does every request.
+    """
 
     def __init__(
         self,
         *,
-        authenticator: Authenticator,
-        observer: Observer,
         recorder: Recorder,
         drain: Drain,
         limits: SocketLimits,
         cors: Cors | None = None,
     ) -> None:
-        """Check credentials with ``authenticator`` and record with ``observer``.
-
-        A cross-site ``Origin`` is refused unless ``cors`` allows it.
-        """
-        self._auth = authenticator
-        self._observer = observer
+        """Count messages with ``recorder``; refuse a foreign ``Origin`` unless ``cors`` has it."""
         self._recorder = recorder
         self._drain = drain
         self._limits = limits
         self._cors = cors
         self._open = 0
 
-    async def serve(self, scope: Scope, proto: RSGIWebsocketProtocol, rid: str) -> None:
-        """Take one WebSocket from its handshake to its close, then record it."""
-        start = _now()
-        path = scope.path
+    @staticmethod
+    def check_opening(scope: Scope) -> None:
+        """Check what is checked before the credentials: a GET over HTTP/1.1.
+
+        Raises:
+            BadRequest: another method, or another HTTP version.
+        """
+        if scope.method != "GET" or scope.http_version != "1.1":
+            raise BadRequest("a WebSocket opens with a GET over HTTP/1.1 (RFC 6455 4.1)")
+
+    async def serve(
+        self, scope: Scope, proto: RSGIWebsocketProtocol, route: Route | None, record: RequestRecord
+    ) -> None:
+        """Upgrade an authenticated handshake to ``route``, then answer until it closes.
+
+        ``record`` gets the status 101 and what went through the connection.
+
+        Raises:
+            Problem: before the upgrade, the route takes no WebSocket (404), the
+                ``Origin`` is another site's (403), or the worker has no room or is
+                stopping (503).
+        """
+        if route is None or route.websocket is None:
+            raise NotFound(f"no WebSocket route matches the path {scope.path!r}")
         headers = scope.headers
-        route = route_for(path)
-        user: str | None = None
-        detail: str | None = None
-        traffic: Traffic | None = None
-        try:
-            if scope.method != "GET" or scope.http_version != "1.1":
-                raise BadRequest("a WebSocket opens with a GET over HTTP/1.1 (RFC 6455 4.1)")
-            checked = self._auth.check(headers.get("authorization"))
-            user = checked if type(checked) is str else await self._auth.verify(checked)  # type: ignore[arg-type]
-            if route is None or route.websocket is None:
-                raise NotFound(f"no WebSocket route matches the path {path!r}")
-            origin = headers.get("origin")
-            if (
-                origin is not None
-                and not same_origin(origin, headers.get("host"))
-                and (self._cors is None or not self._cors.allows(origin))
-            ):
-                raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
-            if self._drain.stopping:
-                raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
-            if self._drain.draining:
-                raise ServiceUnavailable("echod is shutting down")
-            if self._open >= self._limits.max_connections:
-                raise ServiceUnavailable(
-                    f"this worker holds {self._limits.max_connections} WebSockets already"
-                )
-        except Problem as problem:
-            proto.close(problem.status)  # the bare status: no headers, no body
-            status, detail = problem.status, problem.detail
-        else:
-            status, traffic = 101, Traffic()
-            await self._converse(proto, route.websocket, route.label, path, rid, traffic)
-        self._observer.record(
-            RequestRecord(
-                method=scope.method,
-                path=path,
-                route=UNMATCHED if route is None else route.label,
-                http_version=HTTP_VERSIONS.get(scope.http_version, scope.http_version),
-                status=status,
-                duration_ms=(_now() - start) * 1000.0,
-                request_id=rid,
-                user=user,
-                remote=scope.client,
-                detail=detail,
-                websocket=traffic,
+        origin = headers.get("origin")
+        if (
+            origin is not None
+            and not same_origin(origin, headers.get("host"))
+            and (self._cors is None or not self._cors.allows(origin))
+        ):
+            raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
+        if self._drain.stopping:
+            raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
+        if self._drain.draining:
+            raise ServiceUnavailable("echod is shutting down")
+        if self._open >= self._limits.max_connections:
+            raise ServiceUnavailable(
+                f"this worker holds {self._limits.max_connections} WebSockets already"
             )
-        )
+        record.status = 101
+        record.websocket = Traffic()
+        await self._converse(proto, route.websocket, record)
 
     async def _converse(
-        self,
-        proto: RSGIWebsocketProtocol,
-        kind: str,
-        label: str,
-        path: str,
-        rid: str,
-        traffic: Traffic,
+        self, proto: RSGIWebsocketProtocol, kind: str, record: RequestRecord
     ) -> None:
         """Answer each message until the client, the idle timeout or a drain ends it.
 
@@ -179,6 +158,9 @@ class WebSockets:
         close it started itself (bad UTF-8) when its receive is awaited directly, not
         through ``asyncio.wait`` or ``wait_for``.
         """
+        traffic = record.websocket
+        if traffic is None:
+            raise RuntimeError("a WebSocket is served without its traffic record")
         transport = await proto.accept()
         task = asyncio.current_task()
         if task is None:  # granian runs each request as a task
@@ -188,7 +170,7 @@ class WebSockets:
         idle = IdleTimer(task, self._limits.idle_timeout)
         try:
             with self._drain.cancelling(task):
-                await self._exchange(transport, idle, kind, label, path, rid, traffic)
+                await self._exchange(transport, idle, kind, record, traffic)
         except asyncio.CancelledError as cancelled:
             if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:
                 raise  # not ours: let it go on
@@ -207,12 +189,11 @@ class WebSockets:
         transport: RSGIWebsocketTransport,
         idle: IdleTimer,
         kind: str,
-        label: str,
-        path: str,
-        rid: str,
+        record: RequestRecord,
         traffic: Traffic,
     ) -> None:
         """Answer messages until the client closes, or one over the limit closes."""
+        tally = record.tally
         while True:
             message: WebsocketMessage = await transport.receive()  # type: ignore[assignment]
             if message.kind == _CLOSE:
@@ -220,16 +201,18 @@ class WebSockets:
             idle.touch()
             data = message.data
             traffic.count_in(_size(data))
-            self._recorder.message(label, "in")
-            reply, closing = self._reply(kind, path, rid, data)
+            self._recorder.message(tally, MESSAGE_IN)
+            reply, closing = self._reply(kind, record, data)
             await _send(transport, reply)
             traffic.count_out(_size(reply))
-            self._recorder.message(label, "out")
+            self._recorder.message(tally, MESSAGE_OUT)
             if closing:
                 traffic.closed_by = "limit"
                 return
 
-    def _reply(self, kind: str, path: str, rid: str, data: bytes | str) -> tuple[bytes | str, bool]:
+    def _reply(
+        self, kind: str, record: RequestRecord, data: bytes | str
+    ) -> tuple[bytes | str, bool]:
         """The answer to one message, and whether the connection closes after it."""
         try:
             if _size(data) > self._limits.max_message_bytes:
@@ -239,7 +222,7 @@ class WebSockets:
             return _answer(kind, data), False
         except Problem as problem:
             closing = isinstance(problem, PayloadTooLarge)
-            return render_problem(problem, path, rid).decode(), closing
+            return render_problem(problem, record.path, record.request_id).decode(), closing
 
 
 def _answer(kind: str, data: bytes | str) -> bytes | str:

@@ -3,14 +3,14 @@
 A listener is a process of its own, in its own process group, so that the supervisor
 alone decides when it stops (Ctrl-C included) and can kill it with all its workers at
 once. granian forks its workers from it; each builds its app with
-:func:`echod.instance.worker.worker_app`,
-from the users in service in the runtime directory, and loads the certificate in
-service from there too.
+:func:`echod.instance.worker.worker_app`, from the users in service in the runtime
+directory, and loads the certificate in service from there too.
 
 On SIGHUP (the supervisor sends it once a reload has put new material in service),
 granian replaces the workers one at a time: it starts a new one, lets it serve beside
-the old one for :data:`RESPAWN_INTERVAL`, then sends the old one SIGTERM and gives it
-``--shutdown-timeout`` to finish its requests before it kills it.
+the old one for :data:`echod.instance.lifecycle.RESPAWN_INTERVAL`, then sends the old
+one SIGTERM and gives it ``--shutdown-timeout`` to finish its requests before it kills
+it.
 """
 
 from __future__ import annotations

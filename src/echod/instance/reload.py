@@ -1,11 +1,11 @@
 """Reload: new users and certificates in service without downtime, on SIGHUP or a changed file.
 
-A reload reads every file again and checks all of them (:mod:`echod.instance.material`). If one
-is bad, the material in service stays, the reason is logged at error level and the
+A reload reads every file again and checks all of them (:mod:`echod.instance.material`).
+If one is bad, the material in service stays, the reason is logged at error level and the
 failure is counted. If none changed, the reload is done. Otherwise the runtime
 publishes the new material, and each listener gets SIGHUP: granian replaces its workers
 one at a time, and each new worker reads the new material as it starts
-(:mod:`echod.instance.listener`). The reload ends once no worker from before it is left; one
+(:mod:`echod.instance.worker`). The reload ends once no worker from before it is left; one
 "reloaded" line then says what changed.
 
 Every ``--reload-interval`` seconds the files are read again; one that changed (another

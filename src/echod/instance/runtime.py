@@ -1,4 +1,4 @@
-"""Runtime: what one echod instance shares across its processes, and how processes are read.
+"""Runtime: what one echod instance shares across its processes, in one private directory.
 
 The supervisor makes a private runtime directory when it starts and removes it when it
 stops. It lives on /dev/shm when there is one (memory, never written to disk), otherwise
@@ -7,17 +7,18 @@ in the temporary directory, and only its owner can enter it::
     echod-<pid>-<random>/   <pid> is the supervisor's
     ├── owner               the supervisor's pid and start time
     ├── ready               one byte that every worker reads: 0 ready, 1 draining
-    ├── metrics             the metric slots, one per worker process (echod.telemetry.metric_store)
-    ├── reloads             the supervisor's record of its reloads (echod.telemetry.metric_store)
+    ├── metrics             the metric slots, one per worker process
+    ├── reloads             the supervisor's record of its reloads
     ├── users               the htpasswd text of the users in service
     ├── tls.pem             the certificate chain in service, then its private key
     └── client-ca.pem       the CA of client certificates, when one is set
 
-Workers receive a :class:`RuntimeRef`, small and picklable, and attach to it. The
-supervisor publishes the material in service (echod.instance.material) here, at start and on
-every reload; a worker reads it as it starts, so each worker serves with the material
-that was in service when it started. A
-directory whose supervisor is gone (killed, so it could not clean up) is removed by the
+The metric slots and the record of reloads are files of
+:mod:`echod.telemetry.metric_store`. Workers receive a :class:`RuntimeRef`, small and
+picklable, and attach to it. The supervisor publishes the material in service
+(:mod:`echod.instance.material`) here, at start and on every reload; a worker reads it
+as it starts, so each worker serves with the material that was in service when it
+started. A directory whose supervisor is gone (killed, so it could not clean up) is removed by the
 next echod that starts, since it may hold a private key; one whose supervisor still
 runs is never touched.
 """

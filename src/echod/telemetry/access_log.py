@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import logging.config
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -206,8 +205,7 @@ class AccessLog:
             values["detail"] = _detail(record)
             fields += PROBLEM_FIELDS
         if record.error is not None:
-            values["error"] = repr(record.error)
-            values["traceback"] = "".join(traceback.format_exception(record.error))
+            values["error"], values["traceback"] = record.error
             fields += ERROR_FIELDS
         if record.events is not None:
             values["events"] = record.events

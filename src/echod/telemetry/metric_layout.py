@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from echod.routes import KNOWN_METHODS, UNMATCHED, metric_paths, websocket_paths
+from echod.routes import KNOWN_METHODS, ROUTES, UNMATCHED
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
 class Floats(Protocol):
-    """Floats by index, as the memory map of a slot file is cast (``memoryview.cast("d")``)."""
+    """Floats by index, as the memory map of a slot file is cast (``memoryview.cast("d")``).
+
+    The type of a slot's values: ``memoryview[float]`` says the same to mypy, but is not
+    a type the interpreter (3.11) or the API documentation can evaluate.
+    """
 
     def __getitem__(self, index: int, /) -> float:
         """The float at ``index``."""
@@ -38,6 +42,8 @@ class Floats(Protocol):
 __all__ = [
     "BUCKETS_MS",
     "DIRECTIONS",
+    "MESSAGE_IN",
+    "MESSAGE_OUT",
     "OTHER",
     "OWN_STATUSES",
     "REGISTERED_STATUSES",
@@ -45,6 +51,7 @@ __all__ = [
     "Floats",
     "Layout",
     "Recorder",
+    "Tally",
 ]
 
 #: Histogram buckets, in milliseconds (the metric's unit), from 0.1 ms to 10 s.
@@ -62,38 +69,65 @@ REGISTERED_STATUSES = (
 )  # fmt: skip
 #: Every status with its own label; any other (an unregistered one asked for) is ``other``.
 STATUSES = tuple(sorted({*OWN_STATUSES, *REGISTERED_STATUSES}))
-#: The directions of a WebSocket message: from the client, to the client.
+#: The directions of a WebSocket message, from the client and to it, in the order of
+#: their counters: :meth:`Recorder.message` takes :data:`MESSAGE_IN` or :data:`MESSAGE_OUT`.
 DIRECTIONS = ("in", "out")
+MESSAGE_IN, MESSAGE_OUT = range(len(DIRECTIONS))
 #: The label of a status or method the layout does not list: labels stay bounded.
 OTHER = "other"
-#: The dimensions of ``http_requests_total``, outermost first.
+#: The dimensions of ``http_requests_total``, outermost first: the order of a slot.
 DIMENSIONS = ("status", "method", "path")
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What one route's requests are counted under, found once when a worker starts.
+
+    The request path carries it from the route's lookup to the metric slot, so that no
+    consumer looks the route up again by its label.
+    """
+
+    #: The metrics' ``path`` label: the route's path, or ``unmatched``.
+    label: str
+    #: Whether the durations go into the histogram (a delay or a stream is not timed).
+    timed: bool
+    #: What the path adds to a counter's offset in a slot.
+    offset: int
+    #: Where its WebSocket message counters start among them ("in", then "out"), or None.
+    messages: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class Layout:
     """The label values of ``http_requests_total`` and the place of each combination."""
 
-    paths: tuple[str, ...] = field(default_factory=metric_paths)
+    paths: tuple[str, ...] = (*(route.path for route in ROUTES), UNMATCHED)
     statuses: tuple[str, ...] = (*(str(status) for status in STATUSES), OTHER)
     methods: tuple[str, ...] = (*KNOWN_METHODS, OTHER)
-    #: The order of the dimensions in a slot, outermost first.
-    order: tuple[str, ...] = DIMENSIONS
     #: The ``path`` labels of WebSocket messages: the routes that take WebSockets.
-    websocket_paths: tuple[str, ...] = field(default_factory=websocket_paths)
+    websocket_paths: tuple[str, ...] = tuple(route.path for route in ROUTES if route.websocket)
 
     def __post_init__(self) -> None:
-        """Check that every dimension has its catch-all value, and the order names each once.
+        """Check that every dimension has its catch-all value, once.
 
         Raises:
-            ValueError: a catch-all is missing, or the order is not the three dimensions.
+            ValueError: a catch-all is missing or repeated.
         """
-        if sorted(self.order) != sorted(DIMENSIONS):
-            raise ValueError(f"the order {self.order} must name each of {DIMENSIONS} once")
         for dimension, catch_all in (("status", OTHER), ("method", OTHER), ("path", UNMATCHED)):
             values = self.values(dimension)
             if catch_all not in values or len(set(values)) != len(values):
                 raise ValueError(f"the {dimension} labels {values} need {catch_all!r}, once")
+
+    def tally(self, path: str, *, timed: bool = True) -> Tally:
+        """What requests to ``path`` are counted under; a path the layout lacks is unmatched.
+
+        ``timed`` says whether their durations go into the histogram.
+        """
+        label = path if path in self.paths else UNMATCHED
+        messages = None
+        if label in self.websocket_paths:
+            messages = self.websocket_paths.index(label) * len(DIRECTIONS)
+        return Tally(label, timed, self.offsets("path")[label], messages)
 
     def values(self, dimension: str) -> tuple[str, ...]:
         """The label values of one dimension, in their order."""
@@ -102,7 +136,7 @@ class Layout:
     def strides(self) -> dict[str, int]:
         """How far apart two neighbouring values of each dimension are."""
         strides, step = {}, 1
-        for dimension in reversed(self.order):
+        for dimension in reversed(DIMENSIONS):
             strides[dimension] = step
             step *= len(self.values(dimension))
         return strides
@@ -112,17 +146,12 @@ class Layout:
         stride = self.strides()[dimension]
         return {value: i * stride for i, value in enumerate(self.values(dimension))}
 
-    def offset(self, status: str, method: str, path: str) -> int:
-        """The offset of one counter among the counters."""
-        given = {"status": status, "method": method, "path": path}
-        return sum(self.offsets(dimension)[given[dimension]] for dimension in self.order)
-
     def labels(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Every counter's offset and labels, in the order of the offsets."""
-        offsets = {dimension: self.offsets(dimension) for dimension in self.order}
-        for combination in itertools.product(*(self.values(d) for d in self.order)):
-            labels = dict(zip(self.order, combination, strict=True))
-            yield sum(offsets[d][labels[d]] for d in self.order), labels
+        offsets = {dimension: self.offsets(dimension) for dimension in DIMENSIONS}
+        for combination in itertools.product(*(self.values(d) for d in DIMENSIONS)):
+            labels = dict(zip(DIMENSIONS, combination, strict=True))
+            yield sum(offsets[d][labels[d]] for d in DIMENSIONS), labels
 
     @property
     def series(self) -> int:
@@ -168,8 +197,9 @@ class Layout:
 class Recorder:
     """One process's slot: counts each request into it.
 
-    The label offsets are looked up in three small tables, so counting a request costs
-    three dictionary lookups and three float additions.
+    A request's place is its status's and method's offsets, looked up in two small
+    tables, plus its route's, which its :class:`Tally` carries: counting one costs two
+    dictionary lookups and three float additions.
     """
 
     __slots__ = (
@@ -179,15 +209,16 @@ class Recorder:
         "_method",
         "_other_method",
         "_other_status",
-        "_path",
         "_status",
         "_sum",
-        "_unmatched",
         "_values",
+        "layout",
     )
 
     def __init__(self, values: Floats, base: int, layout: Layout) -> None:
         """Count into ``values`` (floats) at the slot starting at ``base``."""
+        #: Where each value sits in the slot.
+        self.layout = layout
         self._values = values
         counters = base + layout.counters
         status = layout.offsets("status")
@@ -195,45 +226,46 @@ class Recorder:
         self._status = {int(s): counters + o for s, o in status.items() if s != OTHER}
         self._method = layout.offsets("method")
         self._other_method = self._method[OTHER]
-        self._path = layout.offsets("path")
-        self._unmatched = self._path[UNMATCHED]
         self._hist = base + layout.buckets
         self._sum = base + layout.sum
-        self._messages = {
-            (labels["path"], labels["direction"]): base + layout.messages + offset
-            for offset, labels in layout.message_labels()
-        }
+        self._messages = base + layout.messages
         self._connections = base + layout.connections
 
-    def observe(self, status: int, method: str, path: str, duration_ms: float) -> None:
+    def observe(self, status: int, method: str, tally: Tally, duration_ms: float) -> None:
         """Count one request: a status or method the layout lacks counts as :data:`OTHER`."""
         values = self._values
         try:
-            index = self._status[status] + self._method[method] + self._path[path]
+            index = self._status[status] + self._method[method] + tally.offset
         except KeyError:  # rare: an unlisted status or method, counted as other
-            index = self._index(status, method, path)
+            index = self._index(status, method, tally)
         values[index] += 1.0
         values[self._hist + bisect_left(BUCKETS_MS, duration_ms)] += 1.0
         values[self._sum] += duration_ms
 
-    def count(self, status: int, method: str, path: str) -> None:
+    def count(self, status: int, method: str, tally: Tally) -> None:
         """Count one request in ``http_requests_total`` only, not in the durations.
 
         A WebSocket connection is counted so: it lasts as long as its client wants.
         """
-        self._values[self._index(status, method, path)] += 1.0
+        self._values[self._index(status, method, tally)] += 1.0
 
-    def message(self, path: str, direction: str) -> None:
-        """Count one WebSocket message on ``path``, "in" from the client or "out" to it."""
-        self._values[self._messages[path, direction]] += 1.0
+    def message(self, tally: Tally, direction: int) -> None:
+        """Count one WebSocket message on ``tally``'s route, :data:`MESSAGE_IN` or ``_OUT``.
+
+        Raises:
+            ValueError: the route takes no WebSockets.
+        """
+        if tally.messages is None:
+            raise ValueError(f"{tally.label} takes no WebSockets")
+        self._values[self._messages + tally.messages + direction] += 1.0
 
     def connections(self, change: int) -> None:
         """Add ``change`` (1 or -1) to this worker's open WebSocket connections."""
         self._values[self._connections] += change
 
-    def _index(self, status: int, method: str, path: str) -> int:
+    def _index(self, status: int, method: str, tally: Tally) -> int:
         return (
             self._status.get(status, self._other_status)
             + self._method.get(method, self._other_method)
-            + self._path.get(path, self._unmatched)
+            + tally.offset
         )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from echod.routes import untimed_labels
-
 if TYPE_CHECKING:
     from echod.telemetry.access_log import AccessLog
     from echod.telemetry.metric_layout import Recorder
@@ -17,23 +15,23 @@ __all__ = ["Observer"]
 class Observer:
     """Records each answered request once: a log line and a metrics observation."""
 
-    __slots__ = ("_log", "_recorder", "_untimed")
+    __slots__ = ("_log", "_recorder")
 
     def __init__(self, log: AccessLog, recorder: Recorder) -> None:
         """Feed ``log`` and ``recorder``."""
         self._log = log
         self._recorder = recorder
-        self._untimed = untimed_labels()
 
     def record(self, record: RequestRecord) -> None:
-        """Count ``record`` under its route's label, then log it.
+        """Count ``record`` under its route's tally, then log it.
 
         A WebSocket, and a request to a route that is not timed (``/api/inspect`` and
         ``/api/stream``), is counted in ``http_requests_total`` but not in the durations:
         it lasts as long as its client asks, and would set off the latency alerts.
         """
-        if record.websocket is None and record.route not in self._untimed:
-            self._recorder.observe(record.status, record.method, record.route, record.duration_ms)
+        tally = record.tally
+        if tally.timed and record.websocket is None:
+            self._recorder.observe(record.status, record.method, tally, record.duration_ms)
         else:
-            self._recorder.count(record.status, record.method, record.route)
+            self._recorder.count(record.status, record.method, tally)
         self._log.request(record)

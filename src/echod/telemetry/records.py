@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import traceback
+from typing import TYPE_CHECKING
+
 import msgspec
 
-__all__ = ["RequestRecord", "Traffic"]
+if TYPE_CHECKING:
+    from echod.telemetry.metric_layout import Tally
+
+__all__ = ["RequestRecord", "Traffic", "failure"]
 
 
 class Traffic(msgspec.Struct):
@@ -28,34 +34,50 @@ class Traffic(msgspec.Struct):
         self.bytes_out += size
 
 
-class RequestRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """What one answered request was, made once and read by the log line and the metrics.
+class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
+    """One request, from its arrival to its answer: what the log line and the metrics read.
 
-    Its fields are given by name. A msgspec struct is made in a fraction of the time of a
-    named tuple or a slotted class, which matters once per request.
+    The app makes it as the request arrives, with what is known then; the answer fills in
+    the status and the duration (:func:`echod.http.answers.stamp`), and the parts that
+    answered add what they know. It is recorded once, when the request is done. A msgspec
+    struct is made in a fraction of the time of a named tuple or a slotted class, which
+    matters once per request; it holds no object that could refer back to it, so the
+    garbage collector need not track it.
     """
 
     #: The request's method, as the client sent it.
     method: str
     #: The path the client sent (percent-decoded by the server).
     path: str
-    #: The metrics' ``path`` label: the route's, or ``unmatched``.
-    route: str
+    #: What the request is counted under: its route's label, timing and place.
+    tally: Tally
     #: The HTTP version: "1.0", "1.1" or "2".
     http_version: str
-    status: int
-    duration_ms: float
     #: Safe to write as it is, as :class:`echod.http.request_ids.RequestIds` makes it.
     request_id: str
-    #: The verified user, or None.
-    user: str | None
     #: The client's address, as the server's ``host:port`` text.
     remote: str
+    #: When the request arrived, on the :func:`time.perf_counter` clock.
+    started: float
+    #: The status answered; 0 until an answer is sent.
+    status: int = 0
+    #: Milliseconds from the arrival to the answer (to the end, for a WebSocket or a stream).
+    duration_ms: float = 0.0
+    #: The verified user, or None.
+    user: str | None = None
     #: What was wrong, for an answer of 400 or more: the problem's detail.
     detail: str | None = None
-    #: The exception behind a 500, logged with its traceback.
-    error: BaseException | None = None
+    #: The exception behind a 500, as its ``repr`` and its formatted traceback.
+    error: tuple[str, str] | None = None
     #: What went through a WebSocket (status 101), or None for plain HTTP.
     websocket: Traffic | None = None
     #: The events a stream sent, or None for any other answer.
     events: int | None = None
+
+
+def failure(error: BaseException) -> tuple[str, str]:
+    """What a record keeps of the exception behind a 500: its ``repr`` and its traceback.
+
+    Text, not the exception: a record holds nothing that could refer back to it.
+    """
+    return repr(error), "".join(traceback.format_exception(error))

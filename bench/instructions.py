@@ -1,0 +1,108 @@
+"""Instructions per echo: the hot path counted by callgrind, in process, without a server.
+
+Time on a shared machine moves by more than a change to the hot path does; the number
+of instructions does not. This runs the whole request of ``tests/microbench`` (auth
+remembered, echo, answer, metrics and the log line) ``--requests`` times under
+``valgrind --tool=callgrind``, and again with none, and prints the difference per
+request. The same code on the same interpreter gives the same count, run after run.
+
+    python -m bench.instructions            # one count
+    python -m bench.instructions --worker   # what valgrind runs (not for people)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["count", "main"]
+
+_BODY = b'{"foo": "bar"}'
+_TOTAL = re.compile(rb"summary: (\d+)")
+
+
+def _worker(requests: int) -> None:
+    """Build the app as a worker does, then answer ``requests`` echoes."""
+    from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop  # noqa: PLC0415
+    from tests.support.users import ALICE, cheap_users  # noqa: PLC0415
+
+    from echod.http.factory import create_app  # noqa: PLC0415 - only in the measured process
+    from echod.settings.config import Settings  # noqa: PLC0415
+    from echod.telemetry.collectors import build_registry  # noqa: PLC0415
+    from echod.telemetry.metric_layout import Layout  # noqa: PLC0415
+    from echod.telemetry.metric_store import MetricsStore  # noqa: PLC0415
+    from echod.version import __version__  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as directory:
+        store = MetricsStore.create(Path(directory) / "metrics", Layout(), 2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        app = create_app(
+            Settings(),
+            users=cheap_users(alice="wonderland"),
+            recorder=store.claim(),
+            registry=build_registry(store, root_pid=os.getpid(), version=__version__),
+            is_ready=lambda: True,
+            instance_id="00000000-0000-4000-8000-000000000000",
+            log_fd=devnull,
+        )
+        app._log.bind(QuietLoop())  # type: ignore[arg-type]  # noqa: SLF001 - lines stay buffered
+        headers = FakeHeaders({"host": "echod.test", "authorization": ALICE})
+        headers["content-length"] = str(len(_BODY))
+        scope = FakeScope("POST", "/api/echo", headers)
+        # The credentials are verified once, as the first request of a client does.
+        asyncio.run(app.__rsgi__(scope, FakeProto(_BODY)))  # type: ignore[arg-type]
+        for _ in range(requests):
+            proto = FakeProto(_BODY)
+            coroutine = app.__rsgi__(scope, proto)  # type: ignore[arg-type]
+            with contextlib.suppress(StopIteration):
+                coroutine.send(None)
+            if proto.response.status != 200:  # noqa: PLR2004
+                raise SystemExit(f"the echo answered {proto.response.status}")
+
+
+def _instructions(requests: int) -> int:
+    """The instructions one run with ``requests`` echoes executes, as callgrind counts them."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, "-m", "bench.instructions", "--worker", str(requests),
+        ]  # fmt: skip
+        subprocess.run(
+            command,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        found = _TOTAL.search(out.read_bytes())
+    if found is None:
+        raise SystemExit("callgrind wrote no summary")
+    return int(found.group(1))
+
+
+def count(requests: int) -> float:
+    """Instructions per echo: a run of ``requests`` echoes, less a run of none, per echo."""
+    return (_instructions(requests) - _instructions(0)) / requests
+
+
+def main() -> None:
+    """Print the instructions per echo of the code in this checkout."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="echoes counted (2000)")
+    parser.add_argument("--worker", type=int, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        _worker(args.worker)
+        return
+    print(f"{count(args.requests):,.0f} instructions per echo ({args.requests:,} echoes)")
+
+
+if __name__ == "__main__":
+    main()
