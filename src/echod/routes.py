@@ -3,7 +3,9 @@
 Everything that depends on the set of routes reads it from :data:`ROUTES`: the app's
 routing and its ``Allow`` header, the ``path`` label of the metrics, the methods the log
 writes as they are, and the test that holds ``docs/openapi.yaml`` to the same table.
-A route's path is also its ``path`` label in the metrics.
+A route's path is also its ``path`` label in the metrics. A path may end in one
+parameter, as OpenAPI writes it (``/api/bytes/{n}``): it matches any one non-empty
+segment there, and the label stays the template, so that labels stay bounded.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ class Route:
     #: what the client asks for (a delay, a stream) is counted, but not timed, so that it
     #: cannot set off the latency alerts.
     timed: bool = True
+
+    @property
+    def prefix(self) -> str | None:
+        """What a path matching a parameter route starts with (``/api/bytes/``), or None.
+
+        A route has a parameter when its last segment is ``{name}``; an exact route has
+        none.
+        """
+        head, _, last = self.path.rpartition("/")
+        return f"{head}/" if last.startswith("{") and last.endswith("}") else None
+
+    def argument(self, path: str) -> str:
+        """The parameter's value in ``path``, a path this route matches: its last segment."""
+        return path.rpartition("/")[2]
 
     @property
     def allow(self) -> str:

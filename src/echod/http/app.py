@@ -104,6 +104,12 @@ class EchoApp:
         """
         self._endpoints = endpoints
         self._unmatched = unmatched
+        # Routes whose path ends in a parameter, found by prefix when no path matches.
+        self._parameters = tuple(
+            (prefix, endpoint)
+            for endpoint in endpoints.values()
+            if endpoint.route is not None and (prefix := endpoint.route.prefix) is not None
+        )
         self._auth = authenticator
         self._log = access_log
         self._observer = observer
@@ -130,7 +136,7 @@ class EchoApp:
         started = _now()
         headers = scope.headers
         path = scope.path
-        endpoint = self._endpoints.get(path) or self._unmatched
+        endpoint = self._endpoints.get(path) or self._parameter(path)
         version = scope.http_version
         record = RequestRecord(
             method=scope.method,
@@ -179,6 +185,21 @@ class EchoApp:
         if websocket:  # a WebSocket's duration is the connection's
             record.duration_ms = (_now() - started) * 1000.0
         self._observer.record(record)
+
+    def _parameter(self, path: str) -> Endpoint:
+        """The endpoint of a route with a parameter that ``path`` fills, or the unmatched one.
+
+        The parameter is one non-empty segment: ``/api/bytes/10`` fills ``/api/bytes/{n}``;
+        ``/api/bytes/`` and ``/api/bytes/1/2`` do not.
+        """
+        for prefix, endpoint in self._parameters:
+            if (
+                path.startswith(prefix)
+                and len(path) > len(prefix)
+                and "/" not in path[len(prefix) :]
+            ):
+                return endpoint
+        return self._unmatched
 
     def _wrap(
         self, headers: Headers, method: str, proto: HTTPProtocol
