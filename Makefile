@@ -159,6 +159,30 @@ openapi: $(INSTALLED) ## write src/echod/openapi.json (what /openapi.json serves
 fuzz: $(INSTALLED) ## the contract tests with many more examples: schemathesis and properties (minutes)
 	CONTRACT_FUZZ=1 $(BIN)/pytest tests/contract -v --timeout 1200 --hypothesis-show-statistics
 
+# make mutation: mutmut copies the tree into mutants/ with the modules [tool.mutmut] lists
+# in pyproject.toml mutated, runs tests/unit against each mutant, and the score is the share
+# the tests killed. MUTATION_TARGETS are the mutants that count (mutmut's names, as globs):
+# the domain and HTTP modules whole, and in auth.py parse_basic_auth (the Authenticator is
+# left out while it is being rewritten; Credentials has no code mutmut mutates: fields and
+# an f-string). docs/reliability.md has the last score and why each survivor is left.
+MUTATION_TARGETS ?= echod.http.echo.* echod.http.problems.* echod.http.controls.* \
+  echod.http.forwarded.* echod.http.cors.* echod.http.bodies.* \
+  echod.http.auth.x_parse_basic_auth__*
+MUTATION_BAR ?= 90
+MUTATION_NAMES = $(foreach target,$(MUTATION_TARGETS),'$(target)')
+
+.PHONY: mutation
+mutation: $(INSTALLED) ## mutation testing of the domain and HTTP modules (minutes); fails under 90 % killed
+	rm -rf mutants && mkdir mutants
+	@echo "make: mutmut tests each mutant against tests/unit; its output goes to mutants/run.log"
+	$(BIN)/mutmut run $(MUTATION_NAMES) >mutants/run.log 2>&1 || { tail -n 30 mutants/run.log; exit 1; }
+	$(BIN)/mutmut results --all true \
+	  | $(BIN)/python -m scripts.mutation_score --bar $(MUTATION_BAR) $(MUTATION_NAMES)
+
+.PHONY: mutation-smoke
+mutation-smoke: ## make mutation on echo.py alone, for CI (about a minute)
+	$(MAKE) mutation MUTATION_TARGETS='echod.http.echo.*'
+
 .PHONY: bench
 bench: $(INSTALLED) $(REFERENCE)/wsload ## the benchmark suite: every workload, table, bench/results/<date>.json and .png
 	@scripts/debian-packages wrk
@@ -283,4 +307,4 @@ constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyp
 
 .PHONY: clean
 clean: ## remove the virtualenv and build output
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build mutants .pytest_cache .mypy_cache .ruff_cache

@@ -79,6 +79,29 @@ class TestBodyLimit:
         proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
         assert proto.response.status == 413
 
+    @pytest.mark.parametrize(
+        ("chunks", "status"),
+        [([b'{"a":', b" 123}"], 200), ([b'{"a":', b" 1234}"], 413)],
+        ids=["at-the-limit", "one-byte-over"],
+    )
+    def test_undeclared_length_is_held_to_the_same_inclusive_limit(
+        self, tmp_path: Path, users: dict[str, bytes], chunks: list[bytes], status: int
+    ) -> None:
+        """A chunked body of exactly the limit is echoed; one byte more is a 413."""
+        small = Harness(tmp_path, users, max_body_bytes=10)
+        proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
+        assert proto.response.status == status
+        small.close()
+
+    def test_the_413_names_the_limit(self, tmp_path: Path, users: dict[str, bytes]) -> None:
+        """A chunked body over the limit is refused with a detail that gives the limit."""
+        small = Harness(tmp_path, users, max_body_bytes=10)
+        proto = small.request(
+            headers={"authorization": ALICE}, proto=FakeProto(chunks=[b'{"a":', b" 1234}"])
+        )
+        assert problem(proto)["detail"] == "the body is over the limit of 10 bytes"
+        small.close()
+
     def test_undeclared_length_within_the_limit_is_joined(self, harness: Harness) -> None:
         """Chunks are put back together in order."""
         proto = harness.request(
@@ -95,6 +118,11 @@ class TestBodyLimit:
         """The app never trusts the header to be a number."""
         proto = harness.authed(body=b"{}", **{"content-length": "12, 12"})
         assert proto.response.status == 400
+
+    def test_malformed_content_length_is_named_in_the_detail(self, harness: Harness) -> None:
+        """The 400 quotes the Content-Length it could not read as a number."""
+        proto = harness.authed(body=b"{}", **{"content-length": "12, 12"})
+        assert problem(proto)["detail"] == "Content-Length '12, 12' is not a number of bytes"
 
     def test_client_leaving_mid_body_is_recorded_as_499(self, harness: Harness) -> None:
         """No answer can be sent; the request is still logged and counted."""
@@ -133,6 +161,11 @@ class TestRouting:
         proto = harness.authed(method, path)
         assert proto.response.status == 405
         assert proto.response.header("allow") == allow
+
+    def test_the_405_detail_names_the_method_and_the_allowed_ones(self, harness: Harness) -> None:
+        """The detail says which method was refused and which to use instead."""
+        proto = harness.authed("DELETE", "/api/echo")
+        assert problem(proto)["detail"] == "DELETE is not allowed here; use POST, PUT"
 
     def test_trailing_slash_and_case_are_different_paths(self, harness: Harness) -> None:
         """Routes match exactly; /api/echo/ and /API/echo are unknown."""
