@@ -36,6 +36,7 @@ def _worker(requests: int) -> None:
     from echod.http.factory import create_app  # noqa: PLC0415 - only in the measured process
     from echod.settings.config import Settings  # noqa: PLC0415
     from echod.telemetry.collectors import build_registry  # noqa: PLC0415
+    from echod.telemetry.line_writer import LineWriter  # noqa: PLC0415
     from echod.telemetry.metric_layout import Layout  # noqa: PLC0415
     from echod.telemetry.metric_store import MetricsStore  # noqa: PLC0415
     from echod.version import __version__  # noqa: PLC0415
@@ -50,7 +51,7 @@ def _worker(requests: int) -> None:
             registry=build_registry(store, root_pid=os.getpid(), version=__version__),
             is_ready=lambda: True,
             instance_id="00000000-0000-4000-8000-000000000000",
-            log_fd=devnull,
+            log_writer=LineWriter(devnull),
         )
         app._log.bind(QuietLoop())  # type: ignore[arg-type]  # noqa: SLF001 - lines stay buffered
         headers = FakeHeaders({"host": "echod.test", "authorization": ALICE})

@@ -20,6 +20,7 @@ from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 from echod.http.factory import create_app
 from echod.settings.config import Settings
 from echod.telemetry.collectors import build_registry
+from echod.telemetry.line_writer import LineWriter
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.telemetry.records import RequestRecord
@@ -189,7 +190,7 @@ class Harness:
             registry=self.registry,
             is_ready=lambda: self.ready,
             instance_id=INSTANCE_ID,
-            log_fd=write,
+            log_writer=LineWriter(write),
         )
         self._write = write
 
@@ -227,6 +228,7 @@ class Harness:
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The request lines logged so far."""
+        self.app._log.flush()
         os.set_blocking(self._read, False)
         try:
             data = os.read(self._read, 1 << 20)

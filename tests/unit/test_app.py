@@ -85,22 +85,20 @@ class TestBodyLimit:
         ids=["at-the-limit", "one-byte-over"],
     )
     def test_undeclared_length_is_held_to_the_same_inclusive_limit(
-        self, tmp_path: Path, users: dict[str, bytes], chunks: list[bytes], status: int
+        self, make_harness: MakeHarness, chunks: list[bytes], status: int
     ) -> None:
         """A chunked body of exactly the limit is echoed; one byte more is a 413."""
-        small = Harness(tmp_path, users, max_body_bytes=10)
+        small = make_harness(max_body_bytes=10)
         proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
         assert proto.response.status == status
-        small.close()
 
-    def test_the_413_names_the_limit(self, tmp_path: Path, users: dict[str, bytes]) -> None:
+    def test_the_413_names_the_limit(self, make_harness: MakeHarness) -> None:
         """A chunked body over the limit is refused with a detail that gives the limit."""
-        small = Harness(tmp_path, users, max_body_bytes=10)
+        small = make_harness(max_body_bytes=10)
         proto = small.request(
             headers={"authorization": ALICE}, proto=FakeProto(chunks=[b'{"a":', b" 1234}"])
         )
         assert problem(proto)["detail"] == "the body is over the limit of 10 bytes"
-        small.close()
 
     def test_undeclared_length_within_the_limit_is_joined(self, harness: Harness) -> None:
         """Chunks are put back together in order."""

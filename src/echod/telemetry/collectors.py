@@ -36,6 +36,7 @@ REQUESTS_NAME = "http_requests_total"
 DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages_total"
 CONNECTIONS_NAME = "echod_websocket_connections"
+LOG_DROPPED_NAME = "echod_log_lines_dropped_total"
 RELOADS_NAME = "echod_reloads_total"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
@@ -95,6 +96,11 @@ class _HttpCollector(Collector):
             CONNECTIONS_NAME,
             "Open WebSocket connections, over every live worker",
             value=self._store.live_sum(layout.connections),
+        )
+        yield CounterMetricFamily(
+            LOG_DROPPED_NAME,
+            "Log lines dropped because stdout did not take them in time (--log-buffer-bytes)",
+            value=totals[layout.log_dropped],
         )
 
 

@@ -189,9 +189,14 @@ class Layout:
         return self.messages + len(self.websocket_paths) * len(DIRECTIONS)
 
     @property
-    def slot_size(self) -> int:
-        """Floats per slot: the pid, the counters, the buckets, the sum, the WebSocket part."""
+    def log_dropped(self) -> int:
+        """Where the counter of log lines dropped (stdout too slow) is in a slot."""
         return self.connections + 1
+
+    @property
+    def slot_size(self) -> int:
+        """Floats per slot: the pid, the counters, the buckets, the sum, and the rest."""
+        return self.log_dropped + 1
 
 
 class Recorder:
@@ -205,6 +210,7 @@ class Recorder:
     __slots__ = (
         "_connections",
         "_hist",
+        "_log_dropped",
         "_messages",
         "_method",
         "_other_method",
@@ -230,6 +236,7 @@ class Recorder:
         self._sum = base + layout.sum
         self._messages = base + layout.messages
         self._connections = base + layout.connections
+        self._log_dropped = base + layout.log_dropped
 
     def observe(self, status: int, method: str, tally: Tally, duration_ms: float) -> None:
         """Count one request: a status or method the layout lacks counts as :data:`OTHER`."""
@@ -262,6 +269,10 @@ class Recorder:
     def connections(self, change: int) -> None:
         """Add ``change`` (1 or -1) to this worker's open WebSocket connections."""
         self._values[self._connections] += change
+
+    def lines_dropped(self, count: int) -> None:
+        """Count ``count`` log lines that stdout could not take in time."""
+        self._values[self._log_dropped] += count
 
     def _index(self, status: int, method: str, tally: Tally) -> int:
         return (
