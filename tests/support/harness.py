@@ -31,9 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from prometheus_client import CollectorRegistry
-
     from echod.http.app import EchoApp
+    from echod.telemetry.exposition import Registry
 
 #: The instance id the harness's app reports.
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
@@ -178,7 +177,7 @@ class Harness:
         """Build the app as a worker would, with ``settings`` overriding the defaults."""
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
-        self.registry: CollectorRegistry = build_registry(
+        self.registry: Registry = build_registry(
             self.store, root_pid=os.getpid(), version=__version__
         )
         self.ready = True

@@ -29,11 +29,10 @@ from echod.telemetry.observer import Observer
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from prometheus_client import CollectorRegistry
-
     from echod.http.app import Handler
     from echod.routes import Route
     from echod.settings.config import Settings
+    from echod.telemetry.exposition import Registry
     from echod.telemetry.line_writer import LineWriter
     from echod.telemetry.metric_layout import Recorder
 
@@ -45,7 +44,7 @@ def create_app(
     *,
     users: Mapping[str, bytes],
     recorder: Recorder,
-    registry: CollectorRegistry,
+    registry: Registry,
     is_ready: Callable[[], bool],
     instance_id: str,
     log_writer: LineWriter | None = None,
