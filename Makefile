@@ -16,7 +16,8 @@ REFERENCE := build/reference
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-TEST_PACKAGES := curl jq prometheus
+# nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py).
+TEST_PACKAGES := curl jq prometheus nginx nodejs
 
 .PHONY: help
 help: ## list the targets
