@@ -62,7 +62,7 @@ class TestConfiguration:
         assert config()["StopSignal"] == "SIGTERM"
 
     def test_size_is_within_the_budget(self) -> None:
-        """The image is at most 300 MB (README "Containers" publishes the figure)."""
+        """The image is at most 300 MB (docs/containers.md publishes the figure)."""
         size = inspect("image", IMAGE)["Size"]
         assert size <= SIZE_BUDGET, f"{size / 1e6:.1f} MB"
 

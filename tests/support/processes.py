@@ -93,8 +93,12 @@ class Echod:
         tls: bool = False,
         port: int | None = None,
         tls_port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``."""
+        """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``.
+
+        ``cwd`` is the directory it runs in, where relative file names in ``args`` point.
+        """
         self.port = port or free_port()
         self.tls_port = (tls_port or free_port()) if tls else 0
         self.args = [
@@ -104,6 +108,7 @@ class Echod:
             *args,
         ]  # fmt: skip
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None
@@ -121,7 +126,11 @@ class Echod:
     def start(self, *, wait: bool = True) -> Echod:
         """Start the process and, by default, wait until /health answers."""
         self.process = subprocess.Popen(
-            [str(ECHOD), *self.args], stdout=self._out, stderr=self._err, env=self.env
+            [str(ECHOD), *self.args],
+            stdout=self._out,
+            stderr=self._err,
+            env=self.env,
+            cwd=self.cwd,
         )
         if wait:
             self.wait_healthy()
