@@ -134,6 +134,7 @@ class Echod:
         )
         if wait:
             self.wait_healthy()
+            self.wait_for_lines("echod ready")
         return self
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> float:
@@ -176,10 +177,15 @@ class Echod:
         return process_tree(self.process.pid)
 
     def workers(self) -> list[int]:
-        """The worker processes: those whose parent is a listener."""
+        """The serving processes: with --workers N, the supervisor's children; else echod itself."""
         assert self.process is not None
-        supervisor = self.process.pid
-        return [pid for pid in self.pids() if (up := parent(pid)) and parent(up) == supervisor]
+        root = self.process.pid
+        children = [
+            pid
+            for pid in self.pids()
+            if parent(pid) == root and "echod.instance.checker" not in _command_line(pid)
+        ]
+        return children or [root]
 
     def pss_bytes(self) -> int:
         """The instance's memory: the PSS of its processes, summed."""
@@ -258,3 +264,11 @@ def _written(file: IO[bytes]) -> bytes:
     """
     fd = file.fileno()
     return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
+def _command_line(pid: int) -> str:
+    """The command line of ``pid``, or nothing if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

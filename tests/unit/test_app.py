@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from echod.http.problems import Problem
-from tests.support.harness import FakeProto, Harness, MakeHarness
+from tests.support.harness import FakeHeaders, FakeProto, FakeScope, Harness, MakeHarness
 from tests.support.patterns import UUID4
 from tests.support.users import ALICE
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def problem(proto: FakeProto) -> dict[str, Any]:
@@ -59,6 +64,65 @@ class TestEcho:
     def test_identity_encoding_is_fine(self, harness: Harness) -> None:
         """Content-Encoding: identity means no encoding."""
         assert harness.authed(body=b"{}", **{"content-encoding": "identity"}).response.status == 200
+
+
+class StalledProto(FakeProto):
+    """A client that sends its head, then too little of its body, and waits."""
+
+    def __call__(self) -> Any:
+        """The body of declared length: granian's future, which never completes here."""
+        return asyncio.get_running_loop().create_future()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """A body without a length: one chunk, then nothing."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"a":'
+            await asyncio.Event().wait()
+
+        return chunks()
+
+
+def stalled(harness: Harness, headers: dict[str, str]) -> tuple[FakeProto, float]:
+    """Send a body that never arrives whole, through an app that watches the deadlines."""
+    scope = FakeScope(
+        "POST", "/api/echo", FakeHeaders({"host": "echod.test", "authorization": ALICE, **headers})
+    )
+    proto = StalledProto()
+
+    async def scenario() -> float:
+        harness.app.start(asyncio.get_running_loop())
+        began = time.monotonic()
+        await harness.app.__rsgi__(scope, proto)  # type: ignore[arg-type]
+        return time.monotonic() - began
+
+    return proto, asyncio.run(scenario())
+
+
+class TestBodyTimeout:
+    @pytest.mark.parametrize(
+        "headers", [{"content-length": "100"}, {}], ids=["declared-length", "chunked"]
+    )
+    def test_a_body_too_slow_is_a_408_that_closes_the_connection(
+        self, make_harness: MakeHarness, headers: dict[str, str]
+    ) -> None:
+        """Past --body-timeout from the request's arrival, the answer is 408, logged and counted."""
+        harness = make_harness(body_timeout=1.0)
+        proto, took = stalled(harness, headers)
+        assert proto.response.status == 408
+        assert proto.response.header("connection") == "close"
+        assert problem(proto)["detail"] == "the body did not arrive within 1 s (--body-timeout)"
+        assert 1.0 <= took < 2.0
+        [line] = harness.log_lines()
+        assert (line["status"], line["level"]) == (408, "warning")
+        assert harness.count("408", "POST", "/api/echo") == 1
+        assert harness.app._reads == {}, "nothing is left to watch"
+
+    def test_a_body_in_time_is_not_ended(self, make_harness: MakeHarness) -> None:
+        """A read that completes is no longer watched."""
+        harness = make_harness(body_timeout=1.0)
+        assert harness.authed(body=b"{}").response.status == 200
+        assert harness.app._reads == {}
 
 
 class TestBodyLimit:

@@ -25,6 +25,7 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`; each pat
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,13 +42,19 @@ from echod.http.answers import (
     send_problem,
     stamp,
 )
-from echod.http.bodies import BodyReader
-from echod.http.problems import BadRequest, MethodNotAllowed, NotFound, Problem
+from echod.http.bodies import BodyDeadlines, BodyReader
+from echod.http.drain import listener_of
+from echod.http.problems import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+)
 from echod.http.request_ids import RequestIds
 from echod.telemetry.records import RequestRecord, failure
 
 if TYPE_CHECKING:
-    import asyncio
+    from collections.abc import Mapping
 
     from granian._granian import RSGIWebsocketProtocol
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
@@ -97,6 +104,7 @@ class EchoApp:
         cors: Cors | None,
         drain: Drain,
         max_body_bytes: int,
+        body_timeout: float,
     ) -> None:
         """Wire the parts together; :func:`echod.http.factory.create_app` builds them.
 
@@ -117,21 +125,48 @@ class EchoApp:
         self._cors = cors
         self._drain = drain
         # A bound method: calling an object's __call__ costs about 2 % of an echo.
-        self._read_body = BodyReader(max_body_bytes).read
+        self._deadlines = BodyDeadlines(body_timeout)
+        self._read_body = BodyReader(max_body_bytes, self._deadlines).read
+        self._reads = self._deadlines.reads
+        self._watch: asyncio.Task[None] | None = None
         self._request_id = RequestIds()
 
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start writing log lines from the worker's loop; end connections well on a stop."""
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write log lines from ``loop``, the loop that serves, and watch the body reads."""
         self._log.bind(loop)
-        self._drain.close_before_stopping(loop)
+        self._watch = loop.create_task(self._deadlines.watch())
 
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write the last log lines and stop the hashing thread."""
-        self._log.flush()
+    async def stop(self) -> None:
+        """End the long requests and have clients leave, before the servers stop."""
+        await self._drain.stop()
+
+    async def replacing(self, listener: str) -> None:
+        """End ``listener``'s long requests and have its clients leave: its server is replaced.
+
+        The new server already serves beside the old one, which is to stop.
+        """
+        await self._drain.replace(listener)
+
+    def replaced(self, listener: str) -> None:
+        """``listener``'s old server has stopped."""
+        self._drain.replaced(listener)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Write the last log lines (for ``timeout`` s at most) and stop the hashing thread."""
+        self._log.flush(timeout)
         self._log.bind(None)
         self._auth.close()
 
-    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912 - the order of every request, read in one place
+    def use_users(self, users: Mapping[str, bytes]) -> None:
+        """Check credentials against ``users`` from now on (a reload put them in service).
+
+        What the old users' hashing thread has in hand finishes; nothing is remembered
+        from before, so a removed user or a changed password is refused at once.
+        """
+        old, self._auth = self._auth, self._auth.renewed(users)
+        old.close()
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912, PLR0915 - the order of every request, in one place
         """Answer one request, then record it."""
         started = _now()
         headers = scope.headers
@@ -153,8 +188,8 @@ class EchoApp:
         preflight: str | None = None
         hostless = False
         if not websocket:
-            if self._cors is not None or self._drain.stopping:
-                proto, preflight = self._wrap(headers, method, proto)
+            if self._cors is not None or self._drain.stopping or self._drain.closing:
+                proto, preflight = self._wrap(headers, method, proto, scope.scheme)
             hostless = version == "1.1" and "host" not in headers
             if route is not None and route.probe and method in route.methods and not hostless:
                 endpoint.handler(scope, proto, record, b"")  # type: ignore[misc]
@@ -176,7 +211,17 @@ class EchoApp:
                 elif method not in route.methods:
                     raise MethodNotAllowed(method, route.allow)
                 else:
-                    body = await self._read_body(headers, proto) if route.body else b""
+                    body = b""
+                    if route.body:  # within --max-body-bytes and --body-timeout
+                        reading = self._read_body(headers, proto, started)
+                        try:
+                            body = await reading
+                        except asyncio.CancelledError:
+                            if (late := self._deadlines.ended(reading)) is None:
+                                raise
+                            raise late from None
+                        finally:
+                            self._reads.pop(reading, None)
                     waiting = endpoint.handler(scope, proto, record, body)  # type: ignore[misc]
                     if waiting is not None:
                         await waiting
@@ -202,7 +247,7 @@ class EchoApp:
         return self._unmatched
 
     def _wrap(
-        self, headers: Headers, method: str, proto: HTTPProtocol
+        self, headers: Headers, method: str, proto: HTTPProtocol, scheme: str
     ) -> tuple[HTTPProtocol, str | None]:
         """The protocol that adds the CORS headers, and ``Connection: close`` once stopping.
 
@@ -211,7 +256,7 @@ class EchoApp:
         preflight = None
         if self._cors is not None:
             proto, preflight = self._cors.wrap(headers, method, proto)
-        if self._drain.stopping:  # the client is to send no more on this connection
+        if self._drain.closes(listener_of(scheme)):  # the client is to send no more here
             proto = cast("HTTPProtocol", WithHeaders(proto, [CLOSE]))
         return proto, preflight
 

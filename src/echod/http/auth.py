@@ -161,10 +161,19 @@ class Authenticator:
             return credentials.user
         raise Unauthorized(_WRONG)
 
+    def renewed(self, users: Mapping[str, bytes]) -> Authenticator:
+        """An authenticator of ``users`` with this one's limits, and nothing remembered."""
+        return Authenticator(
+            users,
+            max_pending=self._max_pending,
+            max_verified=self._max_verified,
+            max_refused=self._max_refused,
+        )
+
     def close(self) -> None:
-        """Stop the hashing thread."""
+        """Stop the hashing thread once it has hashed what it has in hand."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=False)
 
     def _hashed(self, credentials: Credentials, hashing: asyncio.Future[bool]) -> None:
         del self._hashing[credentials.header]

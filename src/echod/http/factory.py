@@ -97,4 +97,5 @@ def create_app(
         cors=cors,
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
     )

@@ -20,6 +20,7 @@ import msgspec
 
 from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, send, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
+from echod.http.drain import listener_of
 from echod.http.forwarded import forwarded
 from echod.http.problems import ServiceUnavailable
 
@@ -93,16 +94,22 @@ class Inspector:
                 raise ServiceUnavailable(
                     f"{MAX_DELAYED} delayed requests are waiting in this worker already"
                 )
-            return self._after(wait, proto, record, status, report)
+            return self._after(wait, proto, record, status, report, listener_of(scope.scheme))
         self._answer(proto, record, status, report)
         return None
 
     async def _after(
-        self, wait: int, proto: HTTPProtocol, record: RequestRecord, status: int, report: bytes
+        self,
+        wait: int,
+        proto: HTTPProtocol,
+        record: RequestRecord,
+        status: int,
+        report: bytes,
+        listener: str,
     ) -> None:
         self._delayed += 1
         try:
-            await self._drain.sleep(wait / 1000)  # cut short when echod drains
+            await self._drain.sleep(wait / 1000, listener)  # cut short when echod drains
         finally:
             self._delayed -= 1
         self._answer(proto, record, status, report)

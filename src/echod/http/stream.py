@@ -17,6 +17,7 @@ from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defi
 
 from echod.http.answers import CLIENT_GONE, NO_STORE, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
+from echod.http.drain import listener_of
 from echod.http.problems import BadRequest
 from echod.telemetry.log_line import Rfc3339Clock
 
@@ -66,7 +67,7 @@ class Streams:
         if scope.method == "HEAD":
             proto.response_empty(200, headers)
             return None
-        return self._stream(proto, headers, record, count, interval)
+        return self._stream(proto, headers, record, count, interval, listener_of(scope.scheme))
 
     async def _stream(
         self,
@@ -75,12 +76,13 @@ class Streams:
         record: RequestRecord,
         count: int,
         interval: int,
+        listener: str,
     ) -> None:
         """Send the events; the record's duration is the whole stream's, its head's the header's."""
         transport = proto.response_stream(200, headers)
         try:
             for seq in range(1, count + 1):
-                if seq > 1 and await self._drain.sleep(interval / 1000):
+                if seq > 1 and await self._drain.sleep(interval / 1000, listener):
                     break  # echod drains: end the stream now, cleanly
                 now = self._clock.format(time.time())
                 await transport.send_bytes(

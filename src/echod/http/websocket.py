@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
-from echod.http.drain import IDLE, SHUTDOWN, IdleTimer
+from echod.http.drain import IDLE, SHUTDOWN, IdleTimer, listener_of
 from echod.http.echo import echo
 from echod.http.problems import (
     BadRequest,
@@ -136,7 +136,8 @@ class WebSockets:
             and (self._cors is None or not self._cors.allows(origin))
         ):
             raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
-        if self._drain.stopping:
+        listener = listener_of(scope.scheme)
+        if self._drain.closes(listener):
             raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
         if self._drain.draining:
             raise ServiceUnavailable("echod is shutting down")
@@ -146,10 +147,10 @@ class WebSockets:
             )
         record.status = 101
         record.websocket = Traffic()
-        await self._converse(proto, route.websocket, record)
+        await self._converse(proto, route.websocket, record, listener)
 
     async def _converse(
-        self, proto: RSGIWebsocketProtocol, kind: str, record: RequestRecord
+        self, proto: RSGIWebsocketProtocol, kind: str, record: RequestRecord, listener: str
     ) -> None:
         """Answer each message until the client, the idle timeout or a drain ends it.
 
@@ -169,7 +170,7 @@ class WebSockets:
         self._recorder.connections(1)
         idle = IdleTimer(task, self._limits.idle_timeout)
         try:
-            with self._drain.cancelling(task):
+            with self._drain.cancelling(task, listener):
                 await self._exchange(transport, idle, kind, record, traffic)
         except asyncio.CancelledError as cancelled:
             if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:

@@ -131,9 +131,9 @@ class AccessLog:
         """Write buffered lines from ``loop`` soon after they arrive (or at once, if None)."""
         self._writer.bind(loop)
 
-    def flush(self) -> None:
-        """Write every buffered line now (on shutdown)."""
-        self._writer.flush()
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Write every buffered line now, waiting ``timeout`` s at most; whether all were."""
+        return self._writer.flush(timeout)
 
     def request(self, record: RequestRecord) -> None:
         """Log one answered request; the level follows the status."""

@@ -19,9 +19,17 @@ from echod.telemetry.log_line import LEVELS, JsonFormatter
 
 __all__ = ["LineHandler", "configure_logging"]
 
+#: What granian says each time an embedded server starts, which is echod's way to run it:
+#: no news to whoever reads the log.
+_EMBEDDED_NOTICE = "Embedded server is experimental!"
+
 
 class LineHandler(logging.Handler):
     """Writes each formatted record as one line through the process's writer of stdout."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let every record through but granian's notice about its embedded servers."""
+        return record.msg != _EMBEDDED_NOTICE and super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Hand the record's line over; it is written whole or dropped."""
