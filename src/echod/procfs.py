@@ -17,6 +17,7 @@ __all__ = [
     "pss_bytes",
     "start_time",
     "stat_fields",
+    "tcp_migrate_req",
 ]
 
 _PROC = Path("/proc")
@@ -117,3 +118,15 @@ def boot_time() -> float:
         if line.startswith("btime "):
             return float(line.split()[1])
     return 0.0
+
+
+def tcp_migrate_req() -> int | None:
+    """``net.ipv4.tcp_migrate_req`` of this network namespace, or None where there is none.
+
+    At 1, the kernel moves the connections queued on a closing ``SO_REUSEPORT`` socket
+    to another one on the port (Linux 5.14 and newer); at 0 they are reset.
+    """
+    try:
+        return int((_PROC / "sys" / "net" / "ipv4" / "tcp_migrate_req").read_text())
+    except (OSError, ValueError):
+        return None

@@ -27,6 +27,7 @@ from echod.instance.listener import Listener
 from echod.instance.material import read
 from echod.instance.reload import Reloader
 from echod.instance.runtime import Runtime, runtime_root
+from echod.procfs import tcp_migrate_req
 from echod.settings.config import ConfigError
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import slots_for
@@ -68,6 +69,12 @@ def serve(settings: Settings, *, log_config: dict[str, Any]) -> int:
         log.warning(
             "HTTPS uses a self-signed certificate for localhost made at start; clients "
             "must skip verification (curl -k); set --tls-cert and --tls-key for a real one"
+        )
+    if settings.tls_enabled and tcp_migrate_req() != 1:
+        log.warning(
+            "net.ipv4.tcp_migrate_req is not 1: when a reload replaces the HTTPS server, "
+            "the connections still queued on the old one are reset; set it to 1 "
+            "(Linux 5.14 and newer) to have them moved to the new one"
         )
     root, moved = runtime_root(settings.runtime_dir)
     if moved is not None:
