@@ -26,6 +26,7 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`; each pat
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +44,6 @@ from echod.http.answers import (
     stamp,
 )
 from echod.http.bodies import BodyDeadlines, BodyReader
-from echod.http.drain import listener_of
 from echod.http.problems import (
     BadRequest,
     MethodNotAllowed,
@@ -130,6 +130,9 @@ class EchoApp:
         self._reads = self._deadlines.reads
         self._watch: asyncio.Task[None] | None = None
         self._request_id = RequestIds()
+        self._server = ""
+        # Whether this server is being replaced: its answers close their connections.
+        self._closing = False
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write log lines from ``loop``, the loop that serves, and watch the body reads."""
@@ -140,16 +143,24 @@ class EchoApp:
         """End the long requests and have clients leave, before the servers stop."""
         await self._drain.stop()
 
-    async def replacing(self, listener: str) -> None:
-        """End ``listener``'s long requests and have its clients leave: its server is replaced.
+    def for_server(self, server: str) -> EchoApp:
+        """This app, for the server ``server`` of the process: the same parts, a name of its own.
 
-        The new server already serves beside the old one, which is to stop.
+        Each server gets one, so that a reload that replaces a server can end its requests
+        and close its connections, and no other server's.
         """
-        await self._drain.replace(listener)
+        made = copy.copy(self)
+        made._server = server  # noqa: SLF001 - a copy of its own class
+        made._closing = False  # noqa: SLF001
+        return made
 
-    def replaced(self, listener: str) -> None:
-        """``listener``'s old server has stopped."""
-        self._drain.replaced(listener)
+    async def replacing(self) -> None:
+        """End this server's long requests and have its clients leave: it is replaced.
+
+        The server that replaces it already serves beside it; this one is to stop.
+        """
+        self._closing = True
+        await self._drain.replace(self._server)
 
     def close(self, timeout: float = 1.0) -> None:
         """Write the last log lines (for ``timeout`` s at most) and stop the hashing thread."""
@@ -160,11 +171,11 @@ class EchoApp:
     def use_users(self, users: Mapping[str, bytes]) -> None:
         """Check credentials against ``users`` from now on (a reload put them in service).
 
-        What the old users' hashing thread has in hand finishes; nothing is remembered
-        from before, so a removed user or a changed password is refused at once.
+        Every server's copy of the app shares the one authenticator: nothing is
+        remembered from before, so a removed user or a changed password is refused at
+        once.
         """
-        old, self._auth = self._auth, self._auth.renewed(users)
-        old.close()
+        self._auth.use(users)
 
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912, PLR0915 - the order of every request, in one place
         """Answer one request, then record it."""
@@ -181,6 +192,7 @@ class EchoApp:
             request_id=self._request_id(headers.get("x-request-id")),
             remote=scope.client,
             started=started,
+            server=self._server,
         )
         method = record.method
         route = endpoint.route
@@ -188,8 +200,8 @@ class EchoApp:
         preflight: str | None = None
         hostless = False
         if not websocket:
-            if self._cors is not None or self._drain.stopping or self._drain.closing:
-                proto, preflight = self._wrap(headers, method, proto, scope.scheme)
+            if self._cors is not None or self._drain.stopping or self._closing:
+                proto, preflight = self._wrap(headers, method, proto)
             hostless = version == "1.1" and "host" not in headers
             if route is not None and route.probe and method in route.methods and not hostless:
                 endpoint.handler(scope, proto, record, b"")  # type: ignore[misc]
@@ -205,7 +217,13 @@ class EchoApp:
                 user = self._auth.authenticate(headers.get("authorization"))
                 record.user = user if type(user) is str else await user  # type: ignore[misc]
                 if websocket:
-                    await self._websockets.serve(scope, proto, route, record)  # type: ignore[arg-type]
+                    await self._websockets.serve(
+                        scope,
+                        proto,  # type: ignore[arg-type]
+                        route,
+                        record,
+                        closing=self._closing,
+                    )
                 elif route is None:
                     raise NotFound(f"no route matches the path {path!r}")
                 elif method not in route.methods:
@@ -247,7 +265,7 @@ class EchoApp:
         return self._unmatched
 
     def _wrap(
-        self, headers: Headers, method: str, proto: HTTPProtocol, scheme: str
+        self, headers: Headers, method: str, proto: HTTPProtocol
     ) -> tuple[HTTPProtocol, str | None]:
         """The protocol that adds the CORS headers, and ``Connection: close`` once stopping.
 
@@ -256,7 +274,7 @@ class EchoApp:
         preflight = None
         if self._cors is not None:
             proto, preflight = self._cors.wrap(headers, method, proto)
-        if self._drain.closes(listener_of(scheme)):  # the client is to send no more here
+        if self._drain.stopping or self._closing:  # the client is to send no more here
             proto = cast("HTTPProtocol", WithHeaders(proto, [CLOSE]))
         return proto, preflight
 

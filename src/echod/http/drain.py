@@ -31,7 +31,6 @@ __all__ = [
     "SHUTDOWN",
     "Drain",
     "IdleTimer",
-    "listener_of",
 ]
 
 #: Seconds between two looks at the ready byte while long requests run.
@@ -47,16 +46,12 @@ CLOSE_WAIT = 1.0
 CLOSE_GRACE = 0.5
 
 
-def listener_of(scheme: str) -> str:
-    """The listener a request came through, by its scope's scheme: "https" or "http"."""
-    return "https" if scheme in {"https", "wss"} else "http"
-
-
 class Drain:
     """One process's view of the drain: sleeps that end early, tasks that get cancelled.
 
-    What runs long is registered under its listener ("http" or "https"), so that the
-    requests of one server can be ended when a reload replaces that server alone.
+    What runs long is registered under the server that took it
+    (:attr:`echod.telemetry.records.RequestRecord.server`), so that the requests of one
+    server can be ended when a reload replaces that server alone.
     """
 
     def __init__(self, is_ready: Callable[[], bool]) -> None:
@@ -70,27 +65,20 @@ class Drain:
         #: Whether this process is stopping: it takes no new WebSocket then, and each
         #: answer closes its connection.
         self.stopping = False
-        #: The listeners whose server a reload is replacing: their answers close their
-        #: connections, as a stopping process's do.
-        self.closing: frozenset[str] = frozenset()
 
     @property
     def draining(self) -> bool:
         """Whether the instance is shutting down, or this process is stopping."""
         return self.stopping or not self._is_ready()
 
-    def closes(self, listener: str) -> bool:
-        """Whether an answer on ``listener`` closes its connection (a stop, or a replacement)."""
-        return self.stopping or listener in self.closing
-
-    async def sleep(self, seconds: float, listener: str = "http") -> bool:
-        """Wait ``seconds``, or less if the instance drains or ``listener``'s server is replaced.
+    async def sleep(self, seconds: float, server: str = "") -> bool:
+        """Wait ``seconds``, or less if the instance drains or ``server`` is replaced.
 
         Returns whether it was cut short.
         """
-        event = self._events.get(listener)
+        event = self._events.get(server)
         if event is None:
-            event = self._events[listener] = asyncio.Event()
+            event = self._events[server] = asyncio.Event()
         self._sleepers += 1
         self._watch()
         try:
@@ -103,13 +91,13 @@ class Drain:
         return True
 
     @contextlib.contextmanager
-    def cancelling(self, task: asyncio.Task[object], listener: str = "http") -> Iterator[int]:
+    def cancelling(self, task: asyncio.Task[object], server: str = "") -> Iterator[int]:
         """Cancel ``task`` with :data:`SHUTDOWN` on a drain, or when its server is replaced.
 
-        ``listener`` is the one that the task's connection came through. Yields how many
-        such tasks the process has, this one included.
+        ``server`` is the one that took the task's connection. Yields how many such
+        tasks the process has, this one included.
         """
-        self._tasks[task] = listener
+        self._tasks[task] = server
         self._watch()
         try:
             yield len(self._tasks)
@@ -130,27 +118,21 @@ class Drain:
         self.stopping = True
         await self._end(set(self._events) | set(self._tasks.values()))
 
-    async def replace(self, listener: str) -> None:
-        """Do for ``listener``'s requests what :meth:`stop` does, before its server is replaced.
+    async def replace(self, server: str) -> None:
+        """Do for ``server``'s requests what :meth:`stop` does, before it is replaced.
 
-        The server that replaces it is already serving: what arrives from now on is
-        not ended.
+        The server that replaces it is already serving, and what it takes is not ended.
         """
-        self.closing |= {listener}
-        await self._end({listener}, renew=True)
+        await self._end({server}, renew=True)
 
-    def replaced(self, listener: str) -> None:
-        """``listener``'s old server has stopped: answers there keep their connections again."""
-        self.closing -= {listener}
-
-    async def _end(self, listeners: set[str], *, renew: bool = False) -> None:
+    async def _end(self, servers: set[str], *, renew: bool = False) -> None:
         self._emptied = asyncio.Event()
-        self._end_all(listeners, renew=renew)
-        await asyncio.gather(self._websockets_closed(listeners), asyncio.sleep(CLOSE_GRACE))
+        self._end_all(servers, renew=renew)
+        await asyncio.gather(self._websockets_closed(servers), asyncio.sleep(CLOSE_GRACE))
 
-    async def _websockets_closed(self, listeners: set[str]) -> None:
+    async def _websockets_closed(self, servers: set[str]) -> None:
         # A connection's task logs it right after it leaves the set, in the same step.
-        while any(listener in listeners for listener in self._tasks.values()):
+        while any(server in servers for server in self._tasks.values()):
             emptied = self._emptied = asyncio.Event()
             try:
                 async with asyncio.timeout(CLOSE_WAIT):
@@ -158,18 +140,18 @@ class Drain:
             except TimeoutError:
                 return
 
-    def _end_all(self, listeners: set[str] | None = None, *, renew: bool = False) -> None:
-        """Wake the sleepers and cancel the registered tasks of ``listeners`` (all by default).
+    def _end_all(self, servers: set[str] | None = None, *, renew: bool = False) -> None:
+        """Wake the sleepers and cancel the registered tasks of ``servers`` (all by default).
 
-        With ``renew``, sleepers that come later (on the server that replaces the old one)
-        wait on a new event; otherwise they are woken at once, as the instance drains.
+        With ``renew``, a sleeper that comes later for the same server waits on a new
+        event; otherwise it is woken at once, as the instance drains.
         """
-        for listener in list(self._events):
-            if listeners is None or listener in listeners:
-                event = self._events.pop(listener) if renew else self._events[listener]
+        for server in list(self._events):
+            if servers is None or server in servers:
+                event = self._events.pop(server) if renew else self._events[server]
                 event.set()
-        for task, listener in list(self._tasks.items()):
-            if listeners is None or listener in listeners:
+        for task, server in list(self._tasks.items()):
+            if servers is None or server in servers:
                 task.cancel(SHUTDOWN)
 
     def _watch(self) -> None:

@@ -20,7 +20,6 @@ import msgspec
 
 from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, send, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
-from echod.http.drain import listener_of
 from echod.http.forwarded import forwarded
 from echod.http.problems import ServiceUnavailable
 
@@ -94,7 +93,7 @@ class Inspector:
                 raise ServiceUnavailable(
                     f"{MAX_DELAYED} delayed requests are waiting in this worker already"
                 )
-            return self._after(wait, proto, record, status, report, listener_of(scope.scheme))
+            return self._after(wait, proto, record, status, report, record.server)
         self._answer(proto, record, status, report)
         return None
 

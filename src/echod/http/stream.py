@@ -17,7 +17,6 @@ from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defi
 
 from echod.http.answers import CLIENT_GONE, NO_STORE, stamp
 from echod.http.controls import Bounds, control, delay_ms, query_args
-from echod.http.drain import listener_of
 from echod.http.problems import BadRequest
 from echod.telemetry.log_line import Rfc3339Clock
 
@@ -67,7 +66,7 @@ class Streams:
         if scope.method == "HEAD":
             proto.response_empty(200, headers)
             return None
-        return self._stream(proto, headers, record, count, interval, listener_of(scope.scheme))
+        return self._stream(proto, headers, record, count, interval, record.server)
 
     async def _stream(
         self,

@@ -80,9 +80,10 @@ class Role(enum.Enum):
 
 @dataclass
 class _Running:
-    """A listener's server, and the task that runs it."""
+    """A listener's server, its copy of the app, and the task that runs it."""
 
     listener: Listener
+    app: EchoApp
     server: Server
     task: asyncio.Task[None]
 
@@ -117,6 +118,7 @@ class Serving:
         self._tls: bytes | None = None
         self._recorder: Recorder | None = None
         self._first_signal: int = signal.SIGTERM
+        self._started = 0
 
     def run(self) -> int:
         """Serve on an event loop of its own until stopped; 0 after a clean stop, 1 if not."""
@@ -184,8 +186,10 @@ class Serving:
         """
         if self._app is None:
             raise RuntimeError("the app is made before any server starts")
-        server = granian_server(listener, self._app, self._settings, self._log_config)
-        running = _Running(listener, server, asyncio.ensure_future(server.serve()))
+        self._started += 1
+        app = self._app.for_server(f"{listener.name}-{self._started}")
+        server = granian_server(listener, app, self._settings, self._log_config)
+        running = _Running(listener, app, server, asyncio.ensure_future(server.serve()))
         deadline = time.monotonic() + START_TIMEOUT
         while not (await _bound(server) and await _accepts(listener)):
             if running.task.done() or time.monotonic() > deadline:
@@ -267,9 +271,8 @@ class Serving:
             files = runtime.tls_files()
             listener = replace(old.listener, client_ca=files.client_ca)
             await self._start(listener)  # beside the old one, on the same port
-            await app.replacing("https")
+            await old.app.replacing()
             await _stop_server(old, self._settings.shutdown_timeout)
-            app.replaced("https")
             self._tls = tls
         self._generation = generation
         if self._recorder is not None:
