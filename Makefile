@@ -307,6 +307,11 @@ SOAK_TEST_TIMEOUT ?= 600
 soak-smoke: ## the soak tests with 3 s of load each, as CI runs them
 	$(MAKE) soak ECHOD_SOAK_SECONDS=3 SOAK_TEST_TIMEOUT=120
 
+.PHONY: bench-memory
+bench-memory: $(INSTALLED) $(REFERENCE)/go-echod ## memory of echod (default, HTTP only, --workers 2) beside Go, idle and after 100,000 requests
+	@scripts/debian-packages wrk
+	$(BIN)/python -m bench.memory $(ARGS)
+
 .PHONY: microbench
 microbench: $(INSTALLED) ## time the hot path without a server, then count its instructions per echo
 	$(BIN)/pytest tests/microbench --benchmark-enable --benchmark-autosave \

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(done.code or 0)
     log_config = configure_logging(settings.log_level, settings.log_buffer_bytes)
     try:
+        from echod.instance import allocators  # noqa: PLC0415 - only when serving
+
+        allocators.tune()  # before granian is imported: its allocator reads the setting
         from echod.instance.server import serve  # noqa: PLC0415 - imports granian, only when serving
 
         return serve(settings, log_config=log_config)

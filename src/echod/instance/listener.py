@@ -25,15 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from granian.constants import HTTPModes, Interfaces, SSLProtocols
-from granian.http import HTTP1Settings, HTTP2Settings
-from granian.log import LogLevels
-from granian.server.embed import Server
-
 from echod.settings.config import LogLevel
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from granian.server.embed import Server
 
     from echod.http.app import EchoApp
     from echod.settings.config import Settings
@@ -78,6 +75,13 @@ def granian_server(
     listener: Listener, app: EchoApp, settings: Settings, log_config: dict[str, Any]
 ) -> Server:
     """The embedded granian server of ``listener``, in front of ``app``; ``serve()`` starts it."""
+    # Imported here, by serving processes only: a supervisor (--workers N) holds listeners
+    # without granian, so that its workers load granian, and its allocator, themselves.
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols  # noqa: PLC0415
+    from granian.http import HTTP1Settings, HTTP2Settings  # noqa: PLC0415
+    from granian.log import LogLevels  # noqa: PLC0415
+    from granian.server.embed import Server  # noqa: PLC0415
+
     mode = HTTPModes.auto if listener.tls or settings.h2c else HTTPModes.http1
     server = Server(
         app,
