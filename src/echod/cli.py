@@ -71,9 +71,10 @@ def open_standard_descriptors() -> None:
     """Make descriptors 0, 1 and 2 valid before any file is opened: /dev/null where closed.
 
     Started with stdout closed (``>&-``), the first file echod opened would get
-    descriptor 1, and every log line would be written into it.
+    descriptor 1, and every log line would be written into it. Python then also starts
+    with ``sys.stdout`` (or ``stdin``, ``stderr``) set to None: each gets its descriptor.
     """
-    for fd in (0, 1, 2):
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
         try:
             os.fstat(fd)
         except OSError:
@@ -81,6 +82,8 @@ def open_standard_descriptors() -> None:
             if null != fd:  # the lower ones are open, so this is the first free one: fd
                 os.dup2(null, fd)
                 os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def _config_error(error: ConfigError) -> int:

@@ -15,6 +15,8 @@ __all__ = [
     "parent",
     "process_stats",
     "pss_bytes",
+    "resident_bytes",
+    "socket_fds",
     "start_time",
     "stat_fields",
     "tcp_migrate_req",
@@ -76,6 +78,31 @@ def pss_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set size (RSS): one short read, cheap enough to poll."""
+    try:
+        with (_PROC / "self" / "statm").open("rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def socket_fds() -> list[int]:
+    """The descriptors of this process that are sockets."""
+    found: list[int] = []
+    try:
+        entries = list((_PROC / "self" / "fd").iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if str(entry.readlink()).startswith("socket:"):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def process_stats(pid: int) -> ProcessStats | None:

@@ -16,8 +16,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.floods import flood
 from tests.support.users import AUTH, AUTH_HEADER, basic
-from tests.support.waiting import eventually_async
+from tests.support.waiting import eventually, eventually_async
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -398,3 +399,48 @@ def holds_a_socket_to(pid: int, port: int) -> bool:
         connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == port
         for connection in psutil.Process(pid).net_connections(kind="tcp")
     )
+
+
+class TestFloods:
+    """What granian does below echod's messages: pings it answers, fragments it gathers."""
+
+    LIMIT = 96 * 2**20
+
+    def test_a_ping_flood_that_never_reads_is_cut_at_the_memory_limit(
+        self, make_echod: Any
+    ) -> None:
+        """Pongs queue up for a client that never reads; past the limit echod cuts it.
+
+        The connection is reset (its socket shut down), logged with closedBy "memory"
+        after one warning, and the process's memory is back near idle within seconds.
+        """
+        echod = make_echod("--ws-memory-limit", str(self.LIMIT), "--log-level", "info")
+        pid = echod.process.pid
+        idle = psutil.Process(pid).memory_info().rss
+        result = flood(echod.port, "ping", 20)
+        assert result.ended == "cut", result
+        [warning] = echod.wait_for_lines("memory (RSS) of")
+        assert warning["level"] == "warning"
+        assert "--ws-memory-limit" in warning["message"]
+        [line] = [line for line in echod.request_lines() if line.get("status") == 101]
+        assert line["closedBy"] == "memory"
+        eventually(
+            lambda: psutil.Process(pid).memory_info().rss < idle + 32 * 2**20,
+            timeout=10,
+            failure=lambda: f"RSS {psutil.Process(pid).memory_info().rss}, idle {idle}",
+        )
+        assert httpx.get(echod.url + "/health").status_code == 200
+
+    def test_other_websockets_are_served_until_the_limit(self, make_echod: Any) -> None:
+        """Under the limit, nothing is cut: a connection's echoes go on as usual."""
+        echod = make_echod("--ws-memory-limit", str(self.LIMIT))
+
+        async def scenario() -> list[Any]:
+            async with session(echod) as socket:
+                answers = []
+                for i in range(50):
+                    answers.append(await ask(socket, json.dumps({"i": i})))
+                    await asyncio.sleep(0.02)  # over a second: the guard looks ten times
+                return answers
+
+        assert run(scenario) == [{"i": i, "echoed": True} for i in range(50)]

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 
 import pytest
 
+from echod.http import websocket
 from echod.http.drain import Drain
-from echod.http.websocket import SocketLimits, WebSockets, _answer, same_origin
+from echod.http.websocket import (
+    MEMORY,
+    SocketLimits,
+    WebSockets,
+    _address,
+    _answer,
+    _shut_down,
+    same_origin,
+)
 from tests.support.harness import new_record
 
 
@@ -71,7 +82,9 @@ class TestReply:
         sockets = WebSockets(
             recorder=None,  # type: ignore[arg-type]
             drain=Drain(lambda: True),
-            limits=SocketLimits(max_message_bytes=4, idle_timeout=1, max_connections=1),
+            limits=SocketLimits(
+                max_message_bytes=4, idle_timeout=1, max_connections=1, memory_limit=2**30
+            ),
         )
         reply, closing = sockets._reply("raw", new_record(path="/api/raw"), "ééé")
         assert closing
@@ -82,3 +95,68 @@ class TestReply:
             "/api/raw",
         )
         assert sockets._reply("raw", new_record(path="/api/raw"), "éé") == ("éé", False)
+
+
+class TestMemoryGuard:
+    def test_addresses_are_written_as_granian_writes_them(self) -> None:
+        """host:port, with IPv6 hosts in brackets."""
+        assert _address(("127.0.0.1", 3000)) == "127.0.0.1:3000"
+        assert _address(("::1", 3000, 0, 0)) == "[::1]:3000"
+
+    def test_only_the_named_connection_is_shut_down(self) -> None:
+        """Its client reads the end at once; another connection to the same port is left."""
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            port = server.getsockname()[1]
+            with (
+                socket.create_connection(("127.0.0.1", port)) as cut,
+                socket.create_connection(("127.0.0.1", port)) as kept,
+            ):
+                first, _ = server.accept()
+                second, _ = server.accept()
+                with first, second:
+                    named = (_address(cut.getsockname()), _address(first.getsockname()))
+                    assert _shut_down({named}) == 1
+                    assert cut.recv(1) == b""
+                    second.sendall(b"x")
+                    assert kept.recv(1) == b"x"
+
+    def test_over_the_limit_and_growing_cancels_every_connection_once(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Over and growing: all cancelled with "memory". Over but falling: left alone."""
+        readings = iter([10, 200, 150, 120, 90])
+        monkeypatch.setattr(websocket, "resident_bytes", lambda: next(readings, 90))
+        monkeypatch.setattr(websocket, "MEMORY_POLL", 0.001)
+        monkeypatch.setattr(websocket, "_shut_down", len)
+        sockets = WebSockets(
+            recorder=None,  # type: ignore[arg-type]
+            drain=Drain(lambda: True),
+            limits=SocketLimits(
+                max_message_bytes=4, idle_timeout=1, max_connections=9, memory_limit=100
+            ),
+        )
+
+        async def scenario() -> list[object]:
+            reasons: list[object] = []
+
+            async def connection() -> None:
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError as cancelled:
+                    reasons.append(cancelled.args)
+
+            first = asyncio.ensure_future(connection())
+            sockets._tasks[first] = ("127.0.0.1:1", "127.0.0.1:2")
+            guard = asyncio.ensure_future(sockets._watch_memory())
+            await asyncio.wait({first}, timeout=1)
+            sockets._tasks.clear()
+            later = asyncio.ensure_future(connection())  # opened while memory falls
+            sockets._tasks[later] = ("127.0.0.1:3", "127.0.0.1:2")
+            await asyncio.sleep(0.05)
+            assert not later.done()
+            sockets._tasks.clear()
+            later.cancel()
+            await asyncio.wait({guard}, timeout=1)
+            return reasons
+
+        assert asyncio.run(scenario())[0] == (MEMORY,)

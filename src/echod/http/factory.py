@@ -84,6 +84,7 @@ def create_app(
             max_message_bytes=settings.max_body_bytes,
             idle_timeout=settings.ws_idle_timeout,
             max_connections=settings.max_ws_connections,
+            memory_limit=settings.ws_memory_limit,
         ),
         cors=cors,
     )

@@ -15,11 +15,22 @@ message over ``--max-body-bytes`` gets a 413 problem, and the connection is clos
 is one that stays silent for ``--ws-idle-timeout``, and every one when the instance
 drains. granian sends its close frame without a status code whatever echod asks for, so
 clients see 1005. One log line per connection is written when it closes.
+
+While any WebSocket is open, the process reads its own memory (RSS) ten times a second.
+Past ``--ws-memory-limit``, and still growing, it closes all its WebSockets: granian
+answers every ping with a pong queued without bound for a client that never reads
+(docs/upstream.md), and keeps a fragmented message of up to 64 MiB, where no
+message of echod's comes to see it. Closing the connection is what frees that memory,
+and granian's own close waits behind the queued pongs for as long as the client holds
+the connection, so echod shuts the connection's socket down itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +48,7 @@ from echod.http.problems import (
     UnsupportedMediaType,
     render_problem,
 )
+from echod.procfs import resident_bytes, socket_fds
 from echod.telemetry.metric_layout import MESSAGE_IN, MESSAGE_OUT
 from echod.telemetry.records import Traffic
 
@@ -50,10 +62,18 @@ if TYPE_CHECKING:
     from echod.telemetry.metric_layout import Recorder
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["SocketLimits", "WebSockets", "same_origin"]
+__all__ = ["MEMORY", "MEMORY_POLL", "SocketLimits", "WebSockets", "same_origin"]
+
+log = logging.getLogger("echod")
+
+#: The reason a WebSocket's task is cancelled with when its process is over the limit.
+MEMORY = "memory"
+#: Seconds between two reads of the process's memory while WebSockets are open.
+MEMORY_POLL = 0.1
 
 # The kind of a close message (granian.rsgi.WebsocketMessageType.close).
 _CLOSE = 0
+_IP = {socket.AF_INET, socket.AF_INET6}
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
 
 
@@ -67,6 +87,8 @@ class SocketLimits:
     idle_timeout: float
     #: Open connections of this worker; one more is refused with 503.
     max_connections: int
+    #: Bytes of the process's memory (RSS) past which all its WebSockets are closed.
+    memory_limit: int
 
 
 def same_origin(origin: str, host: str | None) -> bool:
@@ -103,6 +125,9 @@ class WebSockets:
         self._limits = limits
         self._cors = cors
         self._open = 0
+        #: The task of each open connection, with its client and server addresses.
+        self._tasks: dict[asyncio.Task[object], tuple[str, str]] = {}
+        self._guard: asyncio.Future[None] | None = None
 
     @staticmethod
     def check_opening(scope: Scope) -> None:
@@ -153,10 +178,10 @@ class WebSockets:
             )
         record.status = 101
         record.websocket = Traffic()
-        await self._converse(proto, route.websocket, record)
+        await self._converse(proto, route.websocket, record, scope.server)
 
     async def _converse(
-        self, proto: RSGIWebsocketProtocol, kind: str, record: RequestRecord
+        self, proto: RSGIWebsocketProtocol, kind: str, record: RequestRecord, server: str
     ) -> None:
         """Answer each message until the client, the idle timeout or a drain ends it.
 
@@ -174,12 +199,15 @@ class WebSockets:
             raise RuntimeError("a WebSocket is served outside of a task")
         self._open += 1
         self._recorder.connections(1)
+        self._tasks[task] = (record.remote, server)
+        if self._guard is None or self._guard.done():
+            self._guard = asyncio.ensure_future(self._watch_memory())
         idle = IdleTimer(task, self._limits.idle_timeout)
         try:
             with self._drain.cancelling(task, record.server):
                 await self._exchange(transport, idle, kind, record, traffic)
         except asyncio.CancelledError as cancelled:
-            if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:
+            if cancelled.args not in {(IDLE,), (SHUTDOWN,), (MEMORY,)}:
                 raise  # not ours: let it go on
             task.uncancel()
             traffic.closed_by = cancelled.args[0]
@@ -187,9 +215,34 @@ class WebSockets:
             traffic.closed_by = "client"
         finally:
             idle.stop()
+            self._tasks.pop(task, None)
             self._open -= 1
             self._recorder.connections(-1)
             proto.close(None)
+
+    async def _watch_memory(self) -> None:
+        """Close every WebSocket when the process's memory is over the limit and growing.
+
+        Memory that falls is memory being handed back (echod.instance.allocators): the
+        connections opened meanwhile are left alone.
+        """
+        limit = self._limits.memory_limit
+        previous = 0
+        while self._tasks:
+            rss = resident_bytes() or 0
+            if rss > limit and rss >= previous:
+                log.warning(
+                    "memory (RSS) of %d bytes is over --ws-memory-limit (%d): closing the "
+                    "%d WebSockets of this process",
+                    rss,
+                    limit,
+                    len(self._tasks),
+                )
+                for task in self._tasks:
+                    task.cancel(MEMORY)
+                _shut_down(set(self._tasks.values()))
+            previous = rss
+            await asyncio.sleep(MEMORY_POLL)
 
     async def _exchange(
         self,
@@ -230,6 +283,31 @@ class WebSockets:
         except Problem as problem:
             closing = isinstance(problem, PayloadTooLarge)
             return render_problem(problem, record.path, record.request_id).decode(), closing
+
+
+def _shut_down(connections: set[tuple[str, str]]) -> int:
+    """Shut down the sockets of ``connections``; return how many were found.
+
+    Each connection is named (client, server), as granian names them in the scope.
+    """
+    found = 0
+    for fd in socket_fds():
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.family not in _IP:
+                    continue
+                if (_address(sock.getpeername()), _address(sock.getsockname())) in connections:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    found += 1
+        except OSError:  # not connected (a listening socket), or gone meanwhile
+            continue
+    return found
+
+
+def _address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    """``host:port``, or ``[host]:port`` for IPv6, as granian writes a scope's addresses."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _answer(kind: str, data: bytes | str) -> bytes | str:

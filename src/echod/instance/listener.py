@@ -44,7 +44,7 @@ MAX_CONNECTIONS = 8192
 #: The kernel's queue of connections not yet accepted, per socket.
 BACKLOG = 1024
 #: Streams an HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
-MAX_STREAMS = 64
+MAX_STREAMS = 32
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_RELOAD_INTERVAL",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_WS_IDLE_TIMEOUT",
+    "DEFAULT_WS_MEMORY_LIMIT",
     "ConfigError",
     "LogLevel",
     "Settings",
@@ -48,6 +49,8 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 #: Seconds a WebSocket may go without a message from its client before it is closed.
 DEFAULT_WS_IDLE_TIMEOUT = 60.0
+#: Bytes of memory (RSS) of a serving process past which it closes its WebSockets.
+DEFAULT_WS_MEMORY_LIMIT = 192 * 1024 * 1024
 #: Open WebSocket connections per worker; one more is refused with 503.
 DEFAULT_MAX_WS_CONNECTIONS = 1000
 #: The longest delay, in seconds, a request may ask for (/api/inspect, /api/stream).
@@ -66,6 +69,8 @@ _MIN_HEADER_BYTES = 8 * 1024
 _MAX_HEADER_LIMIT = 1024 * 1024
 _MAX_SECONDS = 3600.0
 _MAX_WS_CONNECTIONS = 100_000
+_MIN_WS_MEMORY = 64 * 1024 * 1024
+_MAX_WS_MEMORY = 1024**4
 _MIN_LOG_BUFFER = 64 * 1024
 _MAX_LOG_BUFFER = 1024 * 1024 * 1024
 
@@ -102,6 +107,7 @@ class Settings:
     drain_delay: float = 0.0
     ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
     max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
+    ws_memory_limit: int = DEFAULT_WS_MEMORY_LIMIT
     max_delay: float = DEFAULT_MAX_DELAY
     cors_origins: tuple[str, ...] = ()
     expose_hostname: bool = False
@@ -191,6 +197,13 @@ OPTIONS: tuple[Option, ...] = (
         values.integer(1, _MAX_WS_CONNECTIONS),
         "N",
         f"open WebSocket connections per worker (default {DEFAULT_MAX_WS_CONNECTIONS})",
+    ),
+    Option(
+        "ws_memory_limit",
+        values.integer(_MIN_WS_MEMORY, _MAX_WS_MEMORY),
+        "N",
+        f"bytes of memory (RSS) of a serving process past which it closes all its "
+        f"WebSockets (default {DEFAULT_WS_MEMORY_LIMIT})",
     ),
     Option(
         "max_delay",
