@@ -118,7 +118,8 @@ compose-down: ## stop and remove what compose-up started (Prometheus's data volu
 
 .PHONY: dockerrun
 dockerrun: image ## run the echod image on 3000 (HTTP) and 10000 (HTTPS), read-only
-	$(ENGINE) run --rm --read-only --stop-timeout 30 -p 3000:3000 -p 10000:10000 echod:latest
+	$(ENGINE) run --rm --read-only --stop-timeout 30 --sysctl net.ipv4.tcp_migrate_req=1 \
+		-p 3000:3000 -p 10000:10000 echod:latest
 
 .PHONY: test-containers
 test-containers: $(INSTALLED) ## build the images with podman and test them running, compose included

@@ -31,7 +31,7 @@ def image() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def container() -> Iterator[Container]:
     """echod's image run as the issue asks: a read-only root, HTTP and HTTPS published."""
-    made = Container("--read-only")
+    made = Container("--read-only", "--sysctl", "net.ipv4.tcp_migrate_req=1")
     try:
         yield made.start()
     finally:

@@ -151,6 +151,14 @@ class TestLogs:
         assert any(line["message"] == "echod started" for line in lines)
         assert any(line.get("path") == "/api/echo" for line in lines)
 
+    def test_tcp_migrate_req_is_set_so_no_warning_is_given(self, container: Container) -> None:
+        """With --sysctl net.ipv4.tcp_migrate_req=1, as documented, echod warns of nothing."""
+        status, value = container.exec("cat", "/proc/sys/net/ipv4/tcp_migrate_req")
+        assert (status, value.strip()) == (0, "1")
+        messages = [str(line["message"]) for line in container.log_lines()]
+        assert not [message for message in messages if "tcp_migrate_req" in message]
+        assert any("self-signed" in message for message in messages)  # warnings are there
+
 
 def slow_upload(port: int, parts: list[bytes], pause: float, result: dict[str, Any]) -> None:
     """POST a body in parts with pauses between them, on a raw socket; keep the answer."""
