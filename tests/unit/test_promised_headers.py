@@ -90,7 +90,12 @@ ERRORS = [
     pytest.param("GET", "/api/nope", b"", {}, 404, id="404-api"),
     pytest.param("GET", "/nope", b"", {}, 404, id="404-elsewhere"),
     pytest.param("POST", "/api/echo", b"{}", {"content-length": "2000000"}, 413, id="413-declared"),
-    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "gzip"}, 415, id="415"),
+    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "compress"}, 415, id="415"),
+    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "gzip"}, 400, id="400-not-gzip"),
+    pytest.param(
+        "POST", "/api/echo", b"{}", {"accept-encoding": "identity;q=0"}, 406, id="406-echo"
+    ),
+    pytest.param("GET", "/api/inspect", b"", {"accept-encoding": "*;q=0"}, 406, id="406-inspect"),
     pytest.param("GET", "/api/inspect?status=204", b"", {}, 204, id="204-forced"),
     pytest.param("GET", "/api/inspect?status=304", b"", {}, 304, id="304-forced"),
     pytest.param("GET", "/api/inspect?status=503", b"", {}, 503, id="503-forced"),

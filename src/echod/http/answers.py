@@ -58,10 +58,12 @@ def stamp(
     milliseconds with three decimals. The record keeps ``status`` and that duration.
     """
     duration_ms = (_now() - record.started) * 1000.0
+    text = f"{duration_ms:.3f}"
     record.status = status
-    record.duration_ms = duration_ms
+    record.duration_ms = record.stamped_ms = duration_ms
+    record.duration_text = text
     headers.append(("x-request-id", record.request_id))
-    headers.append(("x-response-time", f"{duration_ms:.3f}ms"))
+    headers.append(("x-response-time", text + "ms"))
     return headers
 
 

@@ -97,10 +97,12 @@ class EchoApp:
         cors: Cors | None,
         drain: Drain,
         max_body_bytes: int,
+        count_coding: Callable[[int, str], None] = lambda _d, _c: None,
     ) -> None:
         """Wire the parts together; :func:`echod.http.factory.create_app` builds them.
 
         ``endpoints`` has each route's path; ``unmatched`` stands for every other path.
+        ``count_coding`` is told of each coding a request body is decoded from.
         """
         self._endpoints = endpoints
         self._unmatched = unmatched
@@ -117,7 +119,7 @@ class EchoApp:
         self._cors = cors
         self._drain = drain
         # A bound method: calling an object's __call__ costs about 2 % of an echo.
-        self._read_body = BodyReader(max_body_bytes).read
+        self._read_body = BodyReader(max_body_bytes, count_coding).read
         self._request_id = RequestIds()
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:

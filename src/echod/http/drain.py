@@ -13,6 +13,10 @@ A worker that granian stops also ends its kept-alive HTTP/1.1 connections cleanl
 (:attr:`Drain.stopping`), so a client opens a new connection for its next request
 instead of sending it on one that the worker is about to close. A WebSocket also ends
 when its client stays silent for ``--ws-idle-timeout`` (:class:`IdleTimer`).
+
+The long requests a client asks for (delays, streams and drips) also share one bound per
+worker, :data:`MAX_DELAYED`, held with :meth:`Drain.holding`: past it, a new one is
+answered 503 with ``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,24 @@ import signal
 from functools import partial
 from typing import TYPE_CHECKING
 
+from echod.http.problems import ServiceUnavailable
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["CLOSE_GRACE", "CLOSE_WAIT", "IDLE", "POLL", "SHUTDOWN", "Drain", "IdleTimer"]
+__all__ = [
+    "CLOSE_GRACE",
+    "CLOSE_WAIT",
+    "IDLE",
+    "MAX_DELAYED",
+    "POLL",
+    "SHUTDOWN",
+    "Drain",
+    "IdleTimer",
+]
 
+#: Delays, streams and drips in flight per worker; one more is answered 503.
+MAX_DELAYED = 1000
 #: Seconds between two looks at the ready byte while long requests run.
 POLL = 0.2
 #: The reason a drained connection's task is cancelled with.
@@ -57,6 +74,8 @@ class Drain:
         #: Whether granian is stopping this worker: it takes no new WebSocket then, and
         #: each answer closes its connection.
         self.stopping = False
+        #: The delays, streams and drips in flight (:meth:`holding`).
+        self.held = 0
 
     @property
     def draining(self) -> bool:
@@ -77,6 +96,23 @@ class Drain:
         finally:
             self._sleepers -= 1
         return True
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold one of the worker's :data:`MAX_DELAYED` places while a long request runs.
+
+        Raises:
+            ServiceUnavailable: every place is taken (503, with ``Retry-After: 1``).
+        """
+        if self.held >= MAX_DELAYED:
+            raise ServiceUnavailable(
+                f"{MAX_DELAYED} delays, streams and drips are running in this worker already"
+            )
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
 
     @contextlib.contextmanager
     def cancelling(self, task: asyncio.Task[object]) -> Iterator[int]:

@@ -36,6 +36,7 @@ REQUESTS_NAME = "http_requests_total"
 DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages_total"
 CONNECTIONS_NAME = "echod_websocket_connections"
+CODINGS_NAME = "echod_content_codings_total"
 RELOADS_NAME = "echod_reloads_total"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
@@ -96,6 +97,16 @@ class _HttpCollector(Collector):
             "Open WebSocket connections, over every live worker",
             value=self._store.live_sum(layout.connections),
         )
+        codings = CounterMetricFamily(
+            CODINGS_NAME,
+            "Bodies in a content coding: request bodies decoded, answers encoded",
+            labels=("direction", "coding"),
+        )
+        for offset, coding in layout.coding_labels():
+            codings.add_metric(
+                [coding["direction"], coding["coding"]], totals[layout.codings + offset]
+            )
+        yield codings
 
 
 class _ReloadCollector(Collector):
