@@ -14,7 +14,9 @@ from echod import routes
 from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
 from echod.http.cors import Cors
+from echod.http.downloads import Downloads
 from echod.http.drain import Drain
+from echod.http.drip import Drips
 from echod.http.echoes import Echoes
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
@@ -68,6 +70,8 @@ def create_app(
             instance=instance, max_delay=settings.max_delay, drain=drain, count=count
         ),
         routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
+        routes.BYTES: Downloads(max_bytes=settings.max_download_bytes, count=count),
+        routes.DRIP: Drips(max_delay=settings.max_delay, drain=drain, count=count),
         routes.HEALTH: probes.health,
         routes.READY: probes.ready,
         routes.METRICS: probes.metrics,

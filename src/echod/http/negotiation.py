@@ -22,7 +22,16 @@ from echod.http.problems import BadRequest, NotAcceptable
 if TYPE_CHECKING:
     from echod.http.controls import Controls
 
-__all__ = ["IDENTITY", "MIN_SIZE", "PREFERENCE", "VARY", "choose", "encode_whole", "forced"]
+__all__ = [
+    "IDENTITY",
+    "MIN_SIZE",
+    "PREFERENCE",
+    "VARY",
+    "choose",
+    "encode_whole",
+    "forced",
+    "refuses_identity",
+]
 
 #: Answers shorter than this many bytes are not worth encoding.
 MIN_SIZE = 256
@@ -109,6 +118,11 @@ def choose(accept: str | None, size: int | None, force: str | None = None) -> st
         f"Accept-Encoding {accept[:80]!r} refuses identity and takes none of "
         f"{', '.join(PREFERENCE)}"
     )
+
+
+def refuses_identity(accept: str | None) -> bool:
+    """Whether ``accept`` refuses an unencoded answer (``identity;q=0``, or ``*;q=0``)."""
+    return accept is not None and _qualities(accept)[1] == 0
 
 
 def encode_whole(

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_RELOAD_INTERVAL",
@@ -50,6 +51,8 @@ DEFAULT_WS_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_WS_CONNECTIONS = 1000
 #: The longest delay, in seconds, a request may ask for (/api/inspect, /api/stream).
 DEFAULT_MAX_DELAY = 10.0
+#: The most bytes /api/bytes/{n} sends: n above it is a 400.
+DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 #: Seconds between two looks at the users, certificate and key files for changes.
 DEFAULT_RELOAD_INTERVAL = 5.0
 
@@ -60,6 +63,7 @@ _MIN_HEADER_BYTES = 8 * 1024
 _MAX_HEADER_LIMIT = 1024 * 1024
 _MAX_SECONDS = 3600.0
 _MAX_WS_CONNECTIONS = 100_000
+_MAX_DOWNLOAD_LIMIT = 1 << 40  # 1 TiB: a download streams, so memory does not bound it
 
 
 class ConfigError(ValueError):
@@ -95,6 +99,7 @@ class Settings:
     ws_idle_timeout: float = DEFAULT_WS_IDLE_TIMEOUT
     max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
     max_delay: float = DEFAULT_MAX_DELAY
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     cors_origins: tuple[str, ...] = ()
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
@@ -185,6 +190,12 @@ OPTIONS: tuple[Option, ...] = (
         values.seconds(0.0, _MAX_SECONDS),
         "S",
         f"longest delay a request may ask for, in seconds (default {DEFAULT_MAX_DELAY:g})",
+    ),
+    Option(
+        "max_download_bytes",
+        values.integer(0, _MAX_DOWNLOAD_LIMIT),
+        "N",
+        f"most bytes /api/bytes/{{n}} may be asked for (default {DEFAULT_MAX_DOWNLOAD_BYTES})",
     ),
     Option(
         "cors_origins",
