@@ -180,6 +180,12 @@ class TestRequestBodies:
         answer = small.authed(body=body, **{"content-encoding": "gzip"}).response
         assert answer.status == 413
 
+    def test_no_bytes_are_an_empty_body_in_any_coding(self, harness: Harness) -> None:
+        """A GET that says gzip but sends nothing has an empty body, not a broken stream."""
+        answer = harness.authed("GET", "/api/inspect", b"", **{"content-encoding": "gzip"}).response
+        assert answer.status == 200
+        assert json.loads(answer.body)["body"]["received"]["contentEncoding"] == ["gzip"]
+
     def test_identity_in_the_list_is_no_coding(self, harness: Harness) -> None:
         """identity, gzip is gzip."""
         body = gzip.compress(b"{}")

@@ -7,7 +7,8 @@ of them, applied in that order) is decoded as it arrives, and the limit applies 
 both as sent and as decoded: decoding stops as soon as the decoded body passes the
 limit, so that a small bomb is refused after reading little, in little memory. A
 corrupt or truncated stream is a 400 that names its coding, and any other coding is a
-415 whose ``Accept-Encoding`` lists those echod decodes (RFC 9110 section 15.5.16).
+415 whose ``Accept-Encoding`` lists those echod decodes (RFC 9110 section 15.5.16). A
+body of no bytes at all is empty, whatever coding it claims.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ class BodyReader:
             for stage in stages:
                 chunk = stage.decode(chunk)  # noqa: PLW2901 - each stage's output feeds the next
             decoded.append(chunk)
-        for stage in stages:
-            stage.end()
+        if size:  # no byte at all is an empty body, whatever it claims to be in
+            for stage in stages:
+                stage.end()
         body = Decoded(b"".join(decoded))
         body.codings, body.received, body.received_sha256 = codings, size, digest.hexdigest()
         for coding in codings:
