@@ -70,6 +70,16 @@ class TestWhole:
         assert harness.count("200", "GET", "/api/bytes/{n}") == 1.0
 
 
+def test_a_streamed_download_to_a_cors_origin_carries_its_headers(
+    make_harness: MakeHarness,
+) -> None:
+    """A download through a pipe is answered through the protocol CORS wraps, too."""
+    cors = make_harness(cors_origins=("https://app.example",))
+    answer = get(cors, f"/api/bytes/{BIG}", origin="https://app.example")
+    assert (answer.status, answer.body) == (200, data(BIG))
+    assert answer.header("access-control-allow-origin") == "https://app.example"
+
+
 class TestConditional:
     def test_a_matching_tag_is_304(self, harness: Harness) -> None:
         """If-None-Match with the tag: no body, the tag and Vary again."""

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from echod.http.cors import EXPOSE_HEADERS
 from echod.http.drain import MAX_DELAYED
 from tests.support.harness import INSTANCE_ID, Harness, MakeHarness
 from tests.support.users import ALICE
@@ -121,4 +122,4 @@ class TestCors:
         ).response
         assert answer.status == 500
         assert answer.header("access-control-allow-origin") == APP
-        assert answer.header("access-control-expose-headers") == "x-request-id, x-response-time"
+        assert answer.header("access-control-expose-headers") == EXPOSE_HEADERS

@@ -123,3 +123,7 @@ class WithHeaders:
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> object:
         """Answer with a stream."""
         return self._proto.response_stream(status, [*headers, *self._extra])
+
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None:
+        """Answer with what granian reads from ``file`` (a pipe, for a long download)."""
+        self._proto.response_file(status, [*headers, *self._extra], file)
