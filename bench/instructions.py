@@ -36,6 +36,7 @@ def _worker(requests: int) -> None:
     from echod.http.factory import create_app  # noqa: PLC0415 - only in the measured process
     from echod.settings.config import Settings  # noqa: PLC0415
     from echod.telemetry.collectors import build_registry  # noqa: PLC0415
+    from echod.telemetry.line_writer import LineWriter  # noqa: PLC0415
     from echod.telemetry.metric_layout import Layout  # noqa: PLC0415
     from echod.telemetry.metric_store import MetricsStore  # noqa: PLC0415
     from echod.version import __version__  # noqa: PLC0415
@@ -50,14 +51,19 @@ def _worker(requests: int) -> None:
             registry=build_registry(store, root_pid=os.getpid(), version=__version__),
             is_ready=lambda: True,
             instance_id="00000000-0000-4000-8000-000000000000",
-            log_fd=devnull,
+            log_writer=LineWriter(devnull),
         )
         app._log.bind(QuietLoop())  # type: ignore[arg-type]  # noqa: SLF001 - lines stay buffered
         headers = FakeHeaders({"host": "echod.test", "authorization": ALICE})
         headers["content-length"] = str(len(_BODY))
         scope = FakeScope("POST", "/api/echo", headers)
         # The credentials are verified once, as the first request of a client does.
-        asyncio.run(app.__rsgi__(scope, FakeProto(_BODY)))  # type: ignore[arg-type]
+        verifying = app._auth.authenticate(ALICE)  # noqa: SLF001
+        if not isinstance(verifying, str):
+            asyncio.new_event_loop().run_until_complete(verifying)
+        # Steps are driven by hand, as granian's loop would run them, with the loop that
+        # the request path asks for (its current task) said to be running.
+        asyncio.events._set_running_loop(asyncio.new_event_loop())  # noqa: SLF001
         for _ in range(requests):
             proto = FakeProto(_BODY)
             coroutine = app.__rsgi__(scope, proto)  # type: ignore[arg-type]

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 
 
+@pytest.fixture(scope="module")
+def echod(every_transport: Echod) -> Echod:
+    """The module's echod: one that every transport reaches (h2c included)."""
+    return every_transport
+
+
 def data(size: int, seed: int = 0, start: int = 0) -> bytes:
     """What /api/bytes/size sends, from ``start``."""
     return b"".join(pieces(seed, start, size))

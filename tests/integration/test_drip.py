@@ -9,12 +9,19 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 from tests.support.transports import TRANSPORTS, client, transports
 from tests.support.users import AUTH
 
 if TYPE_CHECKING:
     from tests.support.processes import Echod
+
+
+@pytest.fixture(scope="module")
+def echod(every_transport: Echod) -> Echod:
+    """The module's echod: one that every transport reaches (h2c included)."""
+    return every_transport
 
 
 def arrivals(response: httpx.Response, started: float) -> list[tuple[bytes, float]]:

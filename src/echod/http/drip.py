@@ -8,7 +8,7 @@ head is sent after the delay, and the answer ends ``duration_ms`` after the firs
 ``delay_ms`` and ``duration_ms`` together fit within ``--max-delay``. Each piece is
 written out as soon as it is made: chunked over HTTP/1.1, DATA frames over HTTP/2, and
 in a coding flushed piece by piece when ``Accept-Encoding`` asks for one. A drip holds
-one of the worker's places for long requests, ends early when echod drains, and is
+one of the process's places for long requests, ends early when echod drains, and is
 logged once, at its end, with the pieces sent as ``events``.
 """
 
@@ -110,7 +110,7 @@ class Drips:
         """Wait, send the head, then the pieces on time; the record lasts to the end."""
         size, chunks, wait, duration = plan
         with self._drain.holding():
-            if wait and await self._drain.sleep(wait / 1000):
+            if wait and await self._drain.sleep(wait / 1000, record.server):
                 chunks = 0  # echod drains during the delay: the head, and no piece
             await self._send(proto, record, answer, size, chunks, duration, stream)
         record.duration_ms = (time.perf_counter() - record.started) * 1000.0
@@ -138,7 +138,7 @@ class Drips:
                 )
                 record.events = index + 1
                 pause = begun + step * (index + 1) - time.monotonic()
-                if pause > 0 and await self._drain.sleep(pause):
+                if pause > 0 and await self._drain.sleep(pause, record.server):
                     break  # echod drains: end the drip now, cleanly
             if stream is not None:  # a whole stream, even when cut short
                 await transport.send_bytes(stream.finish())

@@ -7,7 +7,7 @@ as decoded, and which echod instance answered. The request may also shape the an
 a status (200 to 599) or statuses picked by weight, a delay (up to ``--max-delay``) or
 a range to pick one in (:mod:`echod.http.faults`), headers and a body of its own
 (:mod:`echod.http.shaping`), and a coding (:mod:`echod.http.negotiation`). Delays wait
-without blocking the worker, within the worker's places for long requests
+without blocking the process, within the process's places for long requests
 (:meth:`echod.http.drain.Drain.holding`), and end at once when echod drains.
 """
 
@@ -142,7 +142,7 @@ class Inspector:
         content: bytes,
     ) -> None:
         with self._drain.holding():
-            await self._drain.sleep(wait / 1000)  # cut short when echod drains
+            await self._drain.sleep(wait / 1000, record.server)  # cut short when echod drains
         self._answer(proto, record, status, headers, content)
 
     @staticmethod

@@ -10,6 +10,7 @@ details (``application/problem+json``) that carry the request id::
     ├── NotFound                 404  no such path
     ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
     ├── NotAcceptable            406  ``Accept-Encoding`` refuses every coding echod writes
+    ├── RequestTimeout           408  the body did not arrive within ``--body-timeout``
     ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``, as sent or decoded
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
     ├── RangeNotSatisfiable      416  a ``Range`` outside the bytes (``Content-Range``)
@@ -35,6 +36,7 @@ __all__ = [
     "PayloadTooLarge",
     "Problem",
     "RangeNotSatisfiable",
+    "RequestTimeout",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -123,6 +125,16 @@ class NotAcceptable(Problem):
     """The client refuses an unencoded answer and takes none of echod's codings."""
 
     status = 406
+
+
+class RequestTimeout(Problem):
+    """The body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+
+    def __init__(self, detail: str) -> None:
+        """Describe the timeout; the answer asks for the connection to close."""
+        super().__init__(detail, (("connection", "close"),))
 
 
 class PayloadTooLarge(Problem):

@@ -7,7 +7,7 @@ be its header (``X-Echod-Count``, ``X-Echod-Interval-Ms``). Each event is
 connection as soon as it is made: chunked over HTTP/1.1, DATA frames over HTTP/2, with
 no ``Content-Length``. A proxy that buffers shows up as events arriving together. A
 client that leaves stops the stream (logged as 499); a drain ends it early and cleanly.
-A stream holds one of the worker's places for long requests while it runs
+A stream holds one of the process's places for long requests while it runs
 (:meth:`echod.http.drain.Drain.holding`).
 """
 
@@ -88,7 +88,7 @@ class Streams:
         transport = proto.response_stream(200, stamp(record, 200, [_EVENT_STREAM, NO_STORE]))
         try:
             for seq in range(1, count + 1):
-                if seq > 1 and await self._drain.sleep(interval / 1000):
+                if seq > 1 and await self._drain.sleep(interval / 1000, record.server):
                     break  # echod drains: end the stream now, cleanly
                 now = self._clock.format(time.time())
                 await transport.send_bytes(

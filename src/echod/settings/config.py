@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_LOG_BUFFER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
     "DEFAULT_MAX_DOWNLOAD_BYTES",
@@ -55,6 +57,10 @@ DEFAULT_MAX_DELAY = 10.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 #: Seconds between two looks at the users, certificate and key files for changes.
 DEFAULT_RELOAD_INTERVAL = 5.0
+#: Seconds a client has to send a request's whole body; past them the answer is 408.
+DEFAULT_BODY_TIMEOUT = 30.0
+#: Bytes of log lines that may wait for a slow stdout before more are dropped.
+DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -64,6 +70,8 @@ _MAX_HEADER_LIMIT = 1024 * 1024
 _MAX_SECONDS = 3600.0
 _MAX_WS_CONNECTIONS = 100_000
 _MAX_DOWNLOAD_LIMIT = 1 << 40  # 1 TiB: a download streams, so memory does not bound it
+_MIN_LOG_BUFFER = 64 * 1024
+_MAX_LOG_BUFFER = 1024 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -104,6 +112,10 @@ class Settings:
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    log_buffer_bytes: int = DEFAULT_LOG_BUFFER_BYTES
+    h2c: bool = False
+    runtime_dir: Path | None = None
 
     @property
     def tls_enabled(self) -> bool:
@@ -210,6 +222,35 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "show the machine's hostname in /api/inspect (off: it tells callers about the host)",
         kind="switch",
+    ),
+    Option(
+        "body_timeout",
+        values.seconds(1.0, _MAX_SECONDS),
+        "S",
+        f"seconds a client has to send a request's body; past them the answer is 408 and "
+        f"the connection closes (default {DEFAULT_BODY_TIMEOUT:g})",
+    ),
+    Option(
+        "h2c",
+        values.boolean,
+        "",
+        "also serve HTTP/2 with prior knowledge (h2c) on the plain port; a silent connection "
+        "is then held until the client leaves (see the README)",
+        kind="switch",
+    ),
+    Option(
+        "log_buffer_bytes",
+        values.integer(_MIN_LOG_BUFFER, _MAX_LOG_BUFFER),
+        "N",
+        f"bytes of log lines that may wait for a slow stdout; more are dropped and counted "
+        f"(default {DEFAULT_LOG_BUFFER_BYTES})",
+    ),
+    Option(
+        "runtime_dir",
+        values.directory,
+        "DIR",
+        "where the runtime directory (shared state, the certificate and key in service) is "
+        "made (default /dev/shm, or the temporary directory without it)",
     ),
     Option(
         "reload_interval",

@@ -3,8 +3,9 @@
 A slot is a row of floats: the owner's pid, one counter per combination of the labels
 of ``http_requests_total``, the histogram's buckets (and +Inf), the sum of the
 durations, one counter of WebSocket messages per path and direction, the gauge of
-the worker's open WebSocket connections, and one counter per content coding and
-direction (request bodies decoded, answers encoded). :class:`Layout` owns the arithmetic both ways:
+the worker's open WebSocket connections, the counter of log lines dropped, the
+generation of the material in service, and one counter per content coding and direction
+(request bodies decoded, answers encoded). :class:`Layout` owns the arithmetic both ways:
 the offset of a (status, method, path) when a request is counted, and the labels of
 each offset when ``/metrics`` reads them back. Both derive from one list of dimensions,
 in one order, so reordering them or adding a value cannot put a count under the wrong
@@ -66,7 +67,7 @@ BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 
 #: 206 and 304: a range of /api/bytes, and a conditional request whose tag matches; 406:
 #: no coding acceptable; 416: a range outside the bytes.
 OWN_STATUSES = (
-    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 413, 415, 416, 499, 500, 503,
+    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 499, 500, 503,
 )  # fmt: skip
 #: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
 #: any of which a client may ask ``/api/inspect`` for and see counted under its own code.
@@ -205,9 +206,23 @@ class Layout:
         return self.messages + len(self.websocket_paths) * len(DIRECTIONS)
 
     @property
+    def log_dropped(self) -> int:
+        """Where the counter of log lines dropped (stdout too slow) is in a slot."""
+        return self.connections + 1
+
+    @property
+    def generation(self) -> int:
+        """Where the generation of the material that the process serves is in a slot.
+
+        -1 until the process serves; then the generation of the record of reloads
+        (:class:`echod.telemetry.metric_store.ReloadRecord`) it last put in service.
+        """
+        return self.log_dropped + 1
+
+    @property
     def codings(self) -> int:
         """Where the counters of content codings start in a slot (decoded, then encoded)."""
-        return self.connections + 1
+        return self.generation + 1
 
     def coding_labels(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Each coding counter's offset from :attr:`codings`, and its labels."""
@@ -216,7 +231,7 @@ class Layout:
 
     @property
     def slot_size(self) -> int:
-        """Floats per slot: pid, counters, buckets, sum, WebSocket and coding counters."""
+        """Floats per slot: the pid, the counters, the buckets, the sum, and the rest."""
         return self.codings + len(CODING_DIRECTIONS) * len(CODINGS)
 
 
@@ -231,7 +246,9 @@ class Recorder:
     __slots__ = (
         "_codings",
         "_connections",
+        "_generation",
         "_hist",
+        "_log_dropped",
         "_messages",
         "_method",
         "_other_method",
@@ -257,6 +274,8 @@ class Recorder:
         self._sum = base + layout.sum
         self._messages = base + layout.messages
         self._connections = base + layout.connections
+        self._log_dropped = base + layout.log_dropped
+        self._generation = base + layout.generation
         self._codings = {
             (CODING_DIRECTIONS.index(labels["direction"]), labels["coding"]): base
             + layout.codings
@@ -295,6 +314,14 @@ class Recorder:
     def connections(self, change: int) -> None:
         """Add ``change`` (1 or -1) to this worker's open WebSocket connections."""
         self._values[self._connections] += change
+
+    def lines_dropped(self, count: int) -> None:
+        """Count ``count`` log lines that stdout could not take in time."""
+        self._values[self._log_dropped] += count
+
+    def serving(self, generation: int) -> None:
+        """Say that this process serves, with the material of ``generation``."""
+        self._values[self._generation] = float(generation)
 
     def coding(self, direction: int, coding: str) -> None:
         """Count one body in ``coding``: :data:`DECODED` from a client, :data:`ENCODED` to one.
