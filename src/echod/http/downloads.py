@@ -3,7 +3,7 @@
 The bytes are :mod:`echod.http.payload`'s, for ``seed`` (0 by default), as
 ``application/octet-stream``, n from 0 to ``--max-download-bytes``. An answer over
 :data:`WHOLE_BYTES` is streamed through a pipe at the client's pace
-(:mod:`echod.http.pipes`), so that a worker's memory does not grow with n.
+(:mod:`echod.http.pipes`), so that the process's memory does not grow with n.
 
 - **Validators.** A strong ``ETag`` names n, the seed and the coding (``"bytes-10-0"``,
   ``"bytes-10-0-gzip"``): each coding is another representation. ``If-None-Match``

@@ -1,7 +1,7 @@
 """Pipes: long answers sent at the pace the client reads them, in little memory.
 
 granian keeps whatever a streamed answer hands it (``send_bytes`` never waits), so an
-answer written faster than its client reads would pile up in the worker. A file answer
+answer written faster than its client reads would pile up in the process. A file answer
 is different: granian reads the file as the client takes the bytes. So echod writes a
 long answer into a pipe, and hands granian the pipe as a file to read
 (``/proc/self/fd/N``): the pipe's buffer, :data:`PIPE_BYTES`, is all that waits, and a
