@@ -268,7 +268,13 @@ class Harness:
         return self.registry.get_sample_value("http_requests_total", labels)
 
     def close(self) -> None:
-        """Release the pipe and the store."""
+        """Write the app's last lines, then release the pipe and the store.
+
+        The app's lines go out from a thread of its own: the pipe is closed only once it
+        has written them, so that none lands in the pipe of a later test that gets the
+        same descriptor numbers.
+        """
+        self.app.close()
         os.close(self._read)
         os.close(self._write)
         self.store.close()
