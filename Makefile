@@ -294,7 +294,7 @@ autobahn-smoke: ## make autobahn with the smoke cases only
 	$(MAKE) autobahn AUTOBAHN_CASES=smoke
 
 .PHONY: soak
-soak: $(INSTALLED) ## load and fault tests, 60 s of load each (about 8 minutes); figures in build/reliability
+soak: $(INSTALLED) ## load and fault tests, 60 s of load each (about 9 minutes); figures in build/reliability
 	@scripts/debian-packages wrk
 	rm -rf build/reliability
 	ECHOD_SOAK_SECONDS=$${ECHOD_SOAK_SECONDS:-60} $(BIN)/pytest -m soak tests/soak -v \

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BYTES",
+    "DRIP",
     "ECHO",
     "HEALTH",
     "INSPECT",
@@ -53,7 +55,7 @@ class Route:
     #: the path takes no WebSocket. The upgrade is a GET.
     websocket: str | None = None
     #: Whether its durations go into the latency histogram. A route whose duration is
-    #: what the client asks for (a delay, a stream) is counted, but not timed, so that it
+    #: what the client asks for (a delay, a stream, a download) is counted, but not timed, so it
     #: cannot set off the latency alerts.
     timed: bool = True
 
@@ -83,9 +85,13 @@ INSPECT = Route(
     "/api/inspect", ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"), body=True, timed=False
 )
 STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
+BYTES = Route("/api/bytes/{n}", ("GET", "HEAD"), timed=False)
+DRIP = Route("/api/drip", ("GET", "HEAD"), timed=False)
 HEALTH = Route("/health", ("GET", "HEAD"), probe=True)
 READY = Route("/ready", ("GET", "HEAD"), probe=True)
 METRICS = Route("/metrics", ("GET", "HEAD"), probe=True)
 OPENAPI = Route("/openapi.json", ("GET", "HEAD"), probe=True)
 
-ROUTES: tuple[Route, ...] = (ECHO, RAW, INSPECT, STREAM, HEALTH, READY, METRICS, OPENAPI)
+ROUTES: tuple[Route, ...] = (
+    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, HEALTH, READY, METRICS, OPENAPI,
+)  # fmt: skip

@@ -77,14 +77,15 @@ class TestDocument:
         """The statuses echod counts (499 is never sent) all have a problem schema.
 
         The WebSocket's refusals (401, 403, 503) are bare statuses, without a body, so 403
-        needs no problem schema; 101, 200 and 204 (a CORS preflight) are no problems.
+        needs no problem schema; 101, 200, 204 (a CORS preflight), 206 (a range) and 304
+        (a tag that matches) are no problems.
         """
         described = {
             schema["allOf"][1]["properties"]["status"]["const"]
             for name, schema in DOCUMENT["components"]["schemas"].items()
             if name.endswith("Problem") and name != "Problem"
         }
-        assert described | {101, 200, 204, 403} == set(OWN_STATUSES) - {499}
+        assert described | {101, 200, 204, 206, 304, 403} == set(OWN_STATUSES) - {499}
 
     def test_problem_titles_are_the_reason_phrases(self) -> None:
         """Each problem schema's title is the one echod renders for its status."""

@@ -171,10 +171,12 @@ HEADER_NAMES = [
     "user-agent",
 ]
 methods = st.one_of(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]), st.text(max_size=8))
-# /api/stream is left to its live tests: a stream lasts 9 s unless asked otherwise.
+# /api/stream and /api/drip are left to their live tests: a stream lasts 9 s and a drip
+# 2 s unless asked otherwise.
+SLOW = frozenset({"/api/stream", "/api/drip"})
 paths = st.one_of(
     st.sampled_from(
-        [*(route.path for route in ROUTES if route.path != "/api/stream"), "/", "/api/echo/"]
+        [*(route.path for route in ROUTES if route.path not in SLOW), "/", "/api/echo/"]
     ),
     # A path as the server hands it on: its query, after "?", comes apart.
     st.text(st.characters(codec="utf-8", exclude_characters="?"), max_size=16).map("/{}".format),

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 import schemathesis
 from schemathesis import checks
 
+from echod.http.controls import header_of
+from echod.http.shaping import OWN, REFUSED
 from echod.routes import ROUTES
 from tests.contract.support import SCHEMATHESIS_EXAMPLES
 from tests.support.patterns import SAFE_REQUEST_ID, UUID4
 from tests.support.users import PASSWORD, USER
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, MutableMapping
 
     from schemathesis import CheckContext, Response
     from schemathesis.generation.case import Case
@@ -59,7 +61,12 @@ def request_id_is_kept_when_safe(
     response: Response,
     case: Case[Any],  # noqa: ARG001
 ) -> None:
-    """X-Request-ID is the client's when it is safe to repeat, else a new UUID4."""
+    """X-Request-ID is the client's when it is safe to repeat, else a new UUID4.
+
+    A 431 is granian's, sent before echod sees the request: it carries none.
+    """
+    if response.status_code == 431:
+        return
     sent = response.request.headers.get("X-Request-ID")
     [answered] = response.headers["x-request-id"]
     # The server drops the spaces and tabs around a header value, as RFC 9110 says.
@@ -78,55 +85,211 @@ WEBSOCKET_PATHS = frozenset(route.path for route in ROUTES if route.websocket)
 RAW_PATH = "/api/raw"
 
 
-# /api/inspect and /api/stream take controls, as a query parameter or (inspect) a header.
-CONTROL_HEADERS = {"status": "X-Echod-Status", "delay_ms": "X-Echod-Delay-Ms"}
+# The controls, each a query parameter or its X-Echod-* header; the query wins, and echod
+# then does not read the header.
+CONTROLS = (
+    "status", "delay_ms", "seed", "header", "body", "content_type", "location", "retry_after",
+    "encoding", "count", "interval_ms", "bytes", "chunks", "duration_ms",
+)  # fmt: skip
 DIGITS = re.compile(r"[0-9]{1,9}")
+STATUSES = re.compile(
+    r"0{0,6}[2-5][0-9]{2}(?::(?:0{0,3}[0-9]{1,6}|0{0,2}1000000))?"
+    r"(?:,0{0,6}[2-5][0-9]{2}(?::(?:0{0,3}[0-9]{1,6}|0{0,2}1000000))?){0,9}"
+)
+DELAY = re.compile(r"(?:0{0,4}[0-9]{1,4}|0{0,4}10000)(?:-(?:0{0,4}[0-9]{1,4}|0{0,4}10000))?")
+HEADER_ITEM = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*")
 STREAM_PATH = "/api/stream"
+DRIP_PATH = "/api/drip"
+BYTES_PATH = "/api/bytes/{n}"
+# Header names a case may not give echod to add, or that echod documents on its answers
+# with a schema of their own (a made-up Retry-After would not be a number): renamed.
+TAMED_HEADER_NAMES = frozenset(
+    {
+        *REFUSED, *OWN, "content-encoding", "retry-after", "location", "etag", "vary",
+        "content-range", "accept-ranges", "allow", "www-authenticate", "set-cookie",
+    }
+)  # fmt: skip
+# The controls whose full contract a schema cannot say: a body's size in UTF-8, the total
+# of the headers, names refused among valid tokens. Their negative cases may be accepted.
+UNSAID = ("header", "body")
 
 
 def _valid(value: object, low: int, high: int) -> bool:
     return DIGITS.fullmatch(str(value)) is not None and low <= int(str(value)) <= high
 
 
+def spelled(name: str) -> str:
+    """The header of control ``name`` as the document spells it: ``X-Echod-Delay-Ms``."""
+    return header_of(name).title()
+
+
+def _effective(
+    query: MutableMapping[str, Any], headers: MutableMapping[str, Any], name: str
+) -> tuple[Any, Any]:
+    """Where control ``name`` is read from (the query, else its header), and its value."""
+    if name in query:
+        return query, query[name]
+    header = spelled(name)
+    return (headers, headers[header]) if header in headers else (None, None)
+
+
+def _put(holder: MutableMapping[str, Any], name: str, value: int) -> None:
+    """Set control ``name`` to ``value`` in ``holder``: a number in the query, text in headers.
+
+    The query's schema is what tells schemathesis the case is valid: it wants a number.
+    """
+    key = _key(holder, name)
+    holder[key] = value if key == name else str(value)
+
+
+def _pace(
+    query: MutableMapping[str, Any], headers: MutableMapping[str, Any], name: str, value: int
+) -> None:
+    """Set control ``name`` to ``value`` where it is read from, unless it is invalid there.
+
+    A control that is given nowhere is set in the query. An invalid one is left as it
+    is: it makes the case a negative one, which echod must refuse.
+    """
+    holder, given = _effective(query, headers, name)
+    if holder is None:
+        query[name] = value
+    elif _valid(given, 0, 10_000):
+        _put(holder, name, value)
+
+
+def _key(holder: MutableMapping[str, Any], name: str) -> str:
+    """The key of control ``name`` in ``holder``, the query or the headers."""
+    return name if name in holder else spelled(name)
+
+
+def _tame_statuses(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
+    """A weighted status of nothing weighs 1; a redirection that may be picked gets a Location."""
+    holder, value = _effective(query, headers, "status")
+    if holder is None or not STATUSES.fullmatch(str(value)):
+        return
+    entries = [item.partition(":") for item in str(value).split(",")]
+    if not any(not colon or int(weight) for _, colon, weight in entries):
+        holder[next(key for key in holder if key.lower() in {"status", "x-echod-status"})] = str(
+            int(entries[0][0])
+        )
+    redirects = any(300 <= int(code) < 400 and int(code) != 304 for code, _, _ in entries)
+    if redirects and _effective(query, headers, "location")[0] is None:
+        query["location"] = "/tamed"
+
+
+def _tame_delay(holder: MutableMapping[str, Any] | None, key: str) -> None:
+    """A valid delay, or range of delays, cut to a few milliseconds (still valid)."""
+    if holder is not None and DELAY.fullmatch(str(holder.get(key))):
+        low, _, high = str(holder[key]).partition("-")
+        holder[key] = (
+            f"{int(low) % 20}-{int(low) % 20 + int(high) % 20}" if high else str(int(low) % 20)
+        )
+
+
+def _tame_headers(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
+    """Headers asked for keep their values; names echod refuses or documents are renamed."""
+
+    def renamed(item: object) -> object:
+        text = str(item)[:100]  # twenty of them, percent-encoded, still fit in the head
+        name, colon, value = text.partition(":")
+        if HEADER_ITEM.fullmatch(text) and colon and name.lower() in TAMED_HEADER_NAMES:
+            return f"X-Tamed-{name}:{value}"
+        return text if isinstance(item, str) else item
+
+    if isinstance(query.get("header"), list):
+        query["header"] = [renamed(item) for item in query["header"]]
+    elif "header" in query:
+        query["header"] = renamed(query["header"])
+    if isinstance(headers.get("X-Echod-Header"), str):
+        headers["X-Echod-Header"] = ",".join(
+            str(renamed(item)) for item in headers["X-Echod-Header"].split(",")
+        )
+
+
+def _tame_drip(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
+    """Pieces without pause, at most 1,000 bytes, and no more pieces than bytes."""
+    _pace(query, headers, "duration_ms", 0)
+    holder, size = _effective(query, headers, "bytes")
+    if holder is not None and _valid(size, 1, 10 * 1024 * 1024):
+        size = int(str(size)) % 1000 + 1
+        _put(holder, "bytes", size)
+    holder, chunks = _effective(query, headers, "chunks")
+    if holder is not None and _valid(chunks, 1, 10_000):
+        limit = int(str(size)) if _valid(size, 1, 10 * 1024 * 1024) else 10
+        _put(holder, "chunks", min(int(str(chunks)), limit))
+
+
+def _tame_body(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
+    """A body asked for stays short; a request body says it is unencoded, as it is."""
+    for holder, key in ((query, "body"), (headers, "X-Echod-Body")):
+        if isinstance(holder.get(key), str):
+            holder[key] = holder[key][:1000]
+    codings = str(headers.get("Content-Encoding", "")).lower().replace(" ", "").split(",")
+    if all(item in {"gzip", "deflate", "br", "zstd", "identity", ""} for item in codings):
+        headers.pop("Content-Encoding", None)
+
+
 def tame(case: Case[Any]) -> None:
-    """Keep a case's controls true to the contract, and its waits short.
+    """Keep a case's controls true to the contract, and its waits and sizes small.
 
     The query wins over the header of the same control, which echod then does not read,
     so a case that has both loses the header. A valid delay is cut to a few milliseconds
-    (still valid), and a stream's events come without pause, so that the suite does not
-    wait for minutes (the default interval would take 9 s a case) and no count is over
-    ``--max-delay`` for an interval the schema cannot relate to it.
+    (still valid); a stream's events and a drip's pieces come without pause, so that the
+    suite does not wait for minutes, and no pace is over ``--max-delay`` for values that
+    the schema cannot relate to each other. What a schema cannot say is made true:
+    pieces no more than bytes, a Location for a redirection that may be picked, a
+    weighted list that weighs something. A generated body is not encoded, so a valid
+    Content-Encoding is left out; a download is at most 100 KB, and a body asked for
+    stays short enough for the request's head.
     """
     query = case.query if case.query is not None else {}
-    headers = case.headers if case.headers is not None else {}
-    for name, header in CONTROL_HEADERS.items():
+    headers: MutableMapping[str, Any] = case.headers
+    _tame_statuses(query, headers)
+    _tame_delay(*_holder(query, headers, "delay_ms"))
+    _tame_headers(query, headers)
+    _tame_body(query, headers)
+    if case.path == STREAM_PATH:
+        _pace(query, headers, "interval_ms", 0)
+    if case.path == DRIP_PATH:
+        _tame_drip(query, headers)
+    size = (case.path_parameters or {}).get("n")
+    if case.path == BYTES_PATH and _valid(size, 0, 104_857_600):
+        case.path_parameters["n"] = int(str(size)) % 100_000
+    for name in CONTROLS:
         if name in query:
-            headers.pop(header, None)
-    for holder, key in ((query, "delay_ms"), (headers, "X-Echod-Delay-Ms")):
-        if _valid(holder.get(key), 0, 10_000):
-            holder[key] = type(holder[key])(int(str(holder[key])) % 20)
-    if case.path == STREAM_PATH and (
-        "interval_ms" not in query or _valid(query["interval_ms"], 0, 10_000)
-    ):
-        query["interval_ms"] = 0
-    case.query, case.headers = query, headers
+            headers.pop(spelled(name), None)
+    case.query = query
+
+
+def _holder(
+    query: MutableMapping[str, Any], headers: MutableMapping[str, Any], name: str
+) -> tuple[MutableMapping[str, Any] | None, str]:
+    """The mapping that carries control ``name`` and its key there."""
+    if name in query:
+        return query, name
+    header = spelled(name)
+    return (headers, header) if header in headers else (None, name)
 
 
 def forced_status(case: Case[Any]) -> bool:
     """Whether the case asks /api/inspect for its answer's status (tamed first)."""
     query: Mapping[str, Any] = case.query or {}
     headers: Mapping[str, Any] = case.headers or {}
-    if "status" in query:
-        return _valid(query["status"], 200, 599)
-    return _valid(headers.get("X-Echod-Status"), 200, 599)
+    value = query["status"] if "status" in query else headers.get("X-Echod-Status")
+    return case.path == "/api/inspect" and STATUSES.fullmatch(str(value)) is not None
 
 
 def checks_for(case: Case[Any]) -> list[Any]:
     """The checks that do not apply to ``case``'s operation, for the reasons above.
 
-    A status asked for is the answer on purpose, be it a 5xx or a 4xx to valid data.
+    A status asked for is the answer on purpose, be it a 5xx or a 4xx to valid data. A
+    body or type asked for is what the answer holds, whatever the document says of the
+    report. A control whose contract no schema can say fully (``UNSAID``) may be
+    accepted when the schema would refuse it.
     """
     excluded = []
+    query: Mapping[str, Any] = case.query or {}
+    headers: Mapping[str, Any] = case.headers or {}
     if forced_status(case):
         excluded += [checks.not_a_server_error, checks.positive_data_acceptance]
     if case.path in WEBSOCKET_PATHS:
@@ -135,6 +298,17 @@ def checks_for(case: Case[Any]) -> list[Any]:
             excluded.append(checks.positive_data_acceptance)
     if case.path == RAW_PATH:
         excluded.append(checks.response_schema_conformance)
+    if case.path == BYTES_PATH and "Range" in headers:
+        # A valid range may lie past the end of a short n: a 416 that no schema can foresee.
+        excluded.append(checks.positive_data_acceptance)
+    shaped = {"body", "content_type"} & set(query) or {
+        "X-Echod-Body",
+        "X-Echod-Content-Type",
+    } & set(headers)
+    if shaped:
+        excluded += [checks.response_schema_conformance, checks.content_type_conformance]
+    if set(UNSAID) & set(query) or {spelled(n) for n in UNSAID} & set(headers):
+        excluded.append(checks.negative_data_rejection)
     return excluded
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from echod.routes import ROUTES
 from tests.deploy.support import ALERTS, PROMETHEUS_DIR, REPO, load_yaml, run_tool
 from tests.support.tools import require_tool
 
@@ -83,3 +84,25 @@ class TestAnnotations:
         assert path == "docs/runbook.md"
         assert anchor in heading_anchors(RUNBOOK.read_text())
         assert anchor.startswith(rule["alert"].lower())
+
+
+class TestFixtureRoutes:
+    def test_the_5xx_alert_leaves_out_exactly_the_untimed_routes(self) -> None:
+        """A route whose status and length its client picks pages no one; every other does.
+
+        The routes that are not timed (the fixtures) are left out of the latency
+        histogram by echod, and out of the 5xx rate by the alert's path!~ matcher, which
+        Prometheus anchors at both ends.
+        """
+        [rule] = [
+            rule
+            for group in load_yaml(ALERTS)["groups"]
+            for rule in group["rules"]
+            if rule["alert"] == "HttpHigh5xxErrorRate"
+        ]
+        patterns = set(re.findall(r'path!~"([^"]+)"', rule["expr"]))
+        assert len(patterns) == 1, patterns
+        left_out = re.compile(patterns.pop())
+        for route in ROUTES:
+            if not route.probe:
+                assert bool(left_out.fullmatch(route.path)) == (not route.timed), route.path

@@ -44,3 +44,13 @@ def client(echod: Echod) -> Iterator[httpx.Client]:
     """An HTTP client for the shared echod, authenticated as the demo user."""
     with httpx.Client(base_url=echod.url, auth=AUTH, timeout=10) as made:
         yield made
+
+
+@pytest.fixture(scope="module")
+def every_transport() -> Iterator[Echod]:
+    """One echod that every transport reaches: HTTPS, and h2c on the plain port (--h2c)."""
+    server = Echod("--h2c", tls=True)
+    try:
+        yield server.start()
+    finally:
+        server.close()

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from echod.http.payload import pieces
+from tests.support.bombs import CODINGS, bomb, encode
 from tests.support.patterns import UUID4
 from tests.support.processes import raw_exchange
 from tests.support.users import AUTH, AUTH_HEADER
@@ -55,6 +57,11 @@ def inspect(
     return request(b"", method=b"GET", path=target, headers=headers)
 
 
+def payload(size: int) -> bytes:
+    """What /api/bytes/size sends."""
+    return b"".join(pieces(0, 0, size))
+
+
 def basic(raw: bytes) -> bytes:
     """An Authorization header value carrying ``raw`` as Basic credentials."""
     return b"Basic " + base64.b64encode(raw)
@@ -69,6 +76,138 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(status_line.split()[1]), headers, body
+
+
+def encoded(coding: str, body: bytes, *, path: bytes = b"/api/echo") -> bytes:
+    """A POST of ``body`` in ``coding``, with its Content-Encoding."""
+    return request(encode(coding, body), path=path,
+                   headers=(b"Content-Encoding: " + coding.encode(),))  # fmt: skip
+
+
+def _coding_cases() -> list[tuple[str, bytes, int, bool, bytes | None]]:
+    """Each coding: a good body, a bomb of 100 MiB, a truncated and a corrupt stream."""
+    cases: list[tuple[str, bytes, int, bool, bytes | None]] = []
+    for coding in CODINGS:
+        good = encode(coding, b'{"a": 1}')
+        cases += [
+            (f"{coding}-body-echoed", encoded(coding, b'{"a": 1}'), 200, True,
+             b'{"a":1,"echoed":true}\n'),
+            (f"{coding}-bomb-of-100-mib", request(bomb(coding, 100),
+             headers=(b"Content-Encoding: " + coding.encode(),)), 413, True, None),
+            (f"{coding}-truncated", request(good[: len(good) // 2],
+             headers=(b"Content-Encoding: " + coding.encode(),)), 400, True, None),
+            (f"{coding}-corrupt", request(b"\x00not " + coding.encode() + b" at all\xff" * 4,
+             headers=(b"Content-Encoding: " + coding.encode(),)), 400, True, None),
+            (f"{coding}-garbage-after-the-end", request(good + b"trailing",
+             headers=(b"Content-Encoding: " + coding.encode(),)), 400, True, None),
+        ]  # fmt: skip
+    return cases
+
+
+CODING_CASES: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    *_coding_cases(),
+    ("gzip-then-br-raw", request(encode("br", encode("gzip", b"x")), path=b"/api/raw",
+     headers=(b"Content-Encoding: gzip, br",)), 200, True, b"x"),
+    ("five-codings", request(b"x", headers=(b"Content-Encoding: gzip, gzip, gzip, gzip, gzip",)),
+     415, True, None),
+    ("unknown-coding", request(b"x", headers=(b"Content-Encoding: x-lzma",)), 415, True, None),
+    ("coding-list-with-unknown", request(b"x", headers=(b"Content-Encoding: gzip, lzw",)), 415,
+     True, None),
+    ("identity-refused-nothing-taken", request(b"{}", headers=(b"Accept-Encoding: identity;q=0",)),
+     406, True, None),
+    ("encoding-forced-unknown", request(path=b"/api/echo?encoding=lzma"), 400, True, None),
+    ("encoding-forced-upper-case", request(path=b"/api/echo?encoding=GZIP"), 400, True, None),
+]  # fmt: skip
+
+SHAPING_CASES: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    *[(f"header-{name.lower()}", inspect(b"header=" + name.encode() + b"%3Ax"), 400, True, None)
+      for name in ("Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade",
+                   "TE", "Trailer", "Proxy-Authenticate", "Content-Type", "X-Request-ID")],
+    ("header-21", inspect(b"&".join(b"header=X-%d%%3Av" % n for n in range(21))), 400, True, None),
+    ("header-20", inspect(b"&".join(b"header=X-%d%%3Av" % n for n in range(20))), 200, True, None),
+    ("header-over-8-kib", inspect(b"header=X-A%3A" + b"v" * 8200), 400, True, None),
+    ("header-name-with-space", inspect(b"header=X%20A%3Av"), 400, True, None),
+    ("header-without-colon", inspect(b"header=X-A"), 400, True, None),
+    ("header-value-not-ascii", inspect(b"header=X-A%3A%C3%A9"), 400, True, None),
+    ("header-value-with-cr", inspect(b"header=X-A%3Aa%0Db"), 400, True, None),
+    ("header-value-with-lf", inspect(b"header=X-A%3Aa%0ASet-Cookie%3A%20x"), 400, True, None),
+    ("header-form-refused", inspect(b"", headers=(b"X-Echod-Header: Connection: close",)), 400,
+     True, None),
+    ("body-of-12k", inspect(b"body=" + b"b" * 12_000), 200, True, b"b" * 12_000),
+    ("body-not-utf8", inspect(b"body=%FF"), 400, True, None),
+    ("content-type-without-subtype", inspect(b"body=x&content_type=text"), 400, True, None),
+    ("content-type-with-nul", inspect(b"content_type=text%2Fplain%00"), 400, True, None),
+    ("redirect-without-location", inspect(b"status=302"), 400, True, None),
+    ("redirect-with-location", inspect(b"status=302&location=%2Fthere"), 302, True, None),
+    ("location-with-space", inspect(b"status=302&location=%2Fa%20b"), 400, True, None),
+    ("location-over-2048", inspect(b"status=302&location=" + b"x" * 2049), 400, True, None),
+    ("retry-after-negative", inspect(b"status=503&retry_after=-1"), 400, True, None),
+    ("retry-after-over-a-day", inspect(b"status=503&retry_after=86401"), 400, True, None),
+]  # fmt: skip
+
+FAULT_CASES: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    ("weighted-eleven-entries", inspect(b"status=" + b",".join([b"200"] * 11)), 400, True, None),
+    ("weighted-all-zero", inspect(b"status=200%3A0%2C503%3A0"), 400, True, None),
+    ("weighted-weight-over-bound", inspect(b"status=200%3A1000001"), 400, True, None),
+    ("weighted-status-out-of-bounds", inspect(b"status=200%3A1%2C600%3A1"), 400, True, None),
+    ("weighted-empty-entry", inspect(b"status=200%2C%2C503"), 400, True, None),
+    ("weighted-fraction", inspect(b"status=200%3A0.5"), 400, True, None),
+    ("weighted-repeatable", inspect(b"status=200%3A1%2C418%3A0&seed=1"), 200, True, None),
+    ("delay-range-reversed", inspect(b"delay_ms=500-100"), 400, True, None),
+    ("delay-range-over-max", inspect(b"delay_ms=0-10001"), 400, True, None),
+    ("delay-range-three-parts", inspect(b"delay_ms=1-2-3"), 400, True, None),
+    ("seed-over-bound", inspect(b"seed=1000000000"), 400, True, None),
+    ("seed-negative", inspect(b"seed=-1"), 400, True, None),
+    ("seed-header-bad", inspect(b"", headers=(b"X-Echod-Seed: x",)), 400, True, None),
+]  # fmt: skip
+
+DOWNLOAD_CASES: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    ("bytes-n-not-digits", inspect(b"", path=b"/api/bytes/abc"), 400, True, None),
+    ("bytes-n-negative", inspect(b"", path=b"/api/bytes/-1"), 400, True, None),
+    ("bytes-n-over-max", inspect(b"", path=b"/api/bytes/104857601"), 400, True, None),
+    ("bytes-n-of-20-digits", inspect(b"", path=b"/api/bytes/" + b"9" * 20), 400, True, None),
+    ("bytes-n-hex", inspect(b"", path=b"/api/bytes/0x10"), 400, True, None),
+    ("bytes-n-empty", inspect(b"", path=b"/api/bytes/"), 404, True, None),
+    ("bytes-subpath", inspect(b"", path=b"/api/bytes/1/2"), 404, True, None),
+    ("bytes-seed-bad", inspect(b"seed=abc", path=b"/api/bytes/10"), 400, True, None),
+    ("bytes-zero", inspect(b"", path=b"/api/bytes/0"), 200, True, b""),
+    ("bytes-range-past-the-end", inspect(b"", path=b"/api/bytes/10",
+     headers=(b"Range: bytes=10-",)), 416, True, None),
+    ("bytes-range-of-nothing", inspect(b"", path=b"/api/bytes/0",
+     headers=(b"Range: bytes=0-",)), 416, True, None),
+    ("bytes-range-empty-suffix", inspect(b"", path=b"/api/bytes/10",
+     headers=(b"Range: bytes=-0",)), 416, True, None),
+    ("bytes-several-ranges", inspect(b"", path=b"/api/bytes/4",
+     headers=(b"Range: bytes=0-0,2-3",)), 200, True, payload(4)),
+    ("bytes-range-malformed", inspect(b"", path=b"/api/bytes/4",
+     headers=(b"Range: bytes=3-1",)), 200, True, payload(4)),
+    ("bytes-range-other-unit", inspect(b"", path=b"/api/bytes/4",
+     headers=(b"Range: items=0-1",)), 200, True, payload(4)),
+    ("bytes-range-huge-numbers", inspect(b"", path=b"/api/bytes/4",
+     headers=(b"Range: bytes=" + b"9" * 40 + b"-",)), 200, True, payload(4)),
+    ("bytes-one-range", inspect(b"", path=b"/api/bytes/4",
+     headers=(b"Range: bytes=1-2",)), 206, True, payload(4)[1:3]),
+    ("bytes-not-modified", inspect(b"", path=b"/api/bytes/4",
+     headers=(b'If-None-Match: "bytes-4-0"',)), 304, True, b""),
+    ("bytes-post", request(path=b"/api/bytes/4"), 405, True, None),
+]  # fmt: skip
+
+DRIP_CASES: list[tuple[str, bytes, int, bool, bytes | None]] = [
+    ("drip-zero-bytes", inspect(b"bytes=0", path=b"/api/drip"), 400, True, None),
+    ("drip-bytes-over-10-mib", inspect(b"bytes=10485761", path=b"/api/drip"), 400, True, None),
+    ("drip-zero-chunks", inspect(b"chunks=0", path=b"/api/drip"), 400, True, None),
+    ("drip-chunks-over-10000", inspect(b"bytes=20000&chunks=10001", path=b"/api/drip"), 400, True,
+     None),
+    ("drip-more-chunks-than-bytes", inspect(b"bytes=3&chunks=4", path=b"/api/drip"), 400, True,
+     None),
+    ("drip-duration-over-max", inspect(b"duration_ms=10001", path=b"/api/drip"), 400, True, None),
+    ("drip-delay-and-duration-too-long", inspect(b"delay_ms=6000&duration_ms=5000",
+     path=b"/api/drip"), 400, True, None),
+    ("drip-header-bytes-bad", inspect(b"", path=b"/api/drip", headers=(b"X-Echod-Bytes: 1e3",)),
+     400, True, None),
+    ("drip-quick", inspect(b"bytes=3&duration_ms=0", path=b"/api/drip"), 200, True, None),
+    ("drip-post", request(path=b"/api/drip"), 405, True, None),
+]  # fmt: skip
 
 
 # (id, raw request, expected status, whether echod answers it (problem+json, logged), body)
@@ -94,8 +233,8 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("duplicate-keys-last-wins", request(b'{"a": 1, "b": 2, "a": 3}'), 200, True,
      b'{"a":3,"b":2,"echoed":true}\n'),
     ("top-level-array", request(b"[]"), 400, True, None),
-    ("gzip-encoded", request(b"\x1f\x8b\x08\x00", headers=(b"Content-Encoding: gzip",)),
-     415, True, None),
+    ("gzip-truncated-header", request(b"\x1f\x8b\x08\x00", headers=(b"Content-Encoding: gzip",)),
+     400, True, None),
     # HTTP framing
     ("http-1.0-without-host", CRLF.join([b"POST /api/echo HTTP/1.0", b"Authorization: "
      + AUTH_HEADER.encode(), b"Content-Length: 2", b"", b"{}"]), 200, True, b'{"echoed":true}\n'),
@@ -140,8 +279,10 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("auth-empty-password", request(authorization=basic(b"remarkablebob:")), 401, True, None),
     # /api/raw, which answers any bytes but keeps the echo's limits
     ("raw-without-credentials", request(path=b"/api/raw", authorization=None), 401, True, None),
-    ("raw-gzip-encoded", request(b"\x1f\x8b", path=b"/api/raw",
-     headers=(b"Content-Encoding: gzip",)), 415, True, None),
+    ("raw-gzip-truncated", request(b"\x1f\x8b", path=b"/api/raw",
+     headers=(b"Content-Encoding: gzip",)), 400, True, None),
+    ("raw-unknown-coding", request(b"x", path=b"/api/raw",
+     headers=(b"Content-Encoding: compress",)), 415, True, None),
     ("raw-get-without-upgrade", request(method=b"GET", path=b"/api/raw"), 405, True, None),
     ("raw-nul-bytes", request(b"\x00\x00", path=b"/api/raw"), 200, True, b"\x00\x00"),
     # /api/inspect and /api/stream: the query and the controls
@@ -157,8 +298,8 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
      headers=tuple(b"X-Dup: %d" % n for n in range(97))), 431, False, None),
     ("inspect-query-not-utf8", inspect(b"a=%ff%fe"), 400, True, None),
     ("inspect-query-overlong-utf8", inspect(b"a=%c0%af"), 400, True, None),
-    ("inspect-gzip-body", request(b"\x1f\x8b", path=b"/api/inspect",
-     headers=(b"Content-Encoding: gzip",)), 415, True, None),
+    ("inspect-gzip-truncated", request(b"\x1f\x8b", path=b"/api/inspect",
+     headers=(b"Content-Encoding: gzip",)), 400, True, None),
     ("inspect-subpath", inspect(b"", path=b"/api/inspect/x"), 404, True, None),
     ("status-negative", inspect(b"status=-200"), 400, True, None),
     ("status-plus-sign", inspect(b"status=%2B200"), 400, True, None),
@@ -194,6 +335,13 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("stream-query-not-utf8", inspect(b"count=%ff", path=b"/api/stream"), 400, True, None),
     ("stream-one-event", inspect(b"count=1", path=b"/api/stream"), 200, True, None),
     ("stream-post", request(path=b"/api/stream"), 405, True, None),
+    ("stream-count-header-bad", inspect(b"", path=b"/api/stream",
+     headers=(b"X-Echod-Count: 0",)), 400, True, None),
+    *CODING_CASES,
+    *SHAPING_CASES,
+    *FAULT_CASES,
+    *DOWNLOAD_CASES,
+    *DRIP_CASES,
 ]  # fmt: skip
 
 

@@ -52,10 +52,12 @@ class TestReport:
         assert host == "127.0.0.1"
         assert port.isdigit()
         assert got["server"] == f"127.0.0.1:{echod.port}"
+        sha256 = hashlib.sha256(body).hexdigest()
         assert got["body"] == {
             "bytes": len(body),
-            "sha256": hashlib.sha256(body).hexdigest(),
+            "sha256": sha256,
             "text": "héllo wörld",
+            "received": {"contentEncoding": [], "bytes": len(body), "sha256": sha256},
         }
         assert got["requestId"] == "inspect-1" == response.headers["x-request-id"]
         assert UUID4.fullmatch(got["instance"]["id"])
@@ -165,15 +167,17 @@ class TestReport:
         """Bytes that are not UTF-8, or over 64 KiB, have a size and hash but no text."""
         for body in (b"\xff\xfe\x00", b"a" * (64 * 1024 + 1)):
             got = report(client.post("/api/inspect", content=body))["body"]
+            sha256 = hashlib.sha256(body).hexdigest()
             assert got == {
                 "bytes": len(body),
-                "sha256": hashlib.sha256(body).hexdigest(),
+                "sha256": sha256,
                 "text": None,
+                "received": {"contentEncoding": [], "bytes": len(body), "sha256": sha256},
             }
         assert report(client.post("/api/inspect", content=b"a" * 65536))["body"]["text"]
 
     def test_the_echos_body_limits_apply(self, client: httpx.Client, echod: Echod) -> None:
-        """413 over the body limit, before the body is read, and 415 for an encoding."""
+        """413 over the body limit, before the body is read, and 415 for an unknown coding."""
         head = CRLF.join(
             [
                 b"PUT /api/inspect HTTP/1.1",
@@ -185,9 +189,10 @@ class TestReport:
         with socket.create_connection(("127.0.0.1", echod.port), timeout=5) as conn:
             conn.sendall(head + CRLF * 2)
             assert conn.recv(4096).startswith(b"HTTP/1.1 413")
-        encoded = client.post("/api/inspect", content=b"x", headers={"Content-Encoding": "gzip"})
+        encoded = client.post("/api/inspect", content=b"x", headers={"Content-Encoding": "lzw"})
         assert encoded.status_code == 415
         assert encoded.headers["content-type"] == "application/problem+json"
+        assert encoded.headers["accept-encoding"] == "gzip, deflate, br, zstd"
 
     def test_needs_credentials_and_an_exact_path(self, echod: Echod) -> None:
         """401 without credentials; sub-paths are 404."""
@@ -245,13 +250,20 @@ class TestInstance:
 
 
 class TestStatus:
-    @pytest.mark.parametrize("status", [200, 201, 302, 400, 418, 422, 500, 599])
+    @pytest.mark.parametrize("status", [200, 201, 400, 418, 422, 500, 599])
     def test_the_status_asked_for_with_the_report(self, client: httpx.Client, status: int) -> None:
         """The same report comes back under the status asked for."""
         response = client.get(f"/api/inspect?status={status}")
         assert response.status_code == status
         assert response.headers["content-type"] == "application/json"
         assert response.json()["args"] == {"status": [str(status)]}
+
+    def test_a_redirection_points_where_location_says(self, client: httpx.Client) -> None:
+        """A 3xx other than 304 carries location=, and is a 400 without it."""
+        response = client.get("/api/inspect?status=302&location=/api/inspect%3Fmoved")
+        assert response.status_code == 302
+        assert response.headers["location"] == "/api/inspect?moved"
+        assert client.get("/api/inspect?status=302").status_code == 400
 
     @pytest.mark.parametrize("status", [204, 304])
     def test_no_body_for_204_and_304(self, client: httpx.Client, status: int) -> None:
@@ -260,14 +272,16 @@ class TestStatus:
         assert response.status_code == status
         assert response.content == b""
 
-    def test_a_forced_status_adds_nothing(self, client: httpx.Client) -> None:
-        """A forced 401 has no WWW-Authenticate, a forced 503 no Retry-After."""
+    def test_a_forced_status_gets_the_header_it_needs(self, client: httpx.Client) -> None:
+        """A forced 401 has its challenge, a 405 Allow, a 503 Retry-After."""
         unauthorized = client.get("/api/inspect?status=401")
         assert unauthorized.status_code == 401
-        assert "www-authenticate" not in unauthorized.headers
-        unavailable = client.get("/api/inspect?status=503")
+        assert unauthorized.headers["www-authenticate"] == 'Basic realm="echod"'
+        not_allowed = client.get("/api/inspect?status=405")
+        assert not_allowed.headers["allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE"
+        unavailable = client.get("/api/inspect?status=503&retry_after=7")
         assert unavailable.status_code == 503
-        assert "retry-after" not in unavailable.headers
+        assert unavailable.headers["retry-after"] == "7"
 
     def test_the_query_wins_even_when_bad(self, client: httpx.Client) -> None:
         """A good header does not save a bad query parameter; a good query wins outright."""

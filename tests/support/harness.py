@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class FakeProto:
         self._closed = closed
         self.responses: list[Response] = []
         self.body_read = False
+        self._readers: list[threading.Thread] = []
 
     async def __call__(self) -> bytes:
         """Return the whole body."""
@@ -147,6 +149,30 @@ class FakeProto:
         """Record a streamed response; what is sent through it becomes its body."""
         self.responses.append(Response(status, dict(headers), b""))
         return StreamTransport(self.responses[-1])
+
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None:
+        """Record a file response; the file is read to its end, as granian would, on a thread.
+
+        echod hands over a pipe this way (``/proc/self/fd/N``): it is opened and read
+        while the app writes into it.
+        """
+        self.responses.append(Response(status, dict(headers), b""))
+        response = self.responses[-1]
+        opened = open(file, "rb")  # noqa: SIM115, PTH123 - closed by the reader
+
+        def read() -> None:
+            with opened:
+                while chunk := opened.read(65536):
+                    response.body += chunk
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        self._readers.append(reader)
+
+    def finish(self) -> None:
+        """Wait until every file response has been read to its end."""
+        for reader in self._readers:
+            reader.join(timeout=30)
 
     @property
     def response(self) -> Response:
@@ -217,6 +243,7 @@ class Harness:
         proto = proto or FakeProto(body)
         scope = FakeScope(method, path, all_headers, http_version=version, query_string=query)
         asyncio.run(self.app.__rsgi__(scope, proto))  # type: ignore[arg-type]
+        proto.finish()
         return proto
 
     def authed(
@@ -241,7 +268,13 @@ class Harness:
         return self.registry.get_sample_value("http_requests_total", labels)
 
     def close(self) -> None:
-        """Release the pipe and the store."""
+        """Write the app's last lines, then release the pipe and the store.
+
+        The app's lines go out from a thread of its own: the pipe is closed only once it
+        has written them, so that none lands in the pipe of a later test that gets the
+        same descriptor numbers.
+        """
+        self.app.close()
         os.close(self._read)
         os.close(self._write)
         self.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import re
 import time
@@ -55,11 +56,23 @@ class TestEcho:
         )
         assert proto.response.status == 200
 
-    def test_encoded_bodies_are_refused_with_415(self, harness: Harness) -> None:
-        """A gzip body is not mistaken for bad JSON."""
+    def test_a_gzip_body_is_decoded_first(self, harness: Harness) -> None:
+        """A gzip body is echoed as the object it holds."""
+        proto = harness.authed(body=gzip.compress(b'{"a": 1}'), **{"content-encoding": "gzip"})
+        assert (proto.response.status, proto.response.body) == (200, b'{"a":1,"echoed":true}\n')
+
+    def test_a_truncated_gzip_body_is_a_400_naming_gzip(self, harness: Harness) -> None:
+        """Two bytes of a gzip header are not mistaken for bad JSON."""
         proto = harness.authed(body=b"\x1f\x8b", **{"content-encoding": "gzip"})
+        assert proto.response.status == 400
+        assert "not valid gzip" in problem(proto)["detail"]
+
+    def test_an_unknown_coding_is_a_415_listing_those_decoded(self, harness: Harness) -> None:
+        """RFC 9110 section 15.5.16: the 415 says which codings would do."""
+        proto = harness.authed(body=b"x", **{"content-encoding": "compress"})
         assert proto.response.status == 415
-        assert "gzip" in problem(proto)["detail"]
+        assert proto.response.header("accept-encoding") == "gzip, deflate, br, zstd"
+        assert "compress" in problem(proto)["detail"]
 
     def test_identity_encoding_is_fine(self, harness: Harness) -> None:
         """Content-Encoding: identity means no encoding."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pytest
 
+import echod.http
 from echod.http.answers import WithHeaders
-from echod.http.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors
+from echod.http.controls import header_of
+from echod.http.cors import ALLOW_HEADERS, CONTROL_HEADERS, EXPOSE_HEADERS, MAX_AGE, Cors
 from echod.routes import ROUTES
 from tests.support.harness import FakeHeaders
 
@@ -17,6 +21,7 @@ if TYPE_CHECKING:
 
     from echod.routes import Route
 
+HTTP_PACKAGE = Path(echod.http.__file__).parent
 APP = "https://app.example"
 OTHER = "https://app.example:8443"
 #: The headers a route's answer comes with before CORS adds its own.
@@ -214,16 +219,29 @@ class TestPreflight:
         assert named[len(each.methods) :] == (["GET"] if each.websocket else [])
 
     def test_a_page_may_send_the_credentials_and_the_controls(self) -> None:
-        """The allowed headers include auth, the type, the request id and both controls."""
+        """The allowed headers include auth, the type and coding, the request id and ranges."""
         allowed = set(ALLOW_HEADERS.split(", "))
         assert allowed >= {
             "authorization",
             "content-type",
+            "content-encoding",
             "x-request-id",
+            "range",
+            "if-range",
+            "if-none-match",
             "x-echod-status",
             "x-echod-delay-ms",
         }
         assert MAX_AGE == 600
+
+    def test_every_control_a_handler_reads_may_be_sent(self) -> None:
+        """Each control read anywhere in echod.http has its header among the allowed ones."""
+        source = "".join(path.read_text() for path in HTTP_PACKAGE.glob("*.py"))
+        names = set(re.findall(r'\.(?:integer|text|texts)\(\s*"([a-z_]+)"', source))
+        names |= {"status", "delay_ms", "seed"}  # read by echod.http.faults for its callers
+        assert len(names) > 10, names
+        assert {header_of(name) for name in names} == set(CONTROL_HEADERS)
+        assert set(CONTROL_HEADERS) <= set(ALLOW_HEADERS.split(", "))
 
 
 class TestAnswer:
@@ -233,7 +251,7 @@ class TestAnswer:
             ("access-control-allow-origin", APP),
             ("access-control-allow-credentials", "true"),
             ("vary", "origin"),
-            ("access-control-expose-headers", "x-request-id, x-response-time"),
+            ("access-control-expose-headers", EXPOSE_HEADERS),
         ]
 
     def test_the_headers_of_an_answer_with_star(self) -> None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from echod.http.inspection import MAX_DELAYED, Inspector
+from echod.http.cors import EXPOSE_HEADERS
+from echod.http.drain import MAX_DELAYED
 from tests.support.harness import INSTANCE_ID, Harness, MakeHarness
 from tests.support.users import ALICE
 
@@ -31,22 +32,25 @@ class TestInspect:
 
     def test_a_delayed_request_over_the_bound_is_503(self, harness: Harness) -> None:
         """With MAX_DELAYED waiting, one more delay is refused with Retry-After: 1."""
-        inspector = harness.app._endpoints["/api/inspect"].handler
-        assert isinstance(inspector, Inspector)
-        inspector._delayed = MAX_DELAYED
+        harness.app._drain.held = MAX_DELAYED
         refused = harness.authed("GET", "/api/inspect?delay_ms=10").response
         assert refused.status == 503
         assert refused.header("retry-after") == "1"
         assert refused.header("content-type") == "application/problem+json"
-        assert "1000 delayed requests" in json.loads(refused.body)["detail"]
+        assert "1000 delays, streams and drips" in json.loads(refused.body)["detail"]
         assert harness.authed("GET", "/api/inspect?delay_ms=0").response.status == 200
+
+    def test_a_stream_takes_a_place_too(self, harness: Harness) -> None:
+        """Streams share the bound: with every place taken, a stream is refused before its head."""
+        harness.app._drain.held = MAX_DELAYED
+        refused = harness.authed("GET", "/api/stream?count=1").response
+        assert (refused.status, refused.header("retry-after")) == (503, "1")
+        assert b"id:" not in refused.body
 
     def test_a_delay_ends_and_frees_its_place(self, harness: Harness) -> None:
         """After a delay the count of waiting requests is back to 0."""
         assert harness.authed("GET", "/api/inspect?delay_ms=20").response.status == 200
-        inspector = harness.app._endpoints["/api/inspect"].handler
-        assert isinstance(inspector, Inspector)
-        assert inspector._delayed == 0
+        assert harness.app._drain.held == 0
 
     def test_a_forced_error_is_logged_with_why(self, harness: Harness) -> None:
         """A forced 4xx or 5xx is logged at its level, saying it was asked for."""
@@ -118,4 +122,4 @@ class TestCors:
         ).response
         assert answer.status == 500
         assert answer.header("access-control-allow-origin") == APP
-        assert answer.header("access-control-expose-headers") == "x-request-id, x-response-time"
+        assert answer.header("access-control-expose-headers") == EXPOSE_HEADERS

@@ -25,7 +25,7 @@ APP = "https://app.example"
 RESPONSE_TIME = re.compile(r"[0-9]+\.[0-9]{3}ms")
 #: What a request to a route sends, so that it gets the route's own answer.
 BODIES = {"/api/echo": b'{"a": 1}', "/api/raw": b"x", "/api/inspect": b""}
-QUERIES = {"/api/stream": "?count=1&interval_ms=0"}
+QUERIES = {"/api/stream": "?count=1&interval_ms=0", "/api/drip": "?duration_ms=0"}
 #: Each probe's Cache-Control: the API document may be kept a few minutes.
 PROBE_CACHING = {"/openapi.json": "max-age=300"}
 
@@ -90,7 +90,17 @@ ERRORS = [
     pytest.param("GET", "/api/nope", b"", {}, 404, id="404-api"),
     pytest.param("GET", "/nope", b"", {}, 404, id="404-elsewhere"),
     pytest.param("POST", "/api/echo", b"{}", {"content-length": "2000000"}, 413, id="413-declared"),
-    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "gzip"}, 415, id="415"),
+    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "compress"}, 415, id="415"),
+    pytest.param("POST", "/api/echo", b"{}", {"content-encoding": "gzip"}, 400, id="400-not-gzip"),
+    pytest.param(
+        "POST", "/api/echo", b"{}", {"accept-encoding": "identity;q=0"}, 406, id="406-echo"
+    ),
+    pytest.param("GET", "/api/inspect", b"", {"accept-encoding": "*;q=0"}, 406, id="406-inspect"),
+    pytest.param("GET", "/api/bytes/10", b"", {"range": "bytes=0-1"}, 206, id="206-range"),
+    pytest.param("GET", "/api/bytes/10", b"", {"if-none-match": "*"}, 304, id="304-not-modified"),
+    pytest.param("GET", "/api/bytes/10", b"", {"range": "bytes=10-"}, 416, id="416-range"),
+    pytest.param("GET", "/api/bytes/x", b"", {}, 400, id="400-bad-n"),
+    pytest.param("GET", "/api/drip?chunks=0", b"", {}, 400, id="400-bad-drip"),
     pytest.param("GET", "/api/inspect?status=204", b"", {}, 204, id="204-forced"),
     pytest.param("GET", "/api/inspect?status=304", b"", {}, 304, id="304-forced"),
     pytest.param("GET", "/api/inspect?status=503", b"", {}, 503, id="503-forced"),

@@ -58,10 +58,12 @@ def stamp(
     milliseconds with three decimals. The record keeps ``status`` and that duration.
     """
     duration_ms = (_now() - record.started) * 1000.0
+    text = f"{duration_ms:.3f}"
     record.status = status
-    record.duration_ms = duration_ms
+    record.duration_ms = record.stamped_ms = duration_ms
+    record.duration_text = text
     headers.append(("x-request-id", record.request_id))
-    headers.append(("x-response-time", f"{duration_ms:.3f}ms"))
+    headers.append(("x-response-time", text + "ms"))
     return headers
 
 
@@ -121,3 +123,7 @@ class WithHeaders:
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> object:
         """Answer with a stream."""
         return self._proto.response_stream(status, [*headers, *self._extra])
+
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None:
+        """Answer with what granian reads from ``file`` (a pipe, for a long download)."""
+        self._proto.response_file(status, [*headers, *self._extra], file)

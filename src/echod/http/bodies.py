@@ -1,45 +1,84 @@
-"""Bodies: reading a request's body within ``--max-body-bytes`` and ``--body-timeout``.
+"""Bodies: reading a request's body within ``--max-body-bytes`` and ``--body-timeout``, decoded.
 
 A declared ``Content-Length`` over the limit is refused before any byte is read; a body
 without one (chunked, or HTTP/2) is read and counted, and refused as soon as it passes
-the limit. A ``Content-Encoding`` other than ``identity`` is refused. A body must arrive
-whole within ``--body-timeout`` of the request's arrival (:class:`BodyDeadlines`): a
-client that sends it too slowly, one byte at a time, gets a 408 and its connection closes.
+the limit. A body must arrive whole within ``--body-timeout`` of the request's arrival
+(:class:`BodyDeadlines`): a client that sends it too slowly, one byte at a time, gets a
+408 and its connection closes.
+
+A body with a ``Content-Encoding`` of gzip, deflate, br or zstd (or a list of them,
+applied in that order) is decoded as it arrives, and the limit applies to it both as
+sent and as decoded: decoding stops as soon as the decoded body passes the limit, so
+that a small bomb is refused after reading little, in little memory. A corrupt or
+truncated stream is a 400 that names its coding, and any other coding is a 415 whose
+``Accept-Encoding`` lists those echod decodes (RFC 9110 section 15.5.16). A body of no
+bytes at all is empty, whatever coding it claims.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from typing import TYPE_CHECKING
 
+from echod.http.codings import CODINGS, decoder
 from echod.http.problems import (
     BadRequest,
     PayloadTooLarge,
     RequestTimeout,
     UnsupportedMediaType,
 )
+from echod.telemetry.metric_layout import DECODED
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from granian.rsgi import Headers, HTTPProtocol  # type: ignore[attr-defined]
 
-__all__ = ["BodyDeadlines", "BodyReader"]
+    from echod.http.codings import Decoder
+
+__all__ = ["ACCEPTED", "MAX_CODINGS", "BodyDeadlines", "BodyReader", "Decoded"]
+
+#: The codings echod decodes, as a 415 lists them in ``Accept-Encoding``.
+ACCEPTED = ", ".join(CODINGS)
+#: The most codings one body may be in, one after the other.
+MAX_CODINGS = 4
 # Seconds between two looks at the bodies being read, at most.
 _LOOK = 1.0
+
+
+class Decoded(bytes):
+    """A body that arrived encoded, decoded; it remembers what arrived."""
+
+    #: The codings, in the order they were applied (as ``Content-Encoding`` lists them).
+    codings: tuple[str, ...]
+    #: The size of the body as it arrived, in bytes.
+    received: int
+    #: The SHA-256 of the body as it arrived, in hexadecimal.
+    received_sha256: str
 
 
 class BodyReader:
     """Reads request bodies of at most ``max_bytes`` bytes, within the deadlines' time."""
 
-    __slots__ = ("_deadlines", "_max_bytes", "_reads")
+    __slots__ = ("_count", "_deadlines", "_max_bytes", "_reads")
 
-    def __init__(self, max_bytes: int, deadlines: BodyDeadlines) -> None:
-        """Read bodies up to ``max_bytes`` (``--max-body-bytes``), in ``deadlines``' time."""
+    def __init__(
+        self,
+        max_bytes: int,
+        deadlines: BodyDeadlines,
+        count: Callable[[int, str], None] = lambda _d, _c: None,
+    ) -> None:
+        """Read bodies up to ``max_bytes`` (``--max-body-bytes``), in ``deadlines``' time.
+
+        ``count`` is told of each coding a body is decoded from
+        (:meth:`echod.telemetry.metric_layout.Recorder.coding`).
+        """
         self._max_bytes = max_bytes
         self._deadlines = deadlines
         self._reads = deadlines.reads
+        self._count = count
 
     def read(self, headers: Headers, proto: HTTPProtocol, started: float) -> Awaitable[bytes]:
         """Check what the headers say of the body; return what reads it.
@@ -50,17 +89,17 @@ class BodyReader:
         caller removes it from :attr:`BodyDeadlines.reads` once it is done.
 
         Raises:
-            UnsupportedMediaType: the body is encoded (415).
-            BadRequest: ``Content-Length`` is not a number (400).
+            UnsupportedMediaType: the body is in a coding echod does not decode (415).
+            BadRequest: ``Content-Length`` is not a number (400); the awaitable raises it
+                too when an encoded body is corrupt or truncated.
             PayloadTooLarge: ``Content-Length`` is over the limit (413); the awaitable
-                raises it too once a body without a length passes the limit.
-            RequestTimeout: (the awaitable of a body without a length) it was too slow.
+                raises it too once a body passes the limit, as sent or decoded.
+            RequestTimeout: (the awaitable of a body without a length, or an encoded
+                one) it was too slow.
         """
         encoding = headers.get("content-encoding")
         if encoding is not None and encoding.lower() != "identity":
-            raise UnsupportedMediaType(
-                f"Content-Encoding {encoding!r} is not supported; send the JSON unencoded"
-            )
+            return self._read_encoded(headers, proto, started)
         length = headers.get("content-length")
         if length is None:  # chunked, or HTTP/2
             return self._read_counting(proto, started)
@@ -72,6 +111,72 @@ class BodyReader:
         reading = proto()
         self._reads[reading] = started
         return reading
+
+    def _read_encoded(
+        self, headers: Headers, proto: HTTPProtocol, started: float
+    ) -> Awaitable[bytes]:
+        codings = self._codings(headers.get_all("content-encoding"))  # type: ignore[attr-defined]
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
+            if int(length) > self._max_bytes:
+                raise self._too_large()
+        if codings:
+            return self._read_decoding(proto, started, codings)
+        return self._read_counting(proto, started)
+
+    @staticmethod
+    def _codings(values: list[str]) -> tuple[str, ...]:
+        """The codings ``Content-Encoding`` lists, identity left out."""
+        codings = tuple(
+            name
+            for value in values
+            for item in value.split(",")
+            if (name := item.strip().lower()) not in {"identity", ""}
+        )
+        for coding in codings:
+            if coding not in CODINGS:
+                raise UnsupportedMediaType(
+                    f"Content-Encoding {coding[:40]!r} is not one echod decodes ({ACCEPTED})",
+                    ACCEPTED,
+                )
+        if len(codings) > MAX_CODINGS:
+            raise UnsupportedMediaType(
+                f"the body is in {len(codings)} codings; echod decodes at most {MAX_CODINGS}",
+                ACCEPTED,
+            )
+        return codings
+
+    async def _read_decoding(
+        self, proto: HTTPProtocol, started: float, codings: tuple[str, ...]
+    ) -> Decoded:
+        """Read and decode as the body arrives: the last coding applied is undone first."""
+        stages: list[Decoder] = [decoder(coding, self._max_bytes) for coding in reversed(codings)]
+        decoded: list[bytes] = []
+        size = 0
+        digest = hashlib.sha256()
+        left = self._deadlines.timeout - (time.perf_counter() - started)
+        try:
+            async with asyncio.timeout(left):
+                async for chunk in proto:
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        raise self._too_large()
+                    digest.update(chunk)
+                    for stage in stages:
+                        chunk = stage.decode(chunk)  # noqa: PLW2901 - each stage feeds the next
+                    decoded.append(chunk)
+        except TimeoutError:
+            raise self._deadlines.overdue() from None
+        if size:  # no byte at all is an empty body, whatever it claims to be in
+            for stage in stages:
+                stage.end()
+        body = Decoded(b"".join(decoded))
+        body.codings, body.received, body.received_sha256 = codings, size, digest.hexdigest()
+        for coding in codings:
+            self._count(DECODED, coding)
+        return body
 
     async def _read_counting(self, proto: HTTPProtocol, started: float) -> bytes:
         chunks: list[bytes] = []

@@ -1,10 +1,10 @@
-"""Controls: what a request may ask of its answer: a status, a delay, a stream's pace.
+"""Controls: what a request may ask of its answer: a status, a delay, a size, a pace.
 
-A control is a query parameter, or for ``/api/inspect`` also a header (``X-Echod-Status``,
-``X-Echod-Delay-Ms``); the query wins, even when its value is bad, since some ingresses
-pass only a URL. Values are plain decimal digits within their bounds. Anything else (a
-sign, a space, a fraction, an exponent, too many digits, the same parameter twice) is a
-400 that names the parameter.
+A control is a query parameter, or the same control as an ``X-Echod-*`` header, named
+after it (``delay_ms`` is ``X-Echod-Delay-Ms``); the query wins, even when its value is
+bad, since some ingresses pass only a URL. Numbers are plain decimal digits within
+their bounds. Anything else (a sign, a space, a fraction, an exponent, too many digits,
+a control given twice that is not repeatable) is a 400 that names the control.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from echod.http.problems import BadRequest
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from granian.rsgi import Headers  # type: ignore[attr-defined]
+    from granian.rsgi import Headers, Scope  # type: ignore[attr-defined]
 
-__all__ = ["Bounds", "control", "delay_ms", "query_args"]
+__all__ = ["Bounds", "Controls", "control", "delay_ms", "header_of", "query_args"]
 
 # Nine digits are enough for every bound here, and keep int() cheap on hostile input.
 _DIGITS = re.compile(r"[0-9]{1,9}")
@@ -53,6 +53,44 @@ def query_args(query: str) -> dict[str, list[str]]:
     return args
 
 
+def header_of(name: str) -> str:
+    """The header that carries control ``name``: ``x-echod-delay-ms`` for ``delay_ms``."""
+    return "x-echod-" + name.replace("_", "-")
+
+
+def _given(
+    args: Mapping[str, list[str]], name: str, headers: Headers | None, header: str
+) -> tuple[list[str], str] | None:
+    """The values of control ``name`` and where they came from: the query, else ``header``."""
+    values = args.get(name)
+    if values is not None:
+        return values, name
+    if headers is not None and header:
+        found: list[str] = headers.get_all(header)  # type: ignore[attr-defined]
+        if found:
+            return found, header
+    return None
+
+
+def _once(values: list[str], source: str) -> str:
+    if len(values) > 1:
+        raise BadRequest(f"{source} is given {len(values)} times; give it once")
+    return values[0]
+
+
+def number(raw: str, source: str, bounds: Bounds) -> int:
+    """``raw`` as a whole number within ``bounds``.
+
+    Raises:
+        BadRequest: it is not plain digits within ``bounds``; the detail names ``source``.
+    """
+    if not _DIGITS.fullmatch(raw) or not bounds.low <= int(raw) <= bounds.high:
+        raise BadRequest(
+            f"{source}={raw[:40]!r} is not a whole number from {bounds.low} to {bounds.high}"
+        )
+    return int(raw)
+
+
 def control(
     args: Mapping[str, list[str]],
     name: str,
@@ -65,21 +103,55 @@ def control(
     Raises:
         BadRequest: it is given twice, or is not plain digits within ``bounds``.
     """
-    values = args.get(name)
-    source = name
-    if values is None and headers is not None and header:
-        values = headers.get_all(header) or None  # type: ignore[attr-defined]
-        source = header
-    if values is None:
+    given = _given(args, name, headers, header)
+    if given is None:
         return None
-    if len(values) > 1:
-        raise BadRequest(f"{source} is given {len(values)} times; give it once")
-    raw = values[0]
-    if not _DIGITS.fullmatch(raw) or not bounds.low <= int(raw) <= bounds.high:
-        raise BadRequest(
-            f"{source}={raw[:40]!r} is not a whole number from {bounds.low} to {bounds.high}"
-        )
-    return int(raw)
+    values, source = given
+    return number(_once(values, source), source, bounds)
+
+
+class Controls:
+    """One request's controls: each from the query, or else from its ``X-Echod-*`` header."""
+
+    __slots__ = ("_headers", "args")
+
+    def __init__(self, scope: Scope) -> None:
+        """Read the controls of the request of ``scope``.
+
+        Raises:
+            BadRequest: the query is not UTF-8 once percent-decoded.
+        """
+        #: The query's parameters, as :func:`query_args` decodes them.
+        self.args = query_args(scope.query_string)
+        self._headers = scope.headers
+
+    def integer(self, name: str, bounds: Bounds) -> int | None:
+        """Control ``name`` as a whole number within ``bounds``, or None when not given.
+
+        Raises:
+            BadRequest: it is given twice, or is not plain digits within ``bounds``.
+        """
+        return control(self.args, name, bounds, self._headers, header_of(name))
+
+    def text(self, name: str) -> tuple[str, str] | None:
+        """Control ``name`` as given, and its source (the parameter or the header), or None.
+
+        Raises:
+            BadRequest: it is given twice.
+        """
+        given = _given(self.args, name, self._headers, header_of(name))
+        if given is None:
+            return None
+        values, source = given
+        return _once(values, source), source
+
+    def texts(self, name: str) -> tuple[list[str], str]:
+        """Every value of the repeatable control ``name``, and their source.
+
+        The query's values, if it has any; else every value of the header.
+        """
+        given = _given(self.args, name, self._headers, header_of(name))
+        return ([], name) if given is None else given
 
 
 def delay_ms(max_delay: float) -> Bounds:

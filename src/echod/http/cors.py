@@ -21,12 +21,27 @@ if TYPE_CHECKING:
 
     from echod.routes import Route
 
-__all__ = ["ALLOW_HEADERS", "EXPOSE_HEADERS", "MAX_AGE", "Cors"]
+__all__ = ["ALLOW_HEADERS", "CONTROL_HEADERS", "EXPOSE_HEADERS", "MAX_AGE", "Cors"]
 
-#: The request headers a page may send: credentials, a type, an id and the controls.
-ALLOW_HEADERS = "authorization, content-type, x-request-id, x-echod-status, x-echod-delay-ms"
+#: The controls' headers (:mod:`echod.http.controls`), which a page may send.
+CONTROL_HEADERS = (
+    "x-echod-status", "x-echod-delay-ms", "x-echod-seed", "x-echod-header", "x-echod-body",
+    "x-echod-content-type", "x-echod-location", "x-echod-retry-after", "x-echod-encoding",
+    "x-echod-count", "x-echod-interval-ms", "x-echod-bytes", "x-echod-chunks",
+    "x-echod-duration-ms",
+)  # fmt: skip
+#: The request headers a page may send: credentials, a type, a coding, an id, the
+#: validators and ranges of a download, and the controls.
+ALLOW_HEADERS = ", ".join(
+    (
+        "authorization", "content-type", "content-encoding", "x-request-id", "range",
+        "if-range", "if-none-match", *CONTROL_HEADERS,
+    )
+)  # fmt: skip
 #: The answer headers a page may read.
-EXPOSE_HEADERS = "x-request-id, x-response-time"
+EXPOSE_HEADERS = (
+    "x-request-id, x-response-time, x-echod-chosen, etag, content-range, content-encoding"
+)
 #: Seconds a browser may keep a preflight's answer.
 MAX_AGE = 600
 _VARY = ("vary", "origin")

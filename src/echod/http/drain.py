@@ -12,6 +12,10 @@ A process that stops also ends its kept-alive HTTP/1.1 connections cleanly: for
 (:attr:`Drain.stopping`), so a client opens a new connection for its next request
 instead of sending it on one that is about to be closed. A WebSocket also ends when its
 client stays silent for ``--ws-idle-timeout`` (:class:`IdleTimer`).
+
+The long requests a client asks for (delays, streams and drips) also share one bound per
+process, :data:`MAX_DELAYED`, held with :meth:`Drain.holding`: past it, a new one is
+answered 503 with ``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+from echod.http.problems import ServiceUnavailable
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -27,12 +33,15 @@ __all__ = [
     "CLOSE_GRACE",
     "CLOSE_WAIT",
     "IDLE",
+    "MAX_DELAYED",
     "POLL",
     "SHUTDOWN",
     "Drain",
     "IdleTimer",
 ]
 
+#: Delays, streams and drips in flight per process; one more is answered 503.
+MAX_DELAYED = 1000
 #: Seconds between two looks at the ready byte while long requests run.
 POLL = 0.2
 #: The reason a drained connection's task is cancelled with.
@@ -65,6 +74,8 @@ class Drain:
         #: Whether this process is stopping: it takes no new WebSocket then, and each
         #: answer closes its connection.
         self.stopping = False
+        #: The delays, streams and drips in flight (:meth:`holding`).
+        self.held = 0
 
     @property
     def draining(self) -> bool:
@@ -89,6 +100,23 @@ class Drain:
         finally:
             self._sleepers -= 1
         return True
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold one of the process's :data:`MAX_DELAYED` places while a long request runs.
+
+        Raises:
+            ServiceUnavailable: every place is taken (503, with ``Retry-After: 1``).
+        """
+        if self.held >= MAX_DELAYED:
+            raise ServiceUnavailable(
+                f"{MAX_DELAYED} delays, streams and drips are running in this process already"
+            )
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
 
     @contextlib.contextmanager
     def cancelling(self, task: asyncio.Task[object], server: str = "") -> Iterator[int]:

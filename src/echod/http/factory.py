@@ -14,8 +14,10 @@ from echod import routes
 from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
 from echod.http.cors import Cors
+from echod.http.downloads import Downloads
 from echod.http.drain import Drain
-from echod.http.echoes import echo_json, echo_raw
+from echod.http.drip import Drips
+from echod.http.echoes import Echoes
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
 from echod.http.probes import Probes
@@ -62,11 +64,17 @@ def create_app(
     if settings.expose_hostname:
         instance["hostname"] = socket.gethostname()
     probes = Probes(registry=registry, is_ready=is_ready, openapi=openapi_document())
+    count = recorder.coding
+    echoes = Echoes(count)
     handlers: dict[Route, Handler] = {
-        routes.ECHO: echo_json,
-        routes.RAW: echo_raw,
-        routes.INSPECT: Inspector(instance=instance, max_delay=settings.max_delay, drain=drain),
+        routes.ECHO: echoes.json,
+        routes.RAW: echoes.raw,
+        routes.INSPECT: Inspector(
+            instance=instance, max_delay=settings.max_delay, drain=drain, count=count
+        ),
         routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
+        routes.BYTES: Downloads(max_bytes=settings.max_download_bytes, count=count),
+        routes.DRIP: Drips(max_delay=settings.max_delay, drain=drain, count=count),
         routes.HEALTH: probes.health,
         routes.READY: probes.ready,
         routes.METRICS: probes.metrics,
@@ -99,4 +107,5 @@ def create_app(
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
+        count_coding=count,
     )

@@ -2,11 +2,13 @@
 
 The report says what a proxy in front did to a request: its method, path, query,
 version, scheme, peer, headers (with credentials redacted), what ``Forwarded`` and the
-``X-Forwarded-*`` headers claim (reported, never trusted), its body's size and hash,
-and which echod instance answered. The request may also ask for a status (200 to 599)
-and a delay (up to ``--max-delay``), so that a test can make an answer slow or failing
-on purpose. Delays wait without blocking the worker, at most :data:`MAX_DELAYED` at a
-time per worker, and end at once when echod drains.
+``X-Forwarded-*`` headers claim (reported, never trusted), its body as it arrived and
+as decoded, and which echod instance answered. The request may also shape the answer:
+a status (200 to 599) or statuses picked by weight, a delay (up to ``--max-delay``) or
+a range to pick one in (:mod:`echod.http.faults`), headers and a body of its own
+(:mod:`echod.http.shaping`), and a coding (:mod:`echod.http.negotiation`). Delays wait
+without blocking the process, within the process's places for long requests
+(:meth:`echod.http.drain.Drain.holding`), and end at once when echod drains.
 """
 
 from __future__ import annotations
@@ -18,23 +20,26 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, send, stamp
-from echod.http.controls import Bounds, control, delay_ms, query_args
+from echod.http.answers import HTTP_VERSIONS, NO_STORE, send, stamp
+from echod.http.bodies import Decoded
+from echod.http.controls import Bounds, Controls, delay_ms
+from echod.http.faults import faults
 from echod.http.forwarded import forwarded
-from echod.http.problems import ServiceUnavailable
+from echod.http.negotiation import VARY, encode_whole, forced
+from echod.http.shaping import DEFAULT_TYPE, shape
+from echod.routes import INSPECT
+from echod.telemetry.metric_layout import ENCODED
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
 
     from echod.http.drain import Drain
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["MAX_DELAYED", "TEXT_LIMIT", "Inspector", "redacted"]
+__all__ = ["TEXT_LIMIT", "Inspector", "redacted"]
 
-#: Delayed requests in flight per worker; one more is answered 503 with Retry-After: 1.
-MAX_DELAYED = 1000
 #: The longest body shown as text in the report, in bytes; a longer one shows null.
 TEXT_LIMIT = 64 * 1024
 #: What a forced status may be.
@@ -42,6 +47,7 @@ STATUS = Bounds(200, 599)
 _NO_BODY = frozenset({204, 304})
 _REDACTED = "<redacted>"
 _CREDENTIALS = frozenset({"authorization", "proxy-authorization"})
+_JSON = "application/json"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -72,29 +78,58 @@ def redacted(name: str, value: str) -> str:
 class Inspector:
     """The handler of ``/api/inspect`` (see :data:`echod.http.app.Handler`)."""
 
-    def __init__(self, *, instance: dict[str, str], max_delay: float, drain: Drain) -> None:
-        """Report ``instance``; honour delays up to ``max_delay`` seconds."""
+    def __init__(
+        self,
+        *,
+        instance: dict[str, str],
+        max_delay: float,
+        drain: Drain,
+        count: Callable[[int, str], None] = lambda _d, _c: None,
+    ) -> None:
+        """Report ``instance``; honour delays up to ``max_delay`` seconds.
+
+        ``count`` is told of each answer's coding
+        (:meth:`echod.telemetry.metric_layout.Recorder.coding`).
+        """
         self._instance = instance
         self._delay = delay_ms(max_delay)
         self._drain = drain
-        self._delayed = 0
+        self._count = count
 
     def __call__(
         self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
     ) -> Coroutine[Any, Any, None] | None:
-        """Answer with the report, after the delay and with the status the request asks."""
+        """Answer as the request asks: a status, headers, a body and a coding, after a delay.
+
+        Everything is checked before the delay, so a bad control is a 400 at once.
+        """
         headers = scope.headers
-        args = query_args(scope.query_string)
-        status = control(args, "status", STATUS, headers, "x-echod-status") or 200
-        wait = control(args, "delay_ms", self._delay, headers, "x-echod-delay-ms")
-        report = _encode(self._report(scope, headers, args, body, record.request_id)) + b"\n"
+        controls = Controls(scope)
+        picked = faults(controls, STATUS, self._delay)
+        shaped = shape(controls)
+        shaped.check(picked.possible)
+        force = forced(controls)
+        status, wait, chosen = picked.choose()
+        if shaped.body is not None:
+            content, content_type = shaped.body, shaped.content_type or DEFAULT_TYPE
+        else:
+            report = self._report(scope, headers, controls.args, body, record.request_id)
+            content, content_type = _encode(report) + b"\n", shaped.content_type or _JSON
+        answer = [] if status in _NO_BODY else [("content-type", content_type)]
+        if not shaped.sets("cache-control"):
+            answer.append(NO_STORE)
+        if status not in _NO_BODY and not shaped.sets("content-encoding"):
+            answer.append(VARY)
+            coding, content = encode_whole(headers.get("accept-encoding"), content, force)
+            if coding is not None:
+                answer.append(("content-encoding", coding))
+                self._count(ENCODED, coding)
+        if chosen is not None:
+            answer.append(chosen)
+        answer += shaped.headers_for(status, INSPECT.allow)
         if wait:
-            if self._delayed >= MAX_DELAYED:
-                raise ServiceUnavailable(
-                    f"{MAX_DELAYED} delayed requests are waiting in this worker already"
-                )
-            return self._after(wait, proto, record, status, report, record.server)
-        self._answer(proto, record, status, report)
+            return self._after(wait, proto, record, status, answer, content)
+        self._answer(proto, record, status, answer, content)
         return None
 
     async def _after(
@@ -103,22 +138,25 @@ class Inspector:
         proto: HTTPProtocol,
         record: RequestRecord,
         status: int,
-        report: bytes,
-        listener: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
     ) -> None:
-        self._delayed += 1
-        try:
-            await self._drain.sleep(wait / 1000, listener)  # cut short when echod drains
-        finally:
-            self._delayed -= 1
-        self._answer(proto, record, status, report)
+        with self._drain.holding():
+            await self._drain.sleep(wait / 1000, record.server)  # cut short when echod drains
+        self._answer(proto, record, status, headers, content)
 
     @staticmethod
-    def _answer(proto: HTTPProtocol, record: RequestRecord, status: int, body: bytes) -> None:
+    def _answer(
+        proto: HTTPProtocol,
+        record: RequestRecord,
+        status: int,
+        headers: list[tuple[str, str]],
+        content: bytes,
+    ) -> None:
         if status in _NO_BODY:
-            proto.response_empty(status, stamp(record, status, [NO_STORE]))
+            proto.response_empty(status, stamp(record, status, headers))
         else:
-            send(proto, record.method, status, stamp(record, status, [JSON, NO_STORE]), body)
+            send(proto, record.method, status, stamp(record, status, headers), content)
         if status >= 400:  # noqa: PLR2004 - the log line of a 4xx or 5xx says why
             record.detail = "the request asked for this status"
 
@@ -129,6 +167,15 @@ class Inspector:
             text: str | None = body.decode() if len(body) <= TEXT_LIMIT else None
         except UnicodeDecodeError:
             text = None
+        sha256 = hashlib.sha256(body).hexdigest()
+        if isinstance(body, Decoded):
+            received = {
+                "contentEncoding": list(body.codings),
+                "bytes": body.received,
+                "sha256": body.received_sha256,
+            }
+        else:
+            received = {"contentEncoding": [], "bytes": len(body), "sha256": sha256}
         return {
             "method": scope.method,
             "path": scope.path,
@@ -140,7 +187,7 @@ class Inspector:
             "server": scope.server,
             "headers": [[name, redacted(name, value)] for name, value in headers.items()],
             "forwarded": forwarded(headers),
-            "body": {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(), "text": text},
+            "body": {"bytes": len(body), "sha256": sha256, "text": text, "received": received},
             "instance": self._instance,
             "requestId": rid,
         }

@@ -9,9 +9,11 @@ details (``application/problem+json``) that carry the request id::
     ├── Forbidden                403  a WebSocket from another site's page
     ├── NotFound                 404  no such path
     ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
+    ├── NotAcceptable            406  ``Accept-Encoding`` refuses every coding echod writes
     ├── RequestTimeout           408  the body did not arrive within ``--body-timeout``
-    ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``
+    ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``, as sent or decoded
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
+    ├── RangeNotSatisfiable      416  a ``Range`` outside the bytes (``Content-Range``)
     └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
 
 :class:`echod.settings.config.ConfigError` is apart: it stops echod before it serves.
@@ -29,9 +31,11 @@ __all__ = [
     "BadRequest",
     "Forbidden",
     "MethodNotAllowed",
+    "NotAcceptable",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "RangeNotSatisfiable",
     "RequestTimeout",
     "ServiceUnavailable",
     "Unauthorized",
@@ -65,12 +69,13 @@ class Problem(Exception):  # noqa: N818 - an RFC 9457 "problem", not an "error" 
 def title(status: int) -> str:
     """RFC 9110's reason phrase of ``status``, the same whatever the Python version.
 
-    Python before 3.13 names 413 "Request Entity Too Large", after RFC 2616.
+    Python before 3.13 names 413 "Request Entity Too Large", after RFC 2616, and 416
+    "Requested Range Not Satisfiable", after RFC 7233.
     """
     return _TITLES.get(status) or HTTPStatus(status).phrase
 
 
-_TITLES = {413: "Content Too Large"}
+_TITLES = {413: "Content Too Large", 416: "Range Not Satisfiable"}
 
 
 class BadRequest(Problem):
@@ -116,6 +121,12 @@ class MethodNotAllowed(Problem):
         super().__init__(f"{method} is not allowed here; use {allow}", (("allow", allow),))
 
 
+class NotAcceptable(Problem):
+    """The client refuses an unencoded answer and takes none of echod's codings."""
+
+    status = 406
+
+
 class RequestTimeout(Problem):
     """The body did not arrive in time; the connection is closed after the answer."""
 
@@ -133,9 +144,27 @@ class PayloadTooLarge(Problem):
 
 
 class UnsupportedMediaType(Problem):
-    """The body is encoded in a way echod does not decode."""
+    """The body is encoded in a way echod does not decode.
+
+    The answer lists the codings echod does decode in ``Accept-Encoding``, as RFC 9110
+    section 15.5.16 suggests.
+    """
 
     status = 415
+
+    def __init__(self, detail: str, accepted: str | None = None) -> None:
+        """Describe the refused coding; ``accepted`` lists those echod decodes, if any."""
+        super().__init__(detail, () if accepted is None else (("accept-encoding", accepted),))
+
+
+class RangeNotSatisfiable(Problem):
+    """No byte of the ``Range`` asked for exists: ``Content-Range`` says how many do."""
+
+    status = 416
+
+    def __init__(self, detail: str, size: int) -> None:
+        """Describe the range; ``size`` is the length of the whole representation."""
+        super().__init__(detail, (("content-range", f"bytes */{size}"),))
 
 
 class ServiceUnavailable(Problem):

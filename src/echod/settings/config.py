@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_LOG_BUFFER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_RELOAD_INTERVAL",
@@ -55,6 +56,8 @@ DEFAULT_WS_MEMORY_LIMIT = 192 * 1024 * 1024
 DEFAULT_MAX_WS_CONNECTIONS = 1000
 #: The longest delay, in seconds, a request may ask for (/api/inspect, /api/stream).
 DEFAULT_MAX_DELAY = 10.0
+#: The most bytes /api/bytes/{n} sends: n above it is a 400.
+DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 #: Seconds between two looks at the users, certificate and key files for changes.
 DEFAULT_RELOAD_INTERVAL = 5.0
 #: Seconds a client has to send a request's whole body; past them the answer is 408.
@@ -71,6 +74,7 @@ _MAX_SECONDS = 3600.0
 _MAX_WS_CONNECTIONS = 100_000
 _MIN_WS_MEMORY = 64 * 1024 * 1024
 _MAX_WS_MEMORY = 1024**4
+_MAX_DOWNLOAD_LIMIT = 1 << 40  # 1 TiB: a download streams, so memory does not bound it
 _MIN_LOG_BUFFER = 64 * 1024
 _MAX_LOG_BUFFER = 1024 * 1024 * 1024
 
@@ -109,6 +113,7 @@ class Settings:
     max_ws_connections: int = DEFAULT_MAX_WS_CONNECTIONS
     ws_memory_limit: int = DEFAULT_WS_MEMORY_LIMIT
     max_delay: float = DEFAULT_MAX_DELAY
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     cors_origins: tuple[str, ...] = ()
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
@@ -210,6 +215,12 @@ OPTIONS: tuple[Option, ...] = (
         values.seconds(0.0, _MAX_SECONDS),
         "S",
         f"longest delay a request may ask for, in seconds (default {DEFAULT_MAX_DELAY:g})",
+    ),
+    Option(
+        "max_download_bytes",
+        values.integer(0, _MAX_DOWNLOAD_LIMIT),
+        "N",
+        f"most bytes /api/bytes/{{n}} may be asked for (default {DEFAULT_MAX_DOWNLOAD_BYTES})",
     ),
     Option(
         "cors_origins",

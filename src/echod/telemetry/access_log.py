@@ -74,7 +74,9 @@ _COMMON = {
     "method": '"{r.method}"',
     "path": "{path}",
     "status": "{r.status}",
-    "duration_ms": "{r.duration_ms:.3f}",
+    # The answer's X-Response-Time, unless the duration moved on since (a stream's end).
+    "duration_ms": "{r.duration_text if r.duration_ms == r.stamped_ms"
+    ' else format(r.duration_ms, ".3f")}',
     "requestId": '"{r.request_id}"',
     "userId": "{user}",
     "remote": '"{r.remote}"',

@@ -31,6 +31,7 @@ DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages"
 CONNECTIONS_NAME = "echod_websocket_connections"
 LOG_DROPPED_NAME = "echod_log_lines_dropped"
+CODINGS_NAME = "echod_content_codings"
 RELOADS_NAME = "echod_reloads"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
@@ -95,6 +96,14 @@ class _HttpCollector:
         )
         dropped.add({}, totals[layout.log_dropped])
         yield dropped
+        codings = Family(
+            CODINGS_NAME,
+            "counter",
+            "Bodies in a content coding: request bodies decoded, answers encoded",
+        )
+        for offset, coding in layout.coding_labels():
+            codings.add(dict(coding), totals[layout.codings + offset])
+        yield codings
 
 
 class _ReloadCollector:

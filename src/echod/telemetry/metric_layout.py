@@ -2,8 +2,10 @@
 
 A slot is a row of floats: the owner's pid, one counter per combination of the labels
 of ``http_requests_total``, the histogram's buckets (and +Inf), the sum of the
-durations, one counter of WebSocket messages per path and direction, and the gauge of
-the worker's open WebSocket connections. :class:`Layout` owns the arithmetic both ways:
+durations, one counter of WebSocket messages per path and direction, the gauge of
+the worker's open WebSocket connections, the counter of log lines dropped, the
+generation of the material in service, and one counter per content coding and direction
+(request bodies decoded, answers encoded). :class:`Layout` owns the arithmetic both ways:
 the offset of a (status, method, path) when a request is counted, and the labels of
 each offset when ``/metrics`` reads them back. Both derive from one list of dimensions,
 in one order, so reordering them or adding a value cannot put a count under the wrong
@@ -41,7 +43,11 @@ class Floats(Protocol):
 
 __all__ = [
     "BUCKETS_MS",
+    "CODINGS",
+    "CODING_DIRECTIONS",
+    "DECODED",
     "DIRECTIONS",
+    "ENCODED",
     "MESSAGE_IN",
     "MESSAGE_OUT",
     "OTHER",
@@ -58,7 +64,11 @@ __all__ = [
 BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 #: The statuses echod answers with of itself (101: a WebSocket; 204: a CORS preflight;
 #: 499: the client went away first; 503: draining, or too many delayed requests).
-OWN_STATUSES = (101, 200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 499, 500, 503)
+#: 206 and 304: a range of /api/bytes, and a conditional request whose tag matches; 406:
+#: no coding acceptable; 416: a range outside the bytes.
+OWN_STATUSES = (
+    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 499, 500, 503,
+)  # fmt: skip
 #: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
 #: any of which a client may ask ``/api/inspect`` for and see counted under its own code.
 REGISTERED_STATUSES = (
@@ -73,6 +83,13 @@ STATUSES = tuple(sorted({*OWN_STATUSES, *REGISTERED_STATUSES}))
 #: their counters: :meth:`Recorder.message` takes :data:`MESSAGE_IN` or :data:`MESSAGE_OUT`.
 DIRECTIONS = ("in", "out")
 MESSAGE_IN, MESSAGE_OUT = range(len(DIRECTIONS))
+#: The content codings echod decodes and encodes (RFC 9110 section 8.4.1), by the names
+#: HTTP gives them: the ``coding`` label of ``echod_content_codings_total``.
+CODINGS = ("gzip", "deflate", "br", "zstd")
+#: What a coding was used for, in the order of its counters: :meth:`Recorder.coding`
+#: takes :data:`DECODED` (a request body) or :data:`ENCODED` (an answer).
+CODING_DIRECTIONS = ("decoded", "encoded")
+DECODED, ENCODED = range(len(CODING_DIRECTIONS))
 #: The label of a status or method the layout does not list: labels stay bounded.
 OTHER = "other"
 #: The dimensions of ``http_requests_total``, outermost first: the order of a slot.
@@ -203,9 +220,19 @@ class Layout:
         return self.log_dropped + 1
 
     @property
+    def codings(self) -> int:
+        """Where the counters of content codings start in a slot (decoded, then encoded)."""
+        return self.generation + 1
+
+    def coding_labels(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """Each coding counter's offset from :attr:`codings`, and its labels."""
+        for i, (direction, coding) in enumerate(itertools.product(CODING_DIRECTIONS, CODINGS)):
+            yield i, {"direction": direction, "coding": coding}
+
+    @property
     def slot_size(self) -> int:
         """Floats per slot: the pid, the counters, the buckets, the sum, and the rest."""
-        return self.generation + 1
+        return self.codings + len(CODING_DIRECTIONS) * len(CODINGS)
 
 
 class Recorder:
@@ -217,6 +244,7 @@ class Recorder:
     """
 
     __slots__ = (
+        "_codings",
         "_connections",
         "_generation",
         "_hist",
@@ -248,6 +276,12 @@ class Recorder:
         self._connections = base + layout.connections
         self._log_dropped = base + layout.log_dropped
         self._generation = base + layout.generation
+        self._codings = {
+            (CODING_DIRECTIONS.index(labels["direction"]), labels["coding"]): base
+            + layout.codings
+            + offset
+            for offset, labels in layout.coding_labels()
+        }
 
     def observe(self, status: int, method: str, tally: Tally, duration_ms: float) -> None:
         """Count one request: a status or method the layout lacks counts as :data:`OTHER`."""
@@ -288,6 +322,14 @@ class Recorder:
     def serving(self, generation: int) -> None:
         """Say that this process serves, with the material of ``generation``."""
         self._values[self._generation] = float(generation)
+
+    def coding(self, direction: int, coding: str) -> None:
+        """Count one body in ``coding``: :data:`DECODED` from a client, :data:`ENCODED` to one.
+
+        Raises:
+            KeyError: ``coding`` is not one of :data:`CODINGS`.
+        """
+        self._values[self._codings[direction, coding]] += 1.0
 
     def _index(self, status: int, method: str, tally: Tally) -> int:
         return (

@@ -66,6 +66,11 @@ class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
     status: int = 0
     #: Milliseconds from the arrival to the answer (to the end, for a WebSocket or a stream).
     duration_ms: float = 0.0
+    #: The duration the answer's head reported (``X-Response-Time``), and its text with
+    #: three decimals: the log line reuses the text while the duration is unchanged,
+    #: instead of formatting the same number a second time.
+    stamped_ms: float = -1.0
+    duration_text: str = ""
     #: The verified user, or None.
     user: str | None = None
     #: What was wrong, for an answer of 400 or more: the problem's detail.
