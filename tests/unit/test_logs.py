@@ -15,6 +15,7 @@ from echod.settings.config import LogLevel
 from echod.telemetry.access_log import (
     ACCESS_FIELDS,
     MAX_DETAIL_CHARS,
+    ORIGINAL_FIELDS,
     PROBLEM_FIELDS,
     WEBSOCKET_FIELDS,
     AccessLog,
@@ -22,7 +23,7 @@ from echod.telemetry.access_log import (
 from echod.telemetry.line_writer import FLUSH_DELAY
 from echod.telemetry.log_line import JsonFormatter, Rfc3339Clock
 from echod.telemetry.metric_layout import Layout
-from echod.telemetry.records import RequestRecord, Traffic, failure
+from echod.telemetry.records import Original, RequestRecord, Traffic, failure
 from tests.support.harness import QuietLoop
 
 
@@ -55,6 +56,7 @@ def record(status: int = 200, **fields: Any) -> RequestRecord:
         "duration_ms": 0.12345,
         "request_id": "rid-1",
         "user": "alice",
+        "scheme": "basic",
         "remote": "127.0.0.1:5",
         "started": 0.0,
     }
@@ -92,7 +94,7 @@ class TestAccessLog:
         [line] = read_lines(pipe[0])
         assert list(line) == [
             "time", "level", "message", "method", "path", "status", "duration_ms",
-            "requestId", "userId", "remote",
+            "requestId", "userId", "authScheme", "remote",
         ]  # fmt: skip
         assert line["level"] == "info"
         assert line["message"] == "POST /api/echo HTTP/1.1"
@@ -157,7 +159,8 @@ class TestAccessLog:
         ("fields", "names"),
         [
             ({}, ACCESS_FIELDS),
-            ({"user": None}, ACCESS_FIELDS),
+            ({"user": None, "scheme": None}, ACCESS_FIELDS),
+            ({"scheme": "bearer"}, ACCESS_FIELDS),
             ({"path": '/q"\\\n\x01é'}, ACCESS_FIELDS),
             ({"status": 404, "detail": 'no route "/x"\n'}, ACCESS_FIELDS + PROBLEM_FIELDS),
             (
@@ -165,7 +168,7 @@ class TestAccessLog:
                 ACCESS_FIELDS + PROBLEM_FIELDS,
             ),
         ],
-        ids=["typical", "no-user", "escaped-path", "problem", "error-status"],
+        ids=["typical", "no-user", "bearer", "escaped-path", "problem", "error-status"],
     )
     def test_the_common_and_the_long_way_write_the_same_line(
         self,
@@ -184,6 +187,28 @@ class TestAccessLog:
         long = json.loads(log._full_line(one, level))
         assert list(common) == list(long) == list(names)
         assert common == long
+
+    @pytest.mark.parametrize("scheme", [None, "basic", "bearer"], ids=str)
+    def test_the_line_names_the_scheme_of_the_credentials(
+        self, pipe: tuple[int, int], scheme: str | None
+    ) -> None:
+        """authScheme is basic or bearer once the user is verified, null before."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        log.request(record(user=None if scheme is None else "alice", scheme=scheme))
+        log.request(record(401, user=None, scheme=scheme, detail="no"))
+        lines = read_lines(pipe[0])
+        assert [line["authScheme"] for line in lines] == [scheme, scheme]
+
+    def test_a_forward_auth_line_adds_the_original_request(self, pipe: tuple[int, int]) -> None:
+        """/auth/verify's line says what the proxy asked about, after the access fields."""
+        log = AccessLog(LogLevel.INFO, pipe[1])
+        original = Original(method="DELETE", uri="/private?x=1", host="app.example", proto=None)
+        log.request(record(path="/auth/verify", original=original))
+        [line] = read_lines(pipe[0])
+        assert list(line) == [*ACCESS_FIELDS, *ORIGINAL_FIELDS]
+        assert [line[name] for name in ORIGINAL_FIELDS] == [
+            "DELETE", "/private?x=1", "app.example", None,
+        ]  # fmt: skip
 
     def test_a_websocket_line_adds_its_traffic(self, pipe: tuple[int, int]) -> None:
         """Written when the connection closes: the access fields, then the traffic."""

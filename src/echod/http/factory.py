@@ -3,6 +3,7 @@
 Everything a worker needs is made here once, at the worker's start: the access log,
 the authenticator, the observer that feeds the metric slot and the log, and each
 route's handler, which is paired with its route here. Nothing is made at import time.
+The JOSE library is imported here only when a key set is given (``--jwt-jwks``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 from echod import routes
 from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
+from echod.http.bearer import Policy, Tokens
 from echod.http.cors import Cors
 from echod.http.drain import Drain
 from echod.http.echoes import echo_json, echo_raw
+from echod.http.forward_auth import ForwardAuth
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
 from echod.http.probes import Probes
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
     from prometheus_client import CollectorRegistry
 
-    from echod.http.app import Handler
+    from echod.http.app import Annotate, Handler
     from echod.routes import Route
     from echod.settings.config import Settings
     from echod.telemetry.metric_layout import Recorder
@@ -47,10 +50,12 @@ def create_app(
     is_ready: Callable[[], bool],
     instance_id: str,
     log_fd: int = 1,
+    jwks: bytes | None = None,
 ) -> EchoApp:
     """Build the application for one worker process from its settings and shared parts.
 
-    ``instance_id`` names the echod instance, the same in all its workers.
+    ``instance_id`` names the echod instance, the same in all its workers. ``jwks`` is
+    the key set in service (checked already), or None: no bearer tokens are taken.
     """
     access_log = AccessLog(settings.log_level, log_fd)
     drain = Drain(is_ready)
@@ -59,20 +64,33 @@ def create_app(
     if settings.expose_hostname:
         instance["hostname"] = socket.gethostname()
     probes = Probes(registry=registry, is_ready=is_ready, openapi=openapi_document())
+    tokens = _tokens(settings, jwks)
+    forward_auth = ForwardAuth(routes.AUTH_VERIFY.path, tokens)
     handlers: dict[Route, Handler] = {
         routes.ECHO: echo_json,
         routes.RAW: echo_raw,
-        routes.INSPECT: Inspector(instance=instance, max_delay=settings.max_delay, drain=drain),
+        routes.INSPECT: Inspector(
+            instance=instance, max_delay=settings.max_delay, drain=drain, tokens=tokens
+        ),
         routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
         routes.HEALTH: probes.health,
         routes.READY: probes.ready,
         routes.METRICS: probes.metrics,
         routes.OPENAPI: probes.openapi,
     }
+    if settings.auth_verify:
+        handlers[routes.AUTH_VERIFY] = forward_auth
+    annotations: dict[Route, Annotate] = {routes.AUTH_VERIFY: forward_auth.annotate}
     layout = recorder.layout
     endpoints = {
-        route.path: Endpoint(route, handlers[route], layout.tally(route.path, timed=route.timed))
+        route.path: Endpoint(
+            route,
+            handlers[route],
+            layout.tally(route.path, timed=route.timed),
+            annotations.get(route),
+        )
         for route in ROUTES
+        if route in handlers
     }
     websockets = WebSockets(
         recorder=recorder,
@@ -87,7 +105,7 @@ def create_app(
     return EchoApp(
         endpoints=endpoints,
         unmatched=Endpoint(None, None, layout.tally(UNMATCHED)),
-        authenticator=Authenticator(users),
+        authenticator=Authenticator(users, tokens=tokens),
         access_log=access_log,
         observer=Observer(access_log, recorder),
         websockets=websockets,
@@ -95,3 +113,13 @@ def create_app(
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
     )
+
+
+def _tokens(settings: Settings, jwks: bytes | None) -> Tokens | None:
+    """The verifier of bearer tokens with the key set ``jwks``, or None without one."""
+    if jwks is None:
+        return None
+    from echod.http.keyset import KeySet  # noqa: PLC0415 - the JOSE library, only when used
+
+    policy = Policy(settings.jwt_issuers, settings.jwt_audiences, settings.jwt_leeway)
+    return Tokens(KeySet.parse(jwks), policy)

@@ -3,10 +3,11 @@
 The report says what a proxy in front did to a request: its method, path, query,
 version, scheme, peer, headers (with credentials redacted), what ``Forwarded`` and the
 ``X-Forwarded-*`` headers claim (reported, never trusted), its body's size and hash,
-and which echod instance answered. The request may also ask for a status (200 to 599)
-and a delay (up to ``--max-delay``), so that a test can make an answer slow or failing
-on purpose. Delays wait without blocking the worker, at most :data:`MAX_DELAYED` at a
-time per worker, and end at once when echod drains.
+which echod instance answered, and what a bearer token carries (:func:`token_report`).
+The request may also ask for a status (200 to 599) and a delay (up to ``--max-delay``),
+so that a test can make an answer slow or failing on purpose. Delays wait without
+blocking the worker, at most :data:`MAX_DELAYED` at a time per worker, and end at once
+when echod drains.
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from echod.http.answers import HTTP_VERSIONS, JSON, NO_STORE, send, stamp
+from echod.http.bearer import NO_KEYS, bearer_token, peek
 from echod.http.controls import Bounds, control, delay_ms, query_args
 from echod.http.forwarded import forwarded
-from echod.http.problems import ServiceUnavailable
+from echod.http.problems import InvalidToken, ServiceUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
 
+    from echod.http.bearer import Tokens
     from echod.http.drain import Drain
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["MAX_DELAYED", "TEXT_LIMIT", "Inspector", "redacted"]
+__all__ = ["MAX_DELAYED", "TEXT_LIMIT", "Inspector", "redacted", "token_report"]
 
 #: Delayed requests in flight per worker; one more is answered 503 with Retry-After: 1.
 MAX_DELAYED = 1000
@@ -42,7 +45,8 @@ STATUS = Bounds(200, 599)
 _NO_BODY = frozenset({204, 304})
 _REDACTED = "<redacted>"
 _CREDENTIALS = frozenset({"authorization", "proxy-authorization"})
-_encode = msgspec.json.Encoder().encode
+# Decimal: the numbers of a token's claims, shown as numbers (echo's way of reading them).
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 def redacted(name: str, value: str) -> str:
@@ -69,11 +73,59 @@ def redacted(name: str, value: str) -> str:
     return f"{scheme} {_REDACTED}"
 
 
+def token_report(headers: Headers, tokens: Tokens | None) -> dict[str, Any] | None:
+    """What the first bearer token of the request carries, or None without one.
+
+    The token is looked for in ``Authorization``, then in ``Proxy-Authorization`` (where
+    a client that signs in with Basic can still show one), in every value of each. One
+    that has the shape of a JWT (:func:`echod.http.bearer.peek`) is reported with its
+    header and claims, whether its signature verifies or not, and never its signature:
+    ``verified`` says whether the key set accepts it, and ``reason`` why not.
+    """
+    for name in _CREDENTIALS_ORDER:
+        for value in headers.get_all(name) or []:  # type: ignore[attr-defined]
+            token = bearer_token(value)
+            if not token:
+                continue
+            try:
+                peeked = peek(token)
+            except InvalidToken:
+                continue
+            reason: str | None = NO_KEYS
+            if tokens is not None:
+                try:
+                    tokens.verify(value)
+                    reason = None
+                except InvalidToken as refused:
+                    reason = refused.detail
+            return {
+                "header": peeked.header,
+                "claims": peeked.claims,
+                "verified": reason is None,
+                "reason": reason,
+            }
+    return None
+
+
+_CREDENTIALS_ORDER = ("authorization", "proxy-authorization")
+
+
 class Inspector:
     """The handler of ``/api/inspect`` (see :data:`echod.http.app.Handler`)."""
 
-    def __init__(self, *, instance: dict[str, str], max_delay: float, drain: Drain) -> None:
-        """Report ``instance``; honour delays up to ``max_delay`` seconds."""
+    def __init__(
+        self,
+        *,
+        instance: dict[str, str],
+        max_delay: float,
+        drain: Drain,
+        tokens: Tokens | None = None,
+    ) -> None:
+        """Report ``instance``; honour delays up to ``max_delay`` seconds.
+
+        ``tokens`` verifies the bearer tokens the report shows; without it, none is.
+        """
+        self._tokens = tokens
         self._instance = instance
         self._delay = delay_ms(max_delay)
         self._drain = drain
@@ -123,7 +175,7 @@ class Inspector:
             text: str | None = body.decode() if len(body) <= TEXT_LIMIT else None
         except UnicodeDecodeError:
             text = None
-        return {
+        report = {
             "method": scope.method,
             "path": scope.path,
             "query": scope.query_string,
@@ -138,3 +190,7 @@ class Inspector:
             "instance": self._instance,
             "requestId": rid,
         }
+        token = token_report(headers, self._tokens)
+        if token is not None:
+            report["token"] = token
+        return report

@@ -1,8 +1,9 @@
 """Material: the files that a reload reads again, read and checked together as one.
 
 They are the htpasswd file of the users (``--users-file``), the certificate chain and
-its private key (``--tls-cert``, ``--tls-key``), and the CAs that client certificates
-chain to (``--tls-client-ca``). echod reads them at start and
+its private key (``--tls-cert``, ``--tls-key``), the CAs that client certificates
+chain to (``--tls-client-ca``), and the key set of bearer tokens (``--jwt-jwks``,
+checked by :mod:`echod.http.keyset`, imported only then). echod reads them at start and
 on every reload, and checks all of them before any is put in service: one bad file, and
 nothing changes. What no setting names is made or found once, at start, and kept: the
 bundled demo users and the development certificate.
@@ -15,6 +16,7 @@ any of that differs, which is how a changed file is noticed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,6 +44,7 @@ SETTINGS = {
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "tls_client_ca": "tls_client_ca",
+    "jwks": "jwt_jwks",
 }
 # The smallest RSA key that granian's TLS library (rustls, with ring) signs with.
 _MIN_RSA_BITS = 2048
@@ -51,12 +54,13 @@ _CURVES = (ec.SECP256R1, ec.SECP384R1)
 
 @dataclass(frozen=True, slots=True)
 class Material:
-    """What a reload puts in service, as checked bytes: users, certificate, key, client CA."""
+    """What a reload puts in service, as checked bytes: users, certificate, key, client CA, JWKS."""
 
     users: bytes
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
     tls_client_ca: bytes | None = None
+    jwks: bytes | None = None
 
     def changes(self, before: Material) -> list[str]:
         """The flags of the files whose content differs from ``before``."""
@@ -81,7 +85,7 @@ Snapshot = dict[str, Reading]
 
 def sources(settings: Settings) -> dict[str, Path]:
     """The files that ``settings`` name, by the field of :class:`Material` that each fills."""
-    named = {"users": settings.users_file}
+    named = {"users": settings.users_file, "jwks": settings.jwt_jwks}
     if settings.tls_enabled:
         named |= {
             "tls_cert": settings.tls_cert,
@@ -143,7 +147,16 @@ def build(settings: Settings, snapshot: Snapshot, kept: Material | None) -> Mate
             raise ConfigError(
                 f"{flag(SETTINGS['tls_client_ca'])}={str(path)!r}: no PEM certificate in it"
             ) from None
-    return Material(users=users, tls_cert=cert, tls_key=key, tls_client_ca=client_ca)
+    jwks = _content(snapshot, "jwks")
+    if jwks is not None:
+        from echod.http.keyset import KeySet  # noqa: PLC0415 - the JOSE library, only when used
+
+        try:
+            KeySet.parse(jwks)
+        except ValueError as error:
+            path = snapshot["jwks"].path
+            raise ConfigError(f"{flag(SETTINGS['jwks'])}={str(path)!r}: {error}") from None
+    return Material(users=users, tls_cert=cert, tls_key=key, tls_client_ca=client_ca, jwks=jwks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,23 +167,30 @@ class Summary:
     #: The serial number of the certificate, in hexadecimal as openssl prints it.
     serial: str | None
     not_after: dt.datetime | None
+    #: The keys of the JWKS, or None without one.
+    jwt_keys: int | None = None
 
     def fields(self) -> dict[str, object]:
         """The summary as fields of a log line."""
         fields: dict[str, object] = {"users": self.users}
         if self.serial is not None and self.not_after is not None:
             fields |= {"certSerial": self.serial, "certNotAfter": self.not_after.isoformat()}
+        if self.jwt_keys is not None:
+            fields["jwtKeys"] = self.jwt_keys
         return fields
 
 
 def summary(material: Material) -> Summary:
-    """How many users ``material`` has, and the serial and end of its certificate."""
+    """How many users and keys ``material`` has, and the serial and end of its certificate."""
     users = _count_users(material.users, None)
+    keys = None if material.jwks is None else len(json.loads(material.jwks)["keys"])
     if material.tls_cert is None:
-        return Summary(users, None, None)
+        return Summary(users, None, None, keys)
     leaf = x509.load_pem_x509_certificates(material.tls_cert)[0]
     serial = f"{leaf.serial_number:X}"
-    return Summary(users, serial.zfill(len(serial) + len(serial) % 2), leaf.not_valid_after_utc)
+    return Summary(
+        users, serial.zfill(len(serial) + len(serial) % 2), leaf.not_valid_after_utc, keys
+    )
 
 
 def _content(snapshot: Mapping[str, Reading], field: str) -> bytes | None:

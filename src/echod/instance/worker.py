@@ -22,7 +22,8 @@ __all__ = ["worker_app"]
 def worker_app(settings: Settings, runtime: RuntimeRef) -> EchoApp:
     """Build the app inside a worker process (granian calls this once per worker).
 
-    The users are those in service now: a reload reaches a worker by replacing it.
+    The users and the key set are those in service now: a reload reaches a worker by
+    replacing it.
     """
     shared = Runtime(runtime)
     app = create_app(
@@ -37,6 +38,7 @@ def worker_app(settings: Settings, runtime: RuntimeRef) -> EchoApp:
         ),
         is_ready=shared.readiness.is_ready,
         instance_id=runtime.instance,
+        jwks=shared.jwks(),
     )
     # Everything made so far lives as long as the worker: keep it out of the garbage
     # collector's way, which shortens the pauses that full collections cause (p99).

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_JWT_LEEWAY",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
     "DEFAULT_MAX_HEADER_BYTES",
@@ -52,6 +53,8 @@ DEFAULT_MAX_WS_CONNECTIONS = 1000
 DEFAULT_MAX_DELAY = 10.0
 #: Seconds between two looks at the users, certificate and key files for changes.
 DEFAULT_RELOAD_INTERVAL = 5.0
+#: Seconds of clock skew allowed when a token's ``exp`` and ``nbf`` are checked.
+DEFAULT_JWT_LEEWAY = 30.0
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -99,6 +102,11 @@ class Settings:
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    jwt_jwks: Path | None = None
+    jwt_issuers: tuple[str, ...] = ()
+    jwt_audiences: tuple[str, ...] = ()
+    jwt_leeway: float = DEFAULT_JWT_LEEWAY
+    auth_verify: bool = False
 
     @property
     def tls_enabled(self) -> bool:
@@ -207,6 +215,40 @@ OPTIONS: tuple[Option, ...] = (
         f"seconds between looks at the users, certificate, key and client CA files; a change "
         f"reloads them, and 0 turns the looks off (default {DEFAULT_RELOAD_INTERVAL:g})",
     ),
+    Option(
+        "jwt_jwks",
+        values.readable_file,
+        "FILE",
+        "JSON Web Key Set: /api/ routes then also take bearer tokens (JWTs) its keys signed",
+    ),
+    Option(
+        "jwt_issuers",
+        values.text,
+        "ISSUER",
+        "an issuer (iss) a token may come from; repeatable (default: any)",
+        kind="list",
+    ),
+    Option(
+        "jwt_audiences",
+        values.text,
+        "AUDIENCE",
+        "an audience (aud) a token must name; repeatable (default: not checked)",
+        kind="list",
+    ),
+    Option(
+        "jwt_leeway",
+        values.seconds(0.0, _MAX_SECONDS),
+        "S",
+        f"seconds of clock skew allowed on a token's exp and nbf (default {DEFAULT_JWT_LEEWAY:g})",
+    ),
+    Option(
+        "auth_verify",
+        values.boolean,
+        "",
+        "serve /auth/verify, the target of a proxy's forward auth (nginx auth_request, "
+        "Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz)",
+        kind="switch",
+    ),
 )
 
 
@@ -292,6 +334,13 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{sources['cors_origins']}={','.join(settings.cors_origins)!r}: "
             "* allows every origin, so it cannot be listed with others"
         )
+    if settings.jwt_jwks is None:
+        for field in ("jwt_issuers", "jwt_audiences", "jwt_leeway"):
+            if field in sources:
+                raise ConfigError(
+                    f"{sources[field]} is set but {flag('jwt_jwks')} (ECHOD_JWT_JWKS) is not: "
+                    "tokens are only verified with a key set"
+                )
     if settings.tls_client_ca is not None and not settings.tls_enabled:
         raise ConfigError(
             f"{sources['tls_client_ca']} is set but HTTPS is off (--tls-port 0): "

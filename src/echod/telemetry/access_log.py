@@ -30,6 +30,7 @@ __all__ = [
     "ACCESS_FIELDS",
     "ERROR_FIELDS",
     "MAX_DETAIL_CHARS",
+    "ORIGINAL_FIELDS",
     "PROBLEM_FIELDS",
     "STREAM_FIELDS",
     "WEBSOCKET_FIELDS",
@@ -48,6 +49,7 @@ ACCESS_FIELDS = (
     "duration_ms",
     "requestId",
     "userId",
+    "authScheme",
     "remote",
 )
 #: The fields a line of a 4xx or 5xx answer adds: what was wrong.
@@ -58,6 +60,8 @@ ERROR_FIELDS = ("error", "traceback")
 STREAM_FIELDS = ("events",)
 #: The fields the line of a WebSocket (status 101, written when it closes) adds.
 WEBSOCKET_FIELDS = ("messagesIn", "messagesOut", "bytesIn", "bytesOut", "closedBy")
+#: The fields the line of a forward-auth check adds: the request the proxy asked about.
+ORIGINAL_FIELDS = ("originalMethod", "originalUri", "originalHost", "originalProto")
 #: The longest ``detail`` written, in characters; a longer one is cut and marked.
 MAX_DETAIL_CHARS = 512
 
@@ -73,7 +77,8 @@ _wall = time.time
 # time ``t`` and the ``level``, with the client's ``path``, the ``user`` and the
 # ``detail`` already escaped as JSON strings. The other strings are plain by
 # construction: a known method, a checked or generated request id, the server's own
-# text of the client's address.
+# text of the client's address. The scheme is written into the text of the writer
+# itself: there is one writer for each scheme a record can name.
 _COMMON = {
     "time": '"{t}"',
     "level": '"{level}"',
@@ -84,19 +89,26 @@ _COMMON = {
     "duration_ms": "{r.duration_ms:.3f}",
     "requestId": '"{r.request_id}"',
     "userId": "{user}",
+    "authScheme": "{scheme}",
     "remote": '"{r.remote}"',
     "detail": "{detail}",
 }
+# Each scheme a record can name, as JSON.
+_SCHEMES = {None: "null", "basic": '"basic"', "bearer": '"bearer"'}
 _CommonLine = Callable[["RequestRecord", str, str, str, str, str], bytes]
 
 
-def _compile_common_line(fields: tuple[str, ...]) -> _CommonLine:
+def _compile_common_line(fields: tuple[str, ...], scheme: str) -> _CommonLine:
     """Compile the common path's writer of ``fields``: one f-string, Python's fastest join.
 
-    This is how dataclasses and namedtuple make their methods: source text built from
-    the field list, compiled once at import.
+    ``scheme`` is the JSON of the ``authScheme`` the writer writes. This is how
+    dataclasses and namedtuple make their methods: source text built from the field
+    list, compiled once at import.
     """
-    body = ",".join(f'"{name}":{_COMMON[name]}' for name in fields)
+    body = ",".join(
+        f'"{name}":{_COMMON[name].format(scheme=scheme) if name == "authScheme" else _COMMON[name]}'
+        for name in fields
+    )
     source = (
         f"def common_line(r, t, level, path, user, detail):\n"
         f"    return f'{{{{{body}}}}}\\n'.encode()"
@@ -107,8 +119,14 @@ def _compile_common_line(fields: tuple[str, ...]) -> _CommonLine:
     return line
 
 
-_common_line = _compile_common_line(ACCESS_FIELDS)
-_common_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS)
+# The writers of each scheme (None: no verified user), without and with a detail.
+_common_line = {
+    scheme: _compile_common_line(ACCESS_FIELDS, quoted) for scheme, quoted in _SCHEMES.items()
+}
+_common_problem_line = {
+    scheme: _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS, quoted)
+    for scheme, quoted in _SCHEMES.items()
+}
 # Methods written into a line as they are; any other is escaped.
 _PLAIN_METHODS = frozenset(KNOWN_METHODS)
 # Paths and users whose escaped form is remembered: a bounded table of short values.
@@ -160,18 +178,19 @@ class AccessLog:
             record.error is None
             and record.websocket is None
             and record.events is None
+            and record.original is None
             and record.method in _PLAIN_METHODS
         ):
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
             quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
             if status < 400:  # noqa: PLR2004
-                line = _common_line(
+                line = _common_line[record.scheme](
                     record, self._clock.format(_wall()), level, quoted_path, quoted_user, ""
                 )
             else:
                 detail = _detail(record)
-                line = _common_problem_line(
+                line = _common_problem_line[record.scheme](
                     record,
                     self._clock.format(_wall()),
                     level,
@@ -198,6 +217,7 @@ class AccessLog:
             "duration_ms": round(record.duration_ms, 3),
             "requestId": record.request_id,
             "userId": record.user,
+            "authScheme": record.scheme,
             "remote": record.remote,
         }
         fields: tuple[str, ...] = ACCESS_FIELDS
@@ -210,6 +230,14 @@ class AccessLog:
         if record.events is not None:
             values["events"] = record.events
             fields += STREAM_FIELDS
+        if (original := record.original) is not None:
+            values |= {
+                "originalMethod": original.method,
+                "originalUri": original.uri,
+                "originalHost": original.host,
+                "originalProto": original.proto,
+            }
+            fields += ORIGINAL_FIELDS
         if (traffic := record.websocket) is not None:
             values |= {
                 "messagesIn": traffic.messages_in,

@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from echod.procfs import parent, pss_bytes
+from echod.routes import AUTH_VERIFY
 from echod.telemetry.metric_layout import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ REQUESTS_NAME = "http_requests_total"
 DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages_total"
 CONNECTIONS_NAME = "echod_websocket_connections"
+AUTH_VERIFY_NAME = "echod_auth_verify_total"
+#: The ``result`` of each status of ``/auth/verify``; any other status is ``error``.
+AUTH_VERIFY_RESULTS = {"200": "allowed", "401": "denied"}
 RELOADS_NAME = "echod_reloads_total"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
@@ -56,6 +60,13 @@ class _HttpCollector(Collector):
             (layout.counters + offset, [labels[name] for name in _LABELS])
             for offset, labels in layout.labels()
         ]
+        # The counters of /auth/verify, by the result each status stands for: the route's
+        # own metric is read from them, so that nothing more is counted per request.
+        self._verify_results: dict[str, list[int]] = {"allowed": [], "denied": [], "error": []}
+        for offset, labels in layout.labels():
+            if labels["path"] == AUTH_VERIFY.path:
+                result = AUTH_VERIFY_RESULTS.get(labels["status"], "error")
+                self._verify_results[result].append(layout.counters + offset)
 
     def collect(self) -> Iterator[Metric]:
         layout = self._store.layout
@@ -91,6 +102,15 @@ class _HttpCollector(Collector):
                 [message["path"], message["direction"]], totals[layout.messages + offset]
             )
         yield messages
+        verify = CounterMetricFamily(
+            AUTH_VERIFY_NAME,
+            "Forward-auth checks (/auth/verify), by result: allowed (200), denied (401), "
+            "or error (any other status)",
+            labels=("result",),
+        )
+        for result, indexes in self._verify_results.items():
+            verify.add_metric([result], sum(totals[index] for index in indexes))
+        yield verify
         yield GaugeMetricFamily(
             CONNECTIONS_NAME,
             "Open WebSocket connections, over every live worker",
