@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.http.bearer import Policy, Tokens
+from echod.http.bearer import Tokens
 from echod.http.factory import create_app
-from echod.http.keyset import KeySet
+from echod.http.keyset import KeySet, Policy
 from echod.settings.config import Settings
 from echod.telemetry.collectors import build_registry
 from echod.telemetry.metric_layout import Layout

@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import pytest
 
-from echod.http.bearer import (
-    MAX_TOKEN_BYTES,
-    Policy,
-    Tokens,
-    bearer_token,
-    peek,
-)
-from echod.http.keyset import KeySet
+from echod.http.bearer import MAX_TOKEN_BYTES, Tokens, bearer_token, peek
+from echod.http.keyset import KeySet, Policy
 from echod.http.problems import InvalidToken
 from tests.support.tokens import (
     SigningKey,

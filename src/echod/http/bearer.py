@@ -29,7 +29,7 @@ from echod.http.echo import MAX_DEPTH, too_deep
 from echod.http.problems import InvalidToken
 
 if TYPE_CHECKING:
-    from echod.http.keyset import KeySet
+    from echod.http.keyset import KeySet, Policy
 
 __all__ = [
     "MAX_CLAIMS_HEADER_BYTES",
@@ -39,7 +39,6 @@ __all__ = [
     "NO_KEYS",
     "Identity",
     "Peeked",
-    "Policy",
     "Tokens",
     "bearer_token",
     "peek",
@@ -69,18 +68,6 @@ class Peeked:
 
     header: dict[str, Any]
     claims: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """What a verified token must also satisfy, beyond its signature."""
-
-    #: The ``iss`` values accepted; empty: any.
-    issuers: tuple[str, ...] = ()
-    #: The ``aud`` values, one of which a token must name; empty: not checked.
-    audiences: tuple[str, ...] = ()
-    #: Seconds of clock skew allowed on ``exp`` and ``nbf``.
-    leeway: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from echod import routes
 from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
-from echod.http.bearer import Policy, Tokens
+from echod.http.bearer import Tokens
 from echod.http.cors import Cors
 from echod.http.drain import Drain
 from echod.http.echoes import echo_json, echo_raw
@@ -119,7 +119,7 @@ def _tokens(settings: Settings, jwks: bytes | None) -> Tokens | None:
     """The verifier of bearer tokens with the key set ``jwks``, or None without one."""
     if jwks is None:
         return None
-    from echod.http.keyset import KeySet  # noqa: PLC0415 - the JOSE library, only when used
+    from echod.http.keyset import KeySet, Policy  # noqa: PLC0415 - JOSE, only when used
 
     policy = Policy(settings.jwt_issuers, settings.jwt_audiences, settings.jwt_leeway)
     return Tokens(KeySet.parse(jwks), policy)

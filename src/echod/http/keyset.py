@@ -15,7 +15,8 @@ used as an HMAC secret. Several keys may be live at once, as during a rotation.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from jwt import PyJWK
@@ -23,10 +24,7 @@ from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from echod.http.problems import InvalidToken
 
-if TYPE_CHECKING:
-    from echod.http.bearer import Policy
-
-__all__ = ["ALGORITHMS", "MIN_RSA_BITS", "KeySet"]
+__all__ = ["ALGORITHMS", "MIN_RSA_BITS", "KeySet", "Policy"]
 
 #: The algorithms a token may be signed with: asymmetric ones only (RFC 7518, RFC 8037).
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
@@ -54,6 +52,18 @@ _REASONS: tuple[tuple[type[Exception], str], ...] = (
     (jwt.InvalidIssuedAtError, "the token's iat claim is not a number"),
     (InvalidJTIError, "the token's jti claim is not a string"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a verified token must also satisfy, beyond its signature."""
+
+    #: The ``iss`` values accepted; empty: any.
+    issuers: tuple[str, ...] = ()
+    #: The ``aud`` values, one of which a token must name; empty: not checked.
+    audiences: tuple[str, ...] = ()
+    #: Seconds of clock skew allowed on ``exp`` and ``nbf``.
+    leeway: float = 30.0
 
 
 class KeySet:
