@@ -94,7 +94,7 @@ STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
 #: The target of a proxy's forward auth (``--auth-verify``): its answer is the credentials'.
 AUTH_VERIFY = Route(
     "/auth/verify",
-    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"),
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"),
     any_method=True,
     subtree=True,
 )
