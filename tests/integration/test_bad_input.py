@@ -400,7 +400,7 @@ ES = SigningKey.generate("ES256", kid="es")
 RS = SigningKey.generate("RS256", kid="rs")
 OTHER = SigningKey.generate("ES256", kid="other")  # not in the key set
 ISSUER, AUDIENCE = "https://issuer.test", "api"
-GOOD = {"iss": ISSUER, "aud": AUDIENCE}
+GOOD: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE}
 BOTH = 'Basic realm="echod", charset="UTF-8", Bearer realm="echod"'
 
 
