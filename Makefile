@@ -16,7 +16,8 @@ REFERENCE := build/reference
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-TEST_PACKAGES := curl jq prometheus
+# nginx and caddy run the forward-auth configurations of deploy/proxies/forward-auth.
+TEST_PACKAGES := curl jq prometheus nginx caddy
 
 .PHONY: help
 help: ## list the targets

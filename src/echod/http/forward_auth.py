@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     from echod.http.bearer import Tokens
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["ForwardAuth", "header_text", "original_request", "redact_query"]
+__all__ = ["ANSWER_HEADERS", "ForwardAuth", "header_text", "original_request", "redact_query"]
+
+#: The headers of a 200, which a proxy copies onto the request it lets through.
+ANSWER_HEADERS = ("X-Auth-User", "X-Auth-Scheme", "X-Auth-Claims")
+_USER, _SCHEME, _CLAIMS = (name.lower() for name in ANSWER_HEADERS)
 
 # Header text stays printable ASCII; "%" is encoded too, so that decoding is exact.
 _SAFE = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
@@ -102,12 +106,12 @@ class ForwardAuth:
         self.annotate(scope, record)
         headers = [
             NO_STORE,
-            ("x-auth-user", header_text(record.user or "")),
-            ("x-auth-scheme", record.scheme or ""),
+            (_USER, header_text(record.user or "")),
+            (_SCHEME, record.scheme or ""),
         ]
         authorization = scope.headers.get("authorization")
         if record.scheme == BEARER and self._tokens is not None and authorization is not None:
             claims = self._tokens.verify(authorization).claims  # remembered: a lookup
             if claims is not None:
-                headers.append(("x-auth-claims", claims))
+                headers.append((_CLAIMS, claims))
         proto.response_empty(200, stamp(record, 200, headers))
