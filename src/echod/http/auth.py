@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
-from echod.http.bearer import bearer_token
 from echod.http.problems import ServiceUnavailable, Unauthorized
 
 if TYPE_CHECKING:
@@ -57,6 +56,7 @@ BCRYPT_MAX_PASSWORD = 72
 _WRONG = "wrong user name or password"
 #: The schemes a request's record names once its credentials are verified.
 BASIC, BEARER = "basic", "bearer"
+_BEARER = "bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,12 @@ def parse_basic_auth(header: str | None) -> Credentials:
         return Credentials(user.decode(), password, header)
     except UnicodeDecodeError:
         raise Unauthorized("the user name is not valid UTF-8") from None
+
+
+def _is_bearer(header: str) -> bool:
+    """Whether ``header`` is of the Bearer scheme, in any case, without copying its token."""
+    scheme = len(_BEARER)
+    return header[:scheme].lower() == _BEARER and (len(header) == scheme or header[scheme] == " ")
 
 
 class Authenticator:
@@ -156,7 +162,7 @@ class Authenticator:
             if header in self._refused:
                 raise Unauthorized(_WRONG)
             if self._tokens is not None:
-                if bearer_token(header) is not None:
+                if _is_bearer(header):
                     record.user = self._tokens.verify(header).user
                     record.scheme = BEARER
                     return None
