@@ -159,7 +159,7 @@ class TestAccessLog:
         ("fields", "names"),
         [
             ({}, ACCESS_FIELDS),
-            ({"user": None, "scheme": None}, ACCESS_FIELDS),
+            ({"user": None}, ACCESS_FIELDS),
             ({"scheme": "bearer"}, ACCESS_FIELDS),
             ({"path": '/q"\\\n\x01é'}, ACCESS_FIELDS),
             ({"status": 404, "detail": 'no route "/x"\n'}, ACCESS_FIELDS + PROBLEM_FIELDS),
@@ -192,12 +192,14 @@ class TestAccessLog:
     def test_the_line_names_the_scheme_of_the_credentials(
         self, pipe: tuple[int, int], scheme: str | None
     ) -> None:
-        """authScheme is basic or bearer once the user is verified, null before."""
+        """authScheme is basic or bearer once the user is verified, null without a user."""
         log = AccessLog(LogLevel.INFO, pipe[1])
-        log.request(record(user=None if scheme is None else "alice", scheme=scheme))
-        log.request(record(401, user=None, scheme=scheme, detail="no"))
+        user = None if scheme is None else "alice"
+        log.request(record(user=user, scheme=scheme or "basic"))
+        log.request(record(401, user=None, scheme=scheme or "basic", detail="no"))
+        log.request(record(404, user=user, scheme=scheme or "basic", detail="no"))
         lines = read_lines(pipe[0])
-        assert [line["authScheme"] for line in lines] == [scheme, scheme]
+        assert [line["authScheme"] for line in lines] == [scheme, None, scheme]
 
     def test_a_forward_auth_line_adds_the_original_request(self, pipe: tuple[int, int]) -> None:
         """/auth/verify's line says what the proxy asked about, after the access fields."""

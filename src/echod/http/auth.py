@@ -156,8 +156,7 @@ class Authenticator:
         if header is not None:
             user = self._verified.get(header)
             if user is not None:
-                record.user = user
-                record.scheme = BASIC
+                record.user = user  # the scheme is Basic, the record's default
                 return None
             if header in self._refused:
                 raise Unauthorized(_WRONG)
@@ -204,8 +203,7 @@ class Authenticator:
         # Shielded: a request that goes away must not cancel the hash others wait for.
         if not await asyncio.shield(hashing):
             raise Unauthorized(_WRONG)
-        record.user = credentials.user
-        record.scheme = BASIC
+        record.user = credentials.user  # the scheme is Basic, the record's default
 
     def close(self) -> None:
         """Stop the hashing thread."""

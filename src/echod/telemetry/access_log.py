@@ -77,8 +77,7 @@ _wall = time.time
 # time ``t`` and the ``level``, with the client's ``path``, the ``user`` and the
 # ``detail`` already escaped as JSON strings. The other strings are plain by
 # construction: a known method, a checked or generated request id, the server's own
-# text of the client's address. The scheme is written into the text of the writer
-# itself: there is one writer for each scheme a record can name.
+# text of the client's address, and the scheme ("basic" or "bearer").
 _COMMON = {
     "time": '"{t}"',
     "level": '"{level}"',
@@ -89,26 +88,22 @@ _COMMON = {
     "duration_ms": "{r.duration_ms:.3f}",
     "requestId": '"{r.request_id}"',
     "userId": "{user}",
-    "authScheme": "{scheme}",
+    "authScheme": '"{r.scheme}"',
     "remote": '"{r.remote}"',
     "detail": "{detail}",
 }
-# Each scheme a record can name, as JSON.
-_SCHEMES = {None: "null", "basic": '"basic"', "bearer": '"bearer"'}
 _CommonLine = Callable[["RequestRecord", str, str, str, str, str], bytes]
 
 
-def _compile_common_line(fields: tuple[str, ...], scheme: str) -> _CommonLine:
+def _compile_common_line(fields: tuple[str, ...], *, anonymous: bool = False) -> _CommonLine:
     """Compile the common path's writer of ``fields``: one f-string, Python's fastest join.
 
-    ``scheme`` is the JSON of the ``authScheme`` the writer writes. This is how
-    dataclasses and namedtuple make their methods: source text built from the field
-    list, compiled once at import.
+    An ``anonymous`` writer, for a record without a verified user, writes its
+    ``authScheme`` as null. This is how dataclasses and namedtuple make their methods:
+    source text built from the field list, compiled once at import.
     """
-    body = ",".join(
-        f'"{name}":{_COMMON[name].format(scheme=scheme) if name == "authScheme" else _COMMON[name]}'
-        for name in fields
-    )
+    common = _COMMON | ({"authScheme": "null"} if anonymous else {})
+    body = ",".join(f'"{name}":{common[name]}' for name in fields)
     source = (
         f"def common_line(r, t, level, path, user, detail):\n"
         f"    return f'{{{{{body}}}}}\\n'.encode()"
@@ -119,14 +114,11 @@ def _compile_common_line(fields: tuple[str, ...], scheme: str) -> _CommonLine:
     return line
 
 
-# The writers of each scheme (None: no verified user), without and with a detail.
-_common_line = {
-    scheme: _compile_common_line(ACCESS_FIELDS, quoted) for scheme, quoted in _SCHEMES.items()
-}
-_common_problem_line = {
-    scheme: _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS, quoted)
-    for scheme, quoted in _SCHEMES.items()
-}
+_common_line = _compile_common_line(ACCESS_FIELDS)
+_common_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS)
+# Without a verified user, authScheme is null whatever the record's scheme says.
+_anonymous_line = _compile_common_line(ACCESS_FIELDS, anonymous=True)
+_anonymous_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS, anonymous=True)
 # Methods written into a line as they are; any other is escaped.
 _PLAIN_METHODS = frozenset(KNOWN_METHODS)
 # Paths and users whose escaped form is remembered: a bounded table of short values.
@@ -183,14 +175,18 @@ class AccessLog:
         ):
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
-            quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
+            if user is None:
+                quoted_user, plain, problem = "null", _anonymous_line, _anonymous_problem_line
+            else:
+                quoted_user = escaped.get(user) or self._escape(user)
+                plain, problem = _common_line, _common_problem_line
             if status < 400:  # noqa: PLR2004
-                line = _common_line[record.scheme](
+                line = plain(
                     record, self._clock.format(_wall()), level, quoted_path, quoted_user, ""
                 )
             else:
                 detail = _detail(record)
-                line = _common_problem_line[record.scheme](
+                line = problem(
                     record,
                     self._clock.format(_wall()),
                     level,
@@ -217,7 +213,7 @@ class AccessLog:
             "duration_ms": round(record.duration_ms, 3),
             "requestId": record.request_id,
             "userId": record.user,
-            "authScheme": record.scheme,
+            "authScheme": None if record.user is None else record.scheme,
             "remote": record.remote,
         }
         fields: tuple[str, ...] = ACCESS_FIELDS

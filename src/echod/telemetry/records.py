@@ -75,8 +75,10 @@ class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
     duration_ms: float = 0.0
     #: The verified user (a bearer token's ``sub``), or None.
     user: str | None = None
-    #: How the user was verified, "basic" or "bearer"; None until verified.
-    scheme: str | None = None
+    #: How ``user`` was verified, "basic" or "bearer". It says nothing while ``user`` is
+    #: None (the log writes null then): Basic, the common case, is the default, so that
+    #: its requests need not set it.
+    scheme: str = "basic"
     #: What was wrong, for an answer of 400 or more: the problem's detail.
     detail: str | None = None
     #: The exception behind a 500, as its ``repr`` and its formatted traceback.
