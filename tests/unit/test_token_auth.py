@@ -54,11 +54,15 @@ class TestBearerAuth:
         [line] = app.log_lines()
         assert (line["userId"], line["authScheme"]) == ("alice", "basic")
 
-    def test_no_credentials_get_both_challenges(self, app: Harness) -> None:
+    @pytest.mark.parametrize("headers", [{}, {"authorization": ""}], ids=["none", "empty"])
+    def test_no_credentials_get_both_challenges(
+        self, app: Harness, headers: dict[str, str]
+    ) -> None:
         """Without any credentials, the 401 offers Basic and Bearer, without an error code."""
-        answer = app.request(body=b"{}").response
+        answer = app.request(body=b"{}", headers=headers).response
         assert answer.status == 401
         assert answer.header("www-authenticate") == BOTH
+        assert "credentials are required" in json.loads(answer.body)["detail"]
 
     def test_another_scheme_gets_both_challenges(self, app: Harness) -> None:
         """Digest, or anything but Basic and Bearer, is told which two are taken."""

@@ -153,7 +153,7 @@ class Authenticator:
                 refused before. A token's refusal is an
                 :class:`echod.http.problems.InvalidToken`.
         """
-        if header is not None:
+        if header:
             user = self._verified.get(header)
             if user is not None:
                 record.user = user  # the scheme is Basic, the record's default
