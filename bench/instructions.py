@@ -31,13 +31,20 @@ _TOTAL = re.compile(rb"summary: (\d+)")
 
 def _worker(requests: int, auth: str) -> None:
     """Build the app as a worker does, then answer ``requests`` echoes with ``auth``."""
-    from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop  # noqa: PLC0415
+    from tests.support.harness import (  # noqa: PLC0415
+        FakeHeaders,
+        FakeProto,
+        FakeScope,
+        QuietLoop,
+        new_record,
+    )
     from tests.support.tokens import SigningKey, bearer, claims, key_set  # noqa: PLC0415
     from tests.support.users import ALICE, cheap_users  # noqa: PLC0415
 
     from echod.http.factory import create_app  # noqa: PLC0415 - only in the measured process
     from echod.settings.config import Settings  # noqa: PLC0415
     from echod.telemetry.collectors import build_registry  # noqa: PLC0415
+    from echod.telemetry.line_writer import LineWriter  # noqa: PLC0415
     from echod.telemetry.metric_layout import Layout  # noqa: PLC0415
     from echod.telemetry.metric_store import MetricsStore  # noqa: PLC0415
     from echod.version import __version__  # noqa: PLC0415
@@ -56,7 +63,7 @@ def _worker(requests: int, auth: str) -> None:
             registry=build_registry(store, root_pid=os.getpid(), version=__version__),
             is_ready=lambda: True,
             instance_id="00000000-0000-4000-8000-000000000000",
-            log_fd=devnull,
+            log_writer=LineWriter(devnull),
             jwks=jwks,
         )
         app._log.bind(QuietLoop())  # type: ignore[arg-type]  # noqa: SLF001 - lines stay buffered
@@ -64,7 +71,12 @@ def _worker(requests: int, auth: str) -> None:
         headers["content-length"] = str(len(_BODY))
         scope = FakeScope("POST", "/api/echo", headers)
         # The credentials are verified once, as the first request of a client does.
-        asyncio.run(app.__rsgi__(scope, FakeProto(_BODY)))  # type: ignore[arg-type]
+        verifying = app._auth.authenticate(authorization, new_record())  # noqa: SLF001
+        if verifying is not None:
+            asyncio.new_event_loop().run_until_complete(verifying)
+        # Steps are driven by hand, as granian's loop would run them, with the loop that
+        # the request path asks for (its current task) said to be running.
+        asyncio.events._set_running_loop(asyncio.new_event_loop())  # noqa: SLF001
         for _ in range(requests):
             proto = FakeProto(_BODY)
             coroutine = app.__rsgi__(scope, proto)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 echod starts on free loopback ports with its development certificate, testssl.sh
 checks the listener (about a minute), and every finding above INFO is printed. The
-findings below are known and explained in the README; any other one fails the audit.
+findings below are known and explained in docs/operations.md; any other one fails the audit.
 The full report is in build/tls-audit/testssl.json.
 """
 
@@ -21,7 +21,7 @@ from bench.server import free_port
 from scripts.stack import ECHOD, stop
 
 REPORT = Path(__file__).resolve().parents[1] / "build" / "tls-audit" / "testssl.json"
-#: Findings that are expected, with the reason (the README's "Production considerations").
+#: Findings that are expected, with the reason (docs/operations.md, "Certificates and TLS").
 KNOWN = {
     "cert_chain_of_trust": "the development certificate is self-signed",
     "cert_revocation": "a development certificate names no CRL or OCSP responder",

@@ -14,13 +14,15 @@ Two subcommands do something else instead of serving:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
 from echod import healthcheck
 from echod.passwd import passwd
 from echod.settings.config import ConfigError, load_settings
-from echod.telemetry.access_log import configure_logging
+from echod.telemetry.event_log import configure_logging
+from echod.telemetry.line_writer import stdout_writer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,12 +31,15 @@ __all__ = ["main"]
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+#: Seconds the last log lines may take to be written as echod exits.
+FINAL_FLUSH = 1.0
 
 log = logging.getLogger("echod")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run echod with ``argv`` (default: the command line) and ``environ`` (default: os.environ)."""
+    open_standard_descriptors()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["passwd"]:
         return passwd(argv[1:])
@@ -46,13 +51,33 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _config_error(error)
     except SystemExit as done:  # --help and --version
         return int(done.code or 0)
-    log_config = configure_logging(settings.log_level)
+    log_config = configure_logging(settings.log_level, settings.log_buffer_bytes)
     try:
         from echod.instance.server import serve  # noqa: PLC0415 - imports granian, only when serving
 
         return serve(settings, log_config=log_config)
     except ConfigError as error:
         return _config_error(error)
+    finally:
+        # The last lines (echod stopped) are written, unless stdout stalls: then they wait
+        # no longer than this, and echod exits as it would have.
+        stdout_writer().flush(FINAL_FLUSH)
+
+
+def open_standard_descriptors() -> None:
+    """Make descriptors 0, 1 and 2 valid before any file is opened: /dev/null where closed.
+
+    Started with stdout closed (``>&-``), the first file echod opened would get
+    descriptor 1, and every log line would be written into it.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:  # the lower ones are open, so this is the first free one: fd
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def _config_error(error: ConfigError) -> int:

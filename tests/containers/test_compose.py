@@ -9,6 +9,8 @@ network, as it would in production.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from tests.containers.support import PREFIX, START_TIMEOUT, STOP_TIMEOUT, inspect, wait_http
-from tests.deploy.support import ALERTS, DEPLOY, load_yaml
+from tests.deploy.support import ALERTS, DEPLOY, REPO, load_yaml
 from tests.support.processes import free_port
 from tests.support.users import AUTH
 from tests.support.waiting import eventually
@@ -31,6 +33,23 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.containers
 
 PODMAN_COMPOSE = Path(sys.executable).with_name("podman-compose")
+
+
+def prometheus_image() -> str:
+    """The name of compose's Prometheus image in podman's store: pulled, or made here."""
+    image = load_yaml(DEPLOY / "compose.yaml")["services"]["prometheus"]["image"]
+    default = re.fullmatch(r"\$\{PROMETHEUS_IMAGE:-([^}]+)\}", image)
+    assert default, image
+    done = subprocess.run(
+        [str(REPO / "scripts" / "base-image"), default[1]],
+        env={**os.environ, "ENGINE": "podman"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"make test-containers makes {default[1]}: {done.stderr}"
+    return done.stdout.strip()
 
 
 class Stack:
@@ -52,12 +71,15 @@ class Stack:
         )
         self.files = [DEPLOY / "compose.yaml", DEPLOY / "compose.without-envoy.yaml", ports]
         self.prometheus = f"http://127.0.0.1:{self.prometheus_port}"
+        # As make compose-up does: compose runs the Prometheus image under the name it has.
+        self.env = {**os.environ, "PROMETHEUS_IMAGE": prometheus_image()}
 
     def compose(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run podman-compose on this project's files."""
         files = [argument for path in self.files for argument in ("-f", str(path))]
         return subprocess.run(
             [str(PODMAN_COMPOSE), "-p", self.project, *files, *args],
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=timeout,

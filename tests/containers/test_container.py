@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from echod.instance.supervisor import KILL_GRACE
+from echod.instance.serving import KILL_GRACE
 from tests.containers.support import STOP_TIMEOUT, Container, podman, podman_status
 from tests.support.users import AUTH, AUTH_HEADER
 from tests.support.waiting import eventually
@@ -62,10 +62,10 @@ class TestServing:
 
 class TestConfinement:
     def test_every_process_runs_as_uid_10001(self, container: Container) -> None:
-        """tini, the supervisor, the listeners and the workers all run as 10001, not root."""
+        """tini and echod, one process for both listeners, run as 10001, not root."""
         processes = process_uids(container)
         echod = {pid: line for pid, line in processes.items() if "echod" in line}
-        assert len(echod) >= 5, processes  # tini, supervisor, two listeners, two workers
+        assert len(echod) == 2, processes  # tini, and echod
         for line in echod.values():
             assert line.split()[0] == str(ECHOD_UID), line
 

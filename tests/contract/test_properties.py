@@ -63,6 +63,7 @@ def live_client(live_echod: Echod) -> Iterator[httpx.Client]:
 
 def logged(app: Harness) -> list[bytes]:
     """The log lines the app wrote since the last call, split on newlines only."""
+    app.app._log.flush()  # its writing thread has written them
     os.set_blocking(app._read, False)
     data = b""
     try:

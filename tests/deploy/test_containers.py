@@ -52,6 +52,14 @@ def arguments(stage: list[tuple[str, str]], instruction: str) -> list[str]:
     return [args for name, args in stage if name == instruction]
 
 
+def compose_prometheus() -> str:
+    """The Prometheus image compose runs when PROMETHEUS_IMAGE does not name another."""
+    image = service("prometheus")["image"]
+    found = re.fullmatch(r"\$\{PROMETHEUS_IMAGE:-([^}]+)\}", image)
+    assert found, image
+    return found[1]
+
+
 def service(name: str) -> dict[str, Any]:
     """The compose service ``name``."""
     found: dict[str, Any] = load_yaml(COMPOSE)["services"][name]
@@ -204,8 +212,7 @@ class TestPrometheusImage:
 
     def test_is_made_for_the_version_compose_names(self) -> None:
         """scripts/base-image builds it for compose's prom/prometheus tag, with that version."""
-        image = service("prometheus")["image"]
-        assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", image)
+        assert re.fullmatch(r"docker\.io/prom/prometheus:v\d+\.\d+\.\d+", compose_prometheus())
         script = (REPO / "scripts" / "base-image").read_text()
         assert "prom/prometheus:v*) prometheus" in script
         assert "context=deploy/prometheus-image" in script
@@ -273,6 +280,22 @@ class TestCompose:
         makefile = (REPO / "Makefile").read_text()
         assert "docker compose,$(BIN)/podman-compose) -f deploy/compose.yaml" in makefile
         assert "$(COMPOSE) -f deploy/compose.without-envoy.yaml up" in makefile
+        assert "$(COMPOSE) down" in makefile
+
+    def test_every_image_it_pulls_is_named_in_full(self) -> None:
+        """Prometheus and Envoy name their registry, so podman never guesses one."""
+        [envoy] = [stage[0][1] for stage in stages(ENVOY_DOCKERFILE) if "envoy" in stage[0][1]]
+        for image in (compose_prometheus(), envoy):
+            assert image.startswith("docker.io/"), image
+            assert PINNED_IMAGE.match(image), image
+
+    def test_compose_is_told_the_prometheus_image_make_has(self) -> None:
+        """make compose-up hands compose the name scripts/base-image gives Prometheus's image."""
+        makefile = (REPO / "Makefile").read_text()
+        assert (
+            "PROMETHEUS_IMAGE=$$(ENGINE=$(ENGINE) scripts/base-image $(COMPOSE_PROMETHEUS))"
+            in makefile
+        )
 
 
 class TestComposeWithoutEnvoy:

@@ -11,14 +11,12 @@ import httpx
 import pytest
 
 from tests.support.patterns import UUID4
-from tests.support.processes import raw_exchange
+from tests.support.processes import Echod, raw_exchange
 from tests.support.tools import require_tool
 from tests.support.users import AUTH_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from tests.support.processes import Echod
 
 
 class TestEcho:
@@ -212,6 +210,16 @@ PROTOCOLS = {
 }
 
 
+@pytest.fixture(scope="module")
+def h2c_echod() -> Iterator[Echod]:
+    """An echod whose plain port also speaks h2c (--h2c), with HTTPS."""
+    server = Echod("--h2c", tls=True)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
 class TestHeadOverEveryProtocol:
     @pytest.mark.parametrize("protocol", PROTOCOLS, ids=str)
     @pytest.mark.parametrize(
@@ -220,10 +228,11 @@ class TestHeadOverEveryProtocol:
         ids=["health", "ready", "openapi", "401"],
     )
     def test_head_carries_get_s_length_and_no_body(
-        self, echod: Echod, protocol: str, path: str, status: int
+        self, echod: Echod, h2c_echod: Echod, protocol: str, path: str, status: int
     ) -> None:
         """RFC 9110 9.3.2 over HTTP/1.1, h2c and h2: clients that check the length succeed."""
         options = PROTOCOLS[protocol]
+        echod = h2c_echod if protocol == "h2c" else echod
         base = echod.tls_url if options["tls"] else echod.url
         with httpx.Client(
             http1=options["http1"],
@@ -238,9 +247,10 @@ class TestHeadOverEveryProtocol:
         assert head.headers["content-length"] == str(len(get.content))
 
     @pytest.mark.parametrize("flag", ["--http2-prior-knowledge", "--http2"], ids=["h2c", "h2"])
-    def test_curl_head_over_http2(self, echod: Echod, flag: str) -> None:
+    def test_curl_head_over_http2(self, echod: Echod, h2c_echod: Echod, flag: str) -> None:
         """curl -I over HTTP/2 used to fail with PROTOCOL_ERROR when a body followed."""
         curl = require_tool("curl", "Debian package curl")
+        echod = h2c_echod if flag == "--http2-prior-knowledge" else echod
         url = (echod.tls_url if flag == "--http2" else echod.url) + "/health"
         done = subprocess.run(
             [curl, "-skI", flag, "-w", "%{http_version}", url],

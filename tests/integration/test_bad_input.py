@@ -343,6 +343,30 @@ class TestBodyLimit:
         assert response.status_code == 413
 
 
+class TestSlowBody:
+    @pytest.mark.parametrize(
+        "framing",
+        [b"Content-Length: 100", b"Transfer-Encoding: chunked"],
+        ids=["declared-length", "chunked"],
+    )
+    def test_a_body_sent_too_slowly_gets_a_408_and_the_connection_closes(
+        self, make_echod: Any, framing: bytes
+    ) -> None:
+        """--body-timeout from the request's arrival: then 408, Connection: close, closed."""
+        echod = make_echod("--body-timeout", "1")
+        head = request(b"").replace(b"Content-Length: 0", framing)
+        begin = b'5\r\n{"a":\r\n' if b"chunked" in framing else b'{"a":'
+        with socket.create_connection(("127.0.0.1", echod.port), timeout=10) as conn:
+            conn.sendall(head + begin)  # and nothing more
+            answered = b""
+            while chunk := conn.recv(4096):  # until echod closes the connection
+                answered += chunk
+        status, headers, body = parse(answered)
+        assert status == 408
+        assert headers["connection"] == "close"
+        assert json.loads(body)["detail"] == "the body did not arrive within 1 s (--body-timeout)"
+
+
 class TestProtocol:
     def test_pipelined_burst_is_answered_in_order(self, echod: Echod) -> None:
         """Twenty requests in one write get twenty answers, in order."""

@@ -73,3 +73,23 @@ def test_make_run_installs_only_what_serving_needs() -> None:
     assert install.endswith("-c constraints.txt -e .")
     assert "[dev]" not in done.stdout
     assert "--quiet" not in install, "a person sees the install's progress"
+
+
+def test_make_compose_up_without_envoy_image_says_so_in_one_line() -> None:
+    """Without Envoy's image, make compose-up builds nothing and names the way without it."""
+    make = require_tool("make", "Debian package make")
+    missing = "docker.io/envoyproxy/envoy:v0.0.0-missing"
+    done = subprocess.run(
+        # docker, so that no engine is installed; the tag exists in no registry.
+        [make, "--no-print-directory", "compose-up", "ENGINE=docker", f"ENVOY_IMAGE={missing}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert missing in line
+    assert "make compose-up-without-envoy" in line

@@ -69,6 +69,7 @@ def mutual(make_echod: Any, ca: trustme.CA, tmp_path: Path) -> Any:
     )  # fmt: skip
     echod.start(wait=False)
     wait_for_tls(echod, context(ca, ca.issue_cert("probe@echod.test")))
+    echod.wait_for_lines("echod ready")
     return echod
 
 

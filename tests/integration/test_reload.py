@@ -15,7 +15,7 @@ from cryptography import x509
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.material import htpasswd, issue, replace, served_serial
+from tests.support.material import htpasswd, issue, replace, served_serial, verifying
 from tests.support.users import basic
 
 if TYPE_CHECKING:
@@ -129,9 +129,9 @@ class TestSighup:
         """Ten SIGHUPs in a second: never two reloads at once, and echod serves throughout."""
         echod = make_echod(*files.args(), "--reload-interval", "0", tls=True)
         replace(files.users, htpasswd(carol="singer"))
-        for _ in range(10):
+        for _ in range(10):  # within the first reload, which checks the files in a process
             echod.signal(signal.SIGHUP)
-            time.sleep(0.1)
+            time.sleep(0.005)
         echod.wait_for_lines("reloaded")
         time.sleep(2.5)  # room for a second reload to run and end
         first, *more = echod.lines_starting("reloaded")
@@ -152,20 +152,22 @@ class TestSighup:
         assert echod.lines_starting("reloaded") == []
         assert echod.lines_starting("echod stopped")
 
-    def test_a_websocket_on_a_replaced_worker_gets_a_close_frame(
+    def test_a_websocket_on_the_replaced_https_server_gets_a_close_frame(
         self, make_echod: Any, files: Files
     ) -> None:
-        """It is closed (1005, no status: granian's) and logged as closed by shutdown."""
-        echod = make_echod(*files.args(), "--reload-interval", "0")
+        """A new certificate: the old server's WebSocket is closed (1005) and logged as shutdown."""
+        echod = make_echod(*files.args(), "--reload-interval", "0", tls=True)
 
         async def scenario() -> tuple[int | None, float]:
             headers = {"authorization": basic("alice", "wonderland")}
             async with connect(
-                f"ws://127.0.0.1:{echod.port}/api/raw", additional_headers=headers
+                f"wss://localhost:{echod.tls_port}/api/raw",
+                additional_headers=headers,
+                ssl=verifying(files.ca),
             ) as socket:
                 await socket.send("before")
                 assert await socket.recv() == "before"
-                replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+                issue(files.ca, files.cert, files.key)
                 started = time.monotonic()
                 echod.signal(signal.SIGHUP)
                 with pytest.raises(ConnectionClosed):
@@ -176,24 +178,58 @@ class TestSighup:
         code, after = asyncio.run(scenario())
         assert code == 1005
         assert after < RELOAD_TIMEOUT
-        echod.wait_for_lines("reloaded")  # by then the old worker has exited, its lines written
+        echod.wait_for_lines("reloaded")
         [socket] = [line for line in echod.log_lines() if line.get("status") == 101]
         assert socket["closedBy"] == "shutdown"
-        assert status(echod, "carol", "singer") == 200
 
-    def test_a_delay_and_a_stream_on_a_replaced_worker_end_early_and_cleanly(
+    def test_new_users_leave_websockets_delays_and_streams_alone(
         self, make_echod: Any, files: Files
     ) -> None:
-        """A waiting delay is answered at once, a stream ends after a whole event: both 200."""
+        """Users are swapped in place: what runs goes on, undisturbed, and ends as asked."""
         echod = make_echod(*files.args(), "--reload-interval", "0", "--max-delay", "60")
         auth = ("alice", "wonderland")
 
+        async def scenario() -> tuple[httpx.Response, str]:
+            headers = {"authorization": basic(*auth)}
+            async with (
+                httpx.AsyncClient(base_url=echod.url, auth=auth, timeout=60) as client,
+                connect(
+                    f"ws://127.0.0.1:{echod.port}/api/raw", additional_headers=headers
+                ) as socket,
+            ):
+                delayed = asyncio.create_task(client.get("/api/inspect?delay_ms=2000"))
+                await asyncio.sleep(0.5)
+                replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+                echod.signal(signal.SIGHUP)
+                await socket.send("after")
+                echoed = await socket.recv()
+                return await delayed, str(echoed)
+
+        delayed, echoed = asyncio.run(scenario())
+        assert echoed == "after"
+        assert delayed.status_code == 200
+        [reloaded] = echod.wait_for_lines("reloaded")
+        assert reloaded["changed"] == ["--users-file"]
+        assert status(echod, "carol", "singer") == 200
+
+    def test_a_delay_and_a_stream_on_the_replaced_https_server_end_early_and_cleanly(
+        self, make_echod: Any, files: Files
+    ) -> None:
+        """A waiting delay is answered at once, a stream ends after a whole event: both 200."""
+        echod = make_echod(*files.args(), "--reload-interval", "0", "--max-delay", "60", tls=True)
+        auth = ("alice", "wonderland")
+
         async def scenario() -> tuple[httpx.Response, httpx.Response, float]:
-            async with httpx.AsyncClient(base_url=echod.url, auth=auth, timeout=60) as client:
+            async with httpx.AsyncClient(
+                base_url=f"https://localhost:{echod.tls_port}",
+                auth=auth,
+                timeout=60,
+                verify=verifying(files.ca),
+            ) as client:
                 delayed = asyncio.create_task(client.get("/api/inspect?delay_ms=60000"))
                 streamed = asyncio.create_task(client.get("/api/stream?count=2&interval_ms=30000"))
-                await asyncio.sleep(1.0)  # both are waiting in the worker
-                replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+                await asyncio.sleep(1.0)  # both are waiting on the old server
+                issue(files.ca, files.cert, files.key)
                 started = time.monotonic()
                 echod.signal(signal.SIGHUP)
                 answers = await asyncio.gather(delayed, streamed)
@@ -206,17 +242,21 @@ class TestSighup:
         assert streamed.status_code == 200
         assert streamed.text.count("\n\n") == 1, "one whole event, the first"
         echod.wait_for_lines("reloaded")
-        assert status(echod, "carol", "singer") == 200
 
-    def test_kept_alive_clients_are_told_to_move_before_their_worker_stops(
+    def test_kept_alive_clients_are_told_to_move_before_the_old_server_stops(
         self, make_echod: Any, files: Files
     ) -> None:
         """An answer says Connection: close, the client reconnects, and nothing fails."""
-        echod = make_echod(*files.args(), "--reload-interval", "0")
+        echod = make_echod(*files.args(), "--reload-interval", "0", tls=True)
         headers = {"authorization": basic("alice", "wonderland")}
         closing, errors = 0, []
-        with httpx.Client(base_url=echod.url, headers=headers, timeout=10) as client:
-            replace(files.users, htpasswd(alice="wonderland", carol="singer"))
+        with httpx.Client(
+            base_url=f"https://localhost:{echod.tls_port}",
+            headers=headers,
+            timeout=10,
+            verify=verifying(files.ca),
+        ) as client:
+            issue(files.ca, files.cert, files.key)
             echod.signal(signal.SIGHUP)
             deadline = time.monotonic() + RELOAD_TIMEOUT
             while not echod.lines_starting("reloaded") and time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import psutil
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -370,16 +371,17 @@ class TestRecord:
         self, make_echod: Any
     ) -> None:
         """A dead worker's connections are gone: the gauge does not keep counting them."""
-        echod = make_echod("--workers", "1")
+        echod = make_echod("--workers", "2")
 
         async def scenario() -> tuple[float, float]:
             async with session(echod) as socket:
                 await ask(socket, "{}")
                 before = echod.metric("echod_websocket_connections")
-                [worker] = echod.workers()
+                workers = echod.workers()
+                [worker] = [pid for pid in workers if holds_a_socket_to(pid, echod.port)]
                 os.kill(worker, signal.SIGKILL)
                 await eventually_async(
-                    lambda: echod.workers() not in ([], [worker]),
+                    lambda: len(echod.workers()) == 2 and worker not in echod.workers(),
                     timeout=15,
                     interval=0.1,
                     failure="no worker replaced the killed one",
@@ -388,3 +390,11 @@ class TestRecord:
 
         before, after = run(scenario)
         assert (before, after) == (1, 0)
+
+
+def holds_a_socket_to(pid: int, port: int) -> bool:
+    """Whether ``pid`` holds an established connection on its local ``port``."""
+    return any(
+        connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == port
+        for connection in psutil.Process(pid).net_connections(kind="tcp")
+    )

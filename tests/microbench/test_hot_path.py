@@ -22,6 +22,7 @@ from echod.http.request_ids import RequestIds
 from echod.settings.config import LogLevel, Settings
 from echod.telemetry.access_log import AccessLog
 from echod.telemetry.collectors import build_registry
+from echod.telemetry.line_writer import LineWriter
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.telemetry.records import RequestRecord
@@ -63,7 +64,7 @@ def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
         registry=build_registry(store, root_pid=os.getpid(), version=__version__),
         is_ready=lambda: True,
         instance_id="00000000-0000-4000-8000-000000000000",
-        log_fd=devnull,
+        log_writer=LineWriter(devnull),
     )
     made._log.bind(QuietLoop())  # type: ignore[arg-type]
     yield made
@@ -121,7 +122,7 @@ def test_new_request_id(benchmark: BenchmarkFixture) -> None:
 
 def test_log_line(benchmark: BenchmarkFixture, devnull: int) -> None:
     """Rendering and buffering one request line."""
-    log = AccessLog(LogLevel.INFO, devnull)
+    log = AccessLog(LogLevel.INFO, LineWriter(devnull))
     log.bind(QuietLoop())  # type: ignore[arg-type]
     record = RequestRecord(
         method="POST",

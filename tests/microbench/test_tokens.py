@@ -16,6 +16,7 @@ from echod.http.factory import create_app
 from echod.http.keyset import KeySet, Policy
 from echod.settings.config import Settings
 from echod.telemetry.collectors import build_registry
+from echod.telemetry.line_writer import LineWriter
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.version import __version__
@@ -69,7 +70,7 @@ def test_whole_request_with_a_token(
         registry=build_registry(store, root_pid=os.getpid(), version=__version__),
         is_ready=lambda: True,
         instance_id="00000000-0000-4000-8000-000000000000",
-        log_fd=devnull,
+        log_writer=LineWriter(devnull),
         jwks=key_set(keys["ES256"]),
     )
     app._log.bind(QuietLoop())  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 from echod.http.factory import create_app
 from echod.settings.config import Settings
 from echod.telemetry.collectors import build_registry
+from echod.telemetry.line_writer import LineWriter
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.telemetry.records import RequestRecord
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from prometheus_client import CollectorRegistry
-
     from echod.http.app import EchoApp
+    from echod.telemetry.exposition import Registry
 
 #: The instance id the harness's app reports.
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
@@ -186,7 +186,7 @@ class Harness:
         """
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
-        self.registry: CollectorRegistry = build_registry(
+        self.registry: Registry = build_registry(
             self.store, root_pid=os.getpid(), version=__version__
         )
         self.ready = True
@@ -198,7 +198,7 @@ class Harness:
             registry=self.registry,
             is_ready=lambda: self.ready,
             instance_id=INSTANCE_ID,
-            log_fd=write,
+            log_writer=LineWriter(write),
             jwks=jwks,
         )
         self._write = write
@@ -237,6 +237,7 @@ class Harness:
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The request lines logged so far."""
+        self.app._log.flush()
         os.set_blocking(self._read, False)
         try:
             data = os.read(self._read, 1 << 20)

@@ -93,8 +93,12 @@ class Echod:
         tls: bool = False,
         port: int | None = None,
         tls_port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``."""
+        """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``.
+
+        ``cwd`` is the directory it runs in, where relative file names in ``args`` point.
+        """
         self.port = port or free_port()
         self.tls_port = (tls_port or free_port()) if tls else 0
         self.args = [
@@ -104,6 +108,7 @@ class Echod:
             *args,
         ]  # fmt: skip
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None
@@ -121,10 +126,15 @@ class Echod:
     def start(self, *, wait: bool = True) -> Echod:
         """Start the process and, by default, wait until /health answers."""
         self.process = subprocess.Popen(
-            [str(ECHOD), *self.args], stdout=self._out, stderr=self._err, env=self.env
+            [str(ECHOD), *self.args],
+            stdout=self._out,
+            stderr=self._err,
+            env=self.env,
+            cwd=self.cwd,
         )
         if wait:
             self.wait_healthy()
+            self.wait_for_lines("echod ready")
         return self
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> float:
@@ -167,10 +177,15 @@ class Echod:
         return process_tree(self.process.pid)
 
     def workers(self) -> list[int]:
-        """The worker processes: those whose parent is a listener."""
+        """The serving processes: with --workers N, the supervisor's children; else echod itself."""
         assert self.process is not None
-        supervisor = self.process.pid
-        return [pid for pid in self.pids() if (up := parent(pid)) and parent(up) == supervisor]
+        root = self.process.pid
+        children = [
+            pid
+            for pid in self.pids()
+            if parent(pid) == root and "echod.instance.checker" not in _command_line(pid)
+        ]
+        return children or [root]
 
     def pss_bytes(self) -> int:
         """The instance's memory: the PSS of its processes, summed."""
@@ -249,3 +264,11 @@ def _written(file: IO[bytes]) -> bytes:
     """
     fd = file.fileno()
     return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
+def _command_line(pid: int) -> str:
+    """The command line of ``pid``, or nothing if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from echod.http.problems import Problem
-from tests.support.harness import FakeProto, Harness, MakeHarness
+from tests.support.harness import FakeHeaders, FakeProto, FakeScope, Harness, MakeHarness
 from tests.support.patterns import UUID4
 from tests.support.users import ALICE
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def problem(proto: FakeProto) -> dict[str, Any]:
@@ -61,6 +66,65 @@ class TestEcho:
         assert harness.authed(body=b"{}", **{"content-encoding": "identity"}).response.status == 200
 
 
+class StalledProto(FakeProto):
+    """A client that sends its head, then too little of its body, and waits."""
+
+    def __call__(self) -> Any:
+        """The body of declared length: granian's future, which never completes here."""
+        return asyncio.get_running_loop().create_future()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """A body without a length: one chunk, then nothing."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"a":'
+            await asyncio.Event().wait()
+
+        return chunks()
+
+
+def stalled(harness: Harness, headers: dict[str, str]) -> tuple[FakeProto, float]:
+    """Send a body that never arrives whole, through an app that watches the deadlines."""
+    scope = FakeScope(
+        "POST", "/api/echo", FakeHeaders({"host": "echod.test", "authorization": ALICE, **headers})
+    )
+    proto = StalledProto()
+
+    async def scenario() -> float:
+        harness.app.start(asyncio.get_running_loop())
+        began = time.monotonic()
+        await harness.app.__rsgi__(scope, proto)  # type: ignore[arg-type]
+        return time.monotonic() - began
+
+    return proto, asyncio.run(scenario())
+
+
+class TestBodyTimeout:
+    @pytest.mark.parametrize(
+        "headers", [{"content-length": "100"}, {}], ids=["declared-length", "chunked"]
+    )
+    def test_a_body_too_slow_is_a_408_that_closes_the_connection(
+        self, make_harness: MakeHarness, headers: dict[str, str]
+    ) -> None:
+        """Past --body-timeout from the request's arrival, the answer is 408, logged and counted."""
+        harness = make_harness(body_timeout=1.0)
+        proto, took = stalled(harness, headers)
+        assert proto.response.status == 408
+        assert proto.response.header("connection") == "close"
+        assert problem(proto)["detail"] == "the body did not arrive within 1 s (--body-timeout)"
+        assert 1.0 <= took < 2.0
+        [line] = harness.log_lines()
+        assert (line["status"], line["level"]) == (408, "warning")
+        assert harness.count("408", "POST", "/api/echo") == 1
+        assert harness.app._reads == {}, "nothing is left to watch"
+
+    def test_a_body_in_time_is_not_ended(self, make_harness: MakeHarness) -> None:
+        """A read that completes is no longer watched."""
+        harness = make_harness(body_timeout=1.0)
+        assert harness.authed(body=b"{}").response.status == 200
+        assert harness.app._reads == {}
+
+
 class TestBodyLimit:
     def test_declared_length_over_the_limit_is_refused_unread(
         self, make_harness: MakeHarness
@@ -79,6 +143,27 @@ class TestBodyLimit:
         proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
         assert proto.response.status == 413
 
+    @pytest.mark.parametrize(
+        ("chunks", "status"),
+        [([b'{"a":', b" 123}"], 200), ([b'{"a":', b" 1234}"], 413)],
+        ids=["at-the-limit", "one-byte-over"],
+    )
+    def test_undeclared_length_is_held_to_the_same_inclusive_limit(
+        self, make_harness: MakeHarness, chunks: list[bytes], status: int
+    ) -> None:
+        """A chunked body of exactly the limit is echoed; one byte more is a 413."""
+        small = make_harness(max_body_bytes=10)
+        proto = small.request(headers={"authorization": ALICE}, proto=FakeProto(chunks=chunks))
+        assert proto.response.status == status
+
+    def test_the_413_names_the_limit(self, make_harness: MakeHarness) -> None:
+        """A chunked body over the limit is refused with a detail that gives the limit."""
+        small = make_harness(max_body_bytes=10)
+        proto = small.request(
+            headers={"authorization": ALICE}, proto=FakeProto(chunks=[b'{"a":', b" 1234}"])
+        )
+        assert problem(proto)["detail"] == "the body is over the limit of 10 bytes"
+
     def test_undeclared_length_within_the_limit_is_joined(self, harness: Harness) -> None:
         """Chunks are put back together in order."""
         proto = harness.request(
@@ -95,6 +180,11 @@ class TestBodyLimit:
         """The app never trusts the header to be a number."""
         proto = harness.authed(body=b"{}", **{"content-length": "12, 12"})
         assert proto.response.status == 400
+
+    def test_malformed_content_length_is_named_in_the_detail(self, harness: Harness) -> None:
+        """The 400 quotes the Content-Length it could not read as a number."""
+        proto = harness.authed(body=b"{}", **{"content-length": "12, 12"})
+        assert problem(proto)["detail"] == "Content-Length '12, 12' is not a number of bytes"
 
     def test_client_leaving_mid_body_is_recorded_as_499(self, harness: Harness) -> None:
         """No answer can be sent; the request is still logged and counted."""
@@ -133,6 +223,11 @@ class TestRouting:
         proto = harness.authed(method, path)
         assert proto.response.status == 405
         assert proto.response.header("allow") == allow
+
+    def test_the_405_detail_names_the_method_and_the_allowed_ones(self, harness: Harness) -> None:
+        """The detail says which method was refused and which to use instead."""
+        proto = harness.authed("DELETE", "/api/echo")
+        assert problem(proto)["detail"] == "DELETE is not allowed here; use POST, PUT"
 
     def test_trailing_slash_and_case_are_different_paths(self, harness: Harness) -> None:
         """Routes match exactly; /api/echo/ and /API/echo are unknown."""

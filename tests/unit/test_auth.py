@@ -130,6 +130,50 @@ class TestParseBasicAuth:
             ("www-authenticate", 'Basic realm="echod", charset="UTF-8"'),
         )
 
+    @pytest.mark.parametrize(
+        ("header", "detail"),
+        [
+            (None, "credentials are required (HTTP basic auth)"),
+            ("Bearer abc", "only the Basic authentication scheme is supported"),
+            ("Basic  ", "the Basic scheme carries no credentials"),
+            ("Basic !!!!", "the Basic credentials are not valid base64"),
+            (basic(b"no-colon"), "the Basic credentials have no colon between user and password"),
+            (basic(b"\xff\xfe:pw"), "the user name is not valid UTF-8"),
+        ],
+        ids=["missing", "bearer", "no-token", "bad-base64", "no-colon", "user-not-utf8"],
+    )
+    def test_each_refusal_says_exactly_why(self, header: str | None, detail: str) -> None:
+        """The 401's detail is the whole sentence that names what is wrong with the header."""
+        with pytest.raises(Unauthorized) as caught:
+            parse_basic_auth(header)
+        assert caught.value.detail == detail
+
+    @pytest.mark.parametrize(
+        "header",
+        ["Basic \tdTpw", "Basic dTpw\t", "Basic dTpw\r\n"],
+        ids=["tab-before", "tab-after", "line-break-after"],
+    )
+    def test_only_spaces_are_trimmed_around_the_token(self, header: str) -> None:
+        """RFC 9110 11.4 sets the token off with spaces; other whitespace is not base64: a 401."""
+        with pytest.raises(Unauthorized, match="not valid base64"):
+            parse_basic_auth(header)
+
+    @pytest.mark.parametrize(
+        ("raw", "user", "password"),
+        [
+            (b"_svc:pw", "_svc", b"pw"),
+            (b"u:W", "u", b"W"),
+            (b" :  ", " ", b"  "),
+        ],
+        ids=["token-starts-with-X", "token-ends-with-X", "spaces-inside"],
+    )
+    def test_every_character_of_the_token_counts(
+        self, raw: bytes, user: str, password: bytes
+    ) -> None:
+        """Whatever letters base64 spells the credentials with, they come back as sent."""
+        header = "Basic " + base64.b64encode(raw).decode()
+        assert parse_basic_auth(header) == Credentials(user, password, header)
+
     def test_password_never_shows_in_repr(self) -> None:
         """Credentials can be logged by accident without leaking the password."""
         credentials = parse_basic_auth(basic(b"alice:secret"))

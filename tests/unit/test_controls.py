@@ -92,6 +92,12 @@ class TestQueryArgs:
             query_args(query)
         assert caught.value.status == 400
 
+    def test_the_400_names_the_query_string_and_the_encoding(self) -> None:
+        """The detail is the whole sentence a client reads, nothing added or changed."""
+        with pytest.raises(BadRequest) as caught:
+            query_args("q=%FF")
+        assert caught.value.detail == "the query string is not UTF-8 once percent-decoded"
+
     @given(st.dictionaries(st.text(min_size=1), st.lists(st.text(), min_size=1), max_size=5))
     @settings(max_examples=200, deadline=None, database=None)
     def test_a_form_encoded_query_decodes_to_what_was_encoded(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
 import pytest
@@ -310,39 +308,26 @@ async def _open_socket(drain: Drain, closed: list[tuple[object, ...]]) -> None:
 
 
 class TestStopping:
-    def test_sigterm_ends_sleeps_and_websockets_then_hands_over(self) -> None:
-        """Sleepers wake, each WebSocket ends as "shutdown", then granian may stop the worker."""
+    def test_stopping_ends_sleeps_and_websockets_then_returns(self) -> None:
+        """Sleepers wake, each WebSocket ends as "shutdown", then the servers may stop."""
         events: list[tuple[object, ...]] = []
 
         async def scenario() -> tuple[bool, bool, float]:
-            loop = asyncio.get_running_loop()
             drain = Drain(Ready())
             sockets = [asyncio.create_task(_open_socket(drain, events)) for _ in range(3)]
             sleeper = asyncio.create_task(drain.sleep(LONG))
             await asyncio.sleep(0)
-            handed_over = asyncio.Event()
-
-            def hand_over() -> None:
-                events.append(("handed over",))
-                handed_over.set()
-
-            previous = signal.getsignal(signal.SIGTERM)
-            drain.close_before_stopping(loop, hand_over)
-            try:
-                started = time.monotonic()
-                os.kill(os.getpid(), signal.SIGTERM)
-                await asyncio.wait_for(handed_over.wait(), 5)
-                after = time.monotonic() - started
-            finally:
-                loop.remove_signal_handler(signal.SIGTERM)
-                signal.signal(signal.SIGTERM, previous)
+            started = time.monotonic()
+            await asyncio.wait_for(drain.stop(), 5)
+            events.append(("stopped",))
+            after = time.monotonic() - started
             await asyncio.gather(*sockets)
             return drain.stopping, await sleeper, after
 
         stopping, woke, after = asyncio.run(scenario())
         assert stopping
         assert woke, "the sleep ended early"
-        assert events == [(SHUTDOWN,)] * 3 + [("handed over",)]
+        assert events == [(SHUTDOWN,)] * 3 + [("stopped",)]
         assert CLOSE_GRACE <= after < CLOSE_GRACE + CLOSE_WAIT
 
     def test_a_stopping_worker_is_draining_while_the_instance_is_ready(self) -> None:

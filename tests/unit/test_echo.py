@@ -10,6 +10,15 @@ from echod.http.echo import MAX_DEPTH, echo
 from echod.http.problems import BadRequest
 
 
+def nested(depth: int, *, flat: int = 0) -> bytes:
+    """An object ``depth`` levels deep (3 or more), beside an array of ``flat`` empty arrays.
+
+    The flat arrays add brackets but no depth, so the body holds more brackets than levels.
+    """
+    chain = b'{"a":' * (depth - 2) + b"[]" + b"}" * (depth - 2)
+    return b'{"flat": [' + b",".join([b"[]"] * flat) + b'], "deep": ' + chain + b"}"
+
+
 class TestEcho:
     def test_object_comes_back_with_echoed_true(self) -> None:
         """The seed's example."""
@@ -89,6 +98,12 @@ class TestEcho:
         body = b'{"a":' * (MAX_DEPTH - 1) + b"[]" + b"}" * (MAX_DEPTH - 1)
         assert echo(body).endswith(b',"echoed":true}')
 
+    def test_nesting_up_to_the_limit_is_accepted_among_many_brackets(self) -> None:
+        """MAX_DEPTH levels pass when the body has more brackets than that, the walk counting."""
+        body = nested(MAX_DEPTH, flat=MAX_DEPTH)
+        assert body.count(b"[") + body.count(b"{") > MAX_DEPTH
+        assert json.loads(echo(body)) == {**json.loads(body), "echoed": True}
+
     def test_many_flat_containers_are_not_too_deep(self) -> None:
         """The bracket count alone never refuses a body."""
         body = b'{"l": [' + b",".join([b"{}"] * (MAX_DEPTH * 3)) + b"]}"
@@ -167,3 +182,46 @@ class TestRefusals:
         body = b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
         with pytest.raises(BadRequest, match=f"deeper than {MAX_DEPTH} levels"):
             echo(body)
+
+    def test_one_level_over_the_limit_is_refused_among_many_brackets(self) -> None:
+        """MAX_DEPTH + 1 levels are refused however many flat brackets stand beside them."""
+        with pytest.raises(BadRequest, match=f"deeper than {MAX_DEPTH} levels"):
+            echo(nested(MAX_DEPTH + 1, flat=MAX_DEPTH))
+
+    @pytest.mark.parametrize(
+        ("body", "detail"),
+        [
+            (b"", "the request body is empty; send a JSON object"),
+            (b" \t\r\n", "the request body is empty; send a JSON object"),
+            (b"[]", "the body must be a JSON object, not an array"),
+            (b'"{}"', "the body must be a JSON object, not a string"),
+            (b"1.5", "the body must be a JSON object, not a number"),
+            (b"false", "the body must be a JSON object, not a boolean"),
+            (b"null", "the body must be a JSON object, not null"),
+            (b'{"echoed": true}', 'the object is already echoed: "echoed" is true'),
+            (b'{"echoed": "true"}', 'the object is already echoed: "echoed" is true'),
+            (
+                nested(MAX_DEPTH + 1, flat=MAX_DEPTH),
+                f"the JSON nests deeper than {MAX_DEPTH} levels",
+            ),
+            (nested(10_000), f"the JSON nests deeper than {MAX_DEPTH} levels"),
+        ],
+        ids=[
+            "empty",
+            "whitespace",
+            "array",
+            "string",
+            "number",
+            "boolean",
+            "null",
+            "echoed-true",
+            "echoed-string-true",
+            "too-deep",
+            "too-deep-for-the-parser",
+        ],
+    )
+    def test_the_detail_is_the_whole_sentence(self, body: bytes, detail: str) -> None:
+        """The 400's detail is exactly the sentence a client reads, nothing added or changed."""
+        with pytest.raises(BadRequest) as caught:
+            echo(body)
+        assert caught.value.detail == detail

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import sys
 from typing import Any
 
@@ -20,21 +21,30 @@ from echod.telemetry.access_log import (
     WEBSOCKET_FIELDS,
     AccessLog,
 )
-from echod.telemetry.line_writer import FLUSH_DELAY
+from echod.telemetry.line_writer import FLUSH_DELAY, LineWriter
 from echod.telemetry.log_line import JsonFormatter, Rfc3339Clock
 from echod.telemetry.metric_layout import Layout
 from echod.telemetry.records import Original, RequestRecord, Traffic, failure
 from tests.support.harness import QuietLoop
 
 
+def read_bytes(fd: int) -> bytes:
+    """What is written to the pipe ``fd`` until it stays quiet for a tenth of a second.
+
+    Lines are written by the writer's thread, a moment after they are handed over.
+    """
+    data = b""
+    while select.select([fd], [], [], 0.1)[0]:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def read_lines(fd: int) -> list[dict[str, Any]]:
-    """Read what is waiting on the pipe ``fd`` as JSON lines."""
-    os.set_blocking(fd, False)
-    try:
-        data = os.read(fd, 1 << 20)
-    except BlockingIOError:
-        return []
-    return [json.loads(line) for line in data.decode().splitlines()]
+    """Read what is written to the pipe ``fd`` as JSON lines."""
+    return [json.loads(line) for line in read_bytes(fd).decode().splitlines()]
 
 
 @pytest.fixture
@@ -89,7 +99,7 @@ class TestRfc3339Clock:
 class TestAccessLog:
     def test_line_has_every_field(self, pipe: tuple[int, int]) -> None:
         """One JSON object with the documented fields, in order."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         log_one(log, 200)
         [line] = read_lines(pipe[0])
         assert list(line) == [
@@ -122,7 +132,7 @@ class TestAccessLog:
     )
     def test_level_follows_the_status(self, pipe: tuple[int, int], status: int, level: str) -> None:
         """info below 400, warning for 4xx, error for 5xx."""
-        log_one(AccessLog(LogLevel.DEBUG, pipe[1]), status)
+        log_one(AccessLog(LogLevel.DEBUG, LineWriter(pipe[1])), status)
         assert read_lines(pipe[0])[0]["level"] == level
 
     @pytest.mark.parametrize(
@@ -139,7 +149,7 @@ class TestAccessLog:
         self, pipe: tuple[int, int], minimum: LogLevel, logged: list[int]
     ) -> None:
         """--log-level filters request lines by the level their status gives them."""
-        log = AccessLog(minimum, pipe[1])
+        log = AccessLog(minimum, LineWriter(pipe[1]))
         for status in (200, 404, 500):
             log_one(log, status)
         assert [line["status"] for line in read_lines(pipe[0])] == logged
@@ -149,7 +159,7 @@ class TestAccessLog:
         try:
             raise KeyError("boom")
         except KeyError as error:
-            log_one(AccessLog(LogLevel.INFO, pipe[1]), 500, error)
+            log_one(AccessLog(LogLevel.INFO, LineWriter(pipe[1])), 500, error)
         [line] = read_lines(pipe[0])
         assert line["error"] == "KeyError('boom')"
         assert "Traceback (most recent call last)" in line["traceback"]
@@ -179,7 +189,7 @@ class TestAccessLog:
     ) -> None:
         """Both ways of writing a line follow the field lists: same fields, order and values."""
         monkeypatch.setattr("echod.telemetry.access_log._wall", lambda: 1_700_000_000.5)
-        log = AccessLog(LogLevel.DEBUG, pipe[1])
+        log = AccessLog(LogLevel.DEBUG, LineWriter(pipe[1]))
         one = record(**fields)
         log.request(one)
         [common] = read_lines(pipe[0])
@@ -193,7 +203,7 @@ class TestAccessLog:
         self, pipe: tuple[int, int], scheme: str | None
     ) -> None:
         """authScheme is basic or bearer once the user is verified, null without a user."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         user = None if scheme is None else "alice"
         log.request(record(user=user, scheme=scheme or "basic"))
         log.request(record(401, user=None, scheme=scheme or "basic", detail="no"))
@@ -203,7 +213,7 @@ class TestAccessLog:
 
     def test_a_forward_auth_line_adds_the_original_request(self, pipe: tuple[int, int]) -> None:
         """/auth/verify's line says what the proxy asked about, after the access fields."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         original = Original(method="DELETE", uri="/private?x=1", host="app.example", proto=None)
         log.request(record(path="/auth/verify", original=original))
         [line] = read_lines(pipe[0])
@@ -214,7 +224,7 @@ class TestAccessLog:
 
     def test_a_websocket_line_adds_its_traffic(self, pipe: tuple[int, int]) -> None:
         """Written when the connection closes: the access fields, then the traffic."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         traffic = Traffic(messages_in=3, messages_out=2, bytes_in=30, bytes_out=20)
         traffic.closed_by = "idle"
         log.request(record(101, method="GET", websocket=traffic))
@@ -225,7 +235,7 @@ class TestAccessLog:
 
     def test_problem_lines_say_why_in_a_bounded_detail(self, pipe: tuple[int, int]) -> None:
         """4xx and 5xx lines carry the problem's detail, cut at MAX_DETAIL_CHARS and marked."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         log.request(record(400, detail="the body is not valid JSON"))
         log.request(record(404, detail="x" * 5000))
         log.request(record(200, detail=None))
@@ -239,10 +249,9 @@ class TestAccessLog:
     def test_a_12_kb_path_is_cut_to_one_line(self, pipe: tuple[int, int]) -> None:
         """A path too long for PIPE_BUF is cut, in the message and in the path, and marked."""
         log_one_path = "/" + "p" * 12_000
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         log.request(record(404, method="GET", path=log_one_path))
-        os.set_blocking(pipe[0], False)
-        data = os.read(pipe[0], 65536)
+        data = read_bytes(pipe[0])
         assert len(data) <= 4096
         line = json.loads(data)
         assert line["path"].startswith("/ppp")
@@ -251,10 +260,9 @@ class TestAccessLog:
 
     def test_hostile_values_cannot_break_the_line(self, pipe: tuple[int, int]) -> None:
         """CR, LF and quotes in the path are escaped: one request, one line."""
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         log.request(record(404, method="GET", path='/x\r\n{"level":"info"}"', user=None))
-        os.set_blocking(pipe[0], False)
-        data = os.read(pipe[0], 65536)
+        data = read_bytes(pipe[0])
         assert data.count(b"\n") == 1
         assert json.loads(data)["path"] == '/x\r\n{"level":"info"}"'
 
@@ -262,7 +270,7 @@ class TestAccessLog:
         """Bound to a loop, lines are written together shortly after, not one by one."""
 
         async def scenario() -> tuple[int, int]:
-            log = AccessLog(LogLevel.INFO, pipe[1])
+            log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
             log.bind(asyncio.get_running_loop())
             for _ in range(3):
                 log_one(log, 200)
@@ -281,7 +289,7 @@ class TestAccessLog:
                 timers.append(delay)
                 return super().call_later(delay, callback)
 
-        log = AccessLog(LogLevel.INFO, pipe[1])
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
         log.bind(CountingLoop())  # type: ignore[arg-type]
         for _ in range(100):
             log_one(log, 200)
@@ -292,7 +300,7 @@ class TestAccessLog:
         """Shutdown calls flush: nothing buffered is lost."""
 
         async def scenario() -> int:
-            log = AccessLog(LogLevel.INFO, pipe[1])
+            log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
             log.bind(asyncio.get_running_loop())
             for _ in range(5):
                 log_one(log, 200)
@@ -306,7 +314,7 @@ class TestAccessLog:
         writes: list[bytes] = []
 
         async def scenario() -> None:
-            log = AccessLog(LogLevel.INFO, pipe[1])
+            log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
             log.bind(asyncio.get_running_loop())
             real_write = os.write
 
@@ -332,7 +340,7 @@ class TestAccessLog:
         read, write = os.pipe()
         os.close(read)
         os.close(write)
-        log = AccessLog(LogLevel.INFO, write)
+        log = AccessLog(LogLevel.INFO, LineWriter(write))
         log.bind(QuietLoop())  # type: ignore[arg-type] # buffered: flush is what writes
         log_one(log, 200)
         assert log._writer._pending

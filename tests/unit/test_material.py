@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from echod.instance.material import Material, Reading, build, read, sources, summary
+from echod.instance.checks import build, summary
+from echod.instance.material import Material, Reading, read, sources
 from echod.instance.users import demo_users_file
 from echod.settings.config import ConfigError, Settings
 from tests.support.material import htpasswd
@@ -228,5 +229,5 @@ class TestDescribe:
         assert described.serial is not None
         assert int(described.serial, 16) == leaf.serial_number
         assert len(described.serial) % 2 == 0
-        assert described.not_after == leaf.not_valid_after_utc
+        assert described.not_after == leaf.not_valid_after_utc.timestamp()
         assert described.fields()["certNotAfter"] == leaf.not_valid_after_utc.isoformat()

@@ -1,18 +1,16 @@
-"""Reload: one reload at a time, bad files keep the old, changed files are noticed."""
+"""Reload: checked in a process of its own; bad files keep the old, changed files are noticed."""
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from echod.instance.material import build, read
-from echod.instance.reload import Reloader
+from echod.instance.checks import build, summary
+from echod.instance.material import read
+from echod.instance.reload import Reloaded, Reloader
 from echod.instance.runtime import Runtime
 from echod.settings.config import Settings
 from echod.telemetry.metric_layout import Layout
@@ -32,61 +30,40 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 
 class Instance:
-    """A reloader over a users file, whose listeners are only counted when signalled.
-
-    Its one worker is a child process that sleeps; granian's part, replacing it, is
-    played by :meth:`replace_worker`.
-    """
+    """A reloader over a users file; what it publishes is counted, as a process would take it."""
 
     def __init__(self, runtime: Runtime, tmp_path: Path, interval: float = 0) -> None:
         """Serve alice from ``tmp_path/users``."""
         self.users = tmp_path / "users"
         self.users.write_bytes(htpasswd(alice="wonderland"))
-        self.settings = Settings(
-            users_file=self.users, tls_port=0, reload_interval=interval, shutdown_timeout=0.5
-        )
+        self.settings = Settings(users_file=self.users, tls_port=0, reload_interval=interval)
         self.runtime = runtime
-        self.signalled = 0
-        self.worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        runtime.store.claim(self.worker.pid)
         seen = read(self.settings)
         material = build(self.settings, seen, None)
         runtime.publish(material)
-        self.reloader = Reloader(
-            self.settings, runtime, material, seen, workers=1, signal_listeners=self.signal
-        )
+        self.reloader = Reloader(self.settings, runtime, material, summary(material), seen)
+        self.published: list[Reloaded] = []
 
-    def signal(self) -> None:
-        """What SIGHUP to the listeners would start: the worker is being replaced."""
-        self.signalled += 1
-
-    def replace_worker(self) -> None:
-        """granian's part: a new worker (this process) serves, and the old one exits."""
-        self.runtime.store.claim(os.getpid())
-        self.stop()
+    def step(self) -> Reloaded | None:
+        """One step of the reloader; what it published, the serving processes would take."""
+        reloaded = self.reloader.step()
+        if reloaded is not None:
+            self.published.append(reloaded)
+        return reloaded
 
     def look_soon(self) -> None:
         """Let the next look at the files be due."""
         time.sleep(self.settings.reload_interval * 2)
 
-    def stop(self) -> None:
-        """End the worker process, if it still runs."""
-        self.worker.kill()
-        self.worker.wait()
-
 
 @pytest.fixture
-def make_instance(runtime: Runtime, tmp_path: Path) -> Iterator[Callable[..., Instance]]:
-    """Make the instance of a test (with ``interval`` between looks); its worker is ended."""
-    made: list[Instance] = []
+def make_instance(runtime: Runtime, tmp_path: Path) -> Callable[..., Instance]:
+    """Make the instance of a test (with ``interval`` between looks)."""
 
     def make(interval: float = 0) -> Instance:
-        made.append(Instance(runtime, tmp_path, interval))
-        return made[-1]
+        return Instance(runtime, tmp_path, interval)
 
-    yield make
-    for instance in made:
-        instance.stop()
+    return make
 
 
 @pytest.fixture
@@ -101,19 +78,20 @@ def reloaded(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 class TestReload:
-    def test_new_users_are_published_and_the_listeners_signalled(
+    def test_new_users_are_published_then_the_reload_ends_when_served(
         self, instance: Instance, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """The workers that start next read bob; the reload ends when they serve."""
+        """The serving processes read bob under the next generation; done, it is logged."""
         caplog.set_level(logging.INFO, "echod")
         instance.users.write_bytes(htpasswd(bob="builder"))
         instance.reloader.request()
-        instance.reloader.step()
+        published = instance.step()
+        assert published is not None
         assert b"bob:" in instance.runtime.users()
-        assert instance.signalled == 1
+        assert published.generation == instance.runtime.reloads.generation == 1
+        assert published.changed == ["--users-file"]
         assert reloaded(caplog) == []
-        instance.replace_worker()
-        instance.reloader.step()
+        instance.reloader.done(published)
         [line] = reloaded(caplog)
         assert line.fields["changed"] == ["--users-file"]  # type: ignore[attr-defined]
         assert line.fields["users"] == 1  # type: ignore[attr-defined]
@@ -123,61 +101,51 @@ class TestReload:
     def test_bad_files_keep_the_old_and_are_counted(
         self, instance: Instance, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """Nothing is published, no listener is signalled, the reason is an error line."""
+        """Nothing is published, the reason is an error line."""
         before = instance.runtime.users()
         instance.users.write_bytes(b"bob:not-bcrypt\n")
         instance.reloader.request()
-        instance.reloader.step()
+        assert instance.step() is None
         assert instance.runtime.users() == before
-        assert instance.signalled == 0
+        assert instance.runtime.reloads.generation == 0
         assert (instance.runtime.reloads.failures, instance.runtime.reloads.last_success) == (1, 0)
         [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
         assert error.getMessage().startswith("reload failed: users file")
         assert "the files in service stay" in error.getMessage()
 
-    def test_unchanged_files_replace_no_worker(
+    def test_unchanged_files_publish_nothing(
         self, instance: Instance, caplog: pytest.LogCaptureFixture
     ) -> None:
         """A SIGHUP with nothing new is a success that changes nothing."""
         caplog.set_level(logging.INFO, "echod")
         instance.reloader.request()
-        instance.reloader.step()
-        assert instance.signalled == 0
+        assert instance.step() is None
         [line] = reloaded(caplog)
         assert line.fields["changed"] == []  # type: ignore[attr-defined]
         assert instance.runtime.reloads.successes == 1
 
-    def test_workers_not_replaced_in_time_fail_the_reload(
-        self, make_instance: Callable[..., Instance], monkeypatch: pytest.MonkeyPatch
+    def test_a_reload_not_served_in_time_is_a_failure(
+        self, instance: Instance, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A reload that granian does not finish is given up on, so that others may run."""
-        monkeypatch.setattr("echod.instance.reload.RESPAWN_INTERVAL", 0.0)
-        monkeypatch.setattr("echod.instance.reload.ROLLOUT_SLACK", 0.0)
-        instance = make_instance()
+        """What serves it says so, and the failure is counted; the next reload may run."""
         instance.users.write_bytes(htpasswd(bob="builder"))
         instance.reloader.request()
-        instance.reloader.step()
-        time.sleep(1.1)  # ceil(--shutdown-timeout) for the one worker
-        instance.reloader.step()
-        assert instance.reloader.wake_in() is None
+        assert instance.step() is not None
+        instance.reloader.failed("the workers did not all serve the new files in time")
         assert instance.runtime.reloads.failures == 1
+        [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
+        assert "did not all serve" in error.getMessage()
 
-    def test_a_storm_of_requests_collapses_to_one_more_reload(self, instance: Instance) -> None:
-        """Ten SIGHUPs during a reload: that one ends, then exactly one more runs."""
-        instance.users.write_bytes(htpasswd(bob="builder"))
-        instance.reloader.request()
-        instance.reloader.step()
+    def test_a_storm_of_requests_is_one_reload(self, instance: Instance) -> None:
+        """Ten SIGHUPs before the reloader's next step: one reload, then none."""
         instance.users.write_bytes(htpasswd(carol="singer"))
         for _ in range(10):
             instance.reloader.request()
-            instance.reloader.step()
-        assert instance.signalled == 1, "a second reload started while one ran"
-        assert b"carol" not in instance.runtime.users()
-        instance.replace_worker()
-        instance.reloader.step()
-        assert instance.signalled == 2
+        instance.step()
+        instance.step()
+        assert len(instance.published) == 1
         assert b"carol:" in instance.runtime.users()
-        assert instance.reloader.wake_in() is not None, "the second reload is running"
+        assert instance.reloader.wake_in() is None
 
 
 class TestLooks:
@@ -190,12 +158,12 @@ class TestLooks:
         assert wait is not None
         assert 0 <= wait <= 0.01
         instance.look_soon()
-        instance.reloader.step()
-        assert instance.signalled == 0
+        instance.step()
+        assert instance.published == []
         instance.users.write_bytes(htpasswd(bob="builder"))
         instance.look_soon()
-        instance.reloader.step()
-        assert instance.signalled == 1
+        instance.step()
+        assert len(instance.published) == 1
 
     def test_a_bad_file_is_tried_once_not_at_every_look(
         self, make_instance: Callable[..., Instance], runtime: Runtime
@@ -205,12 +173,12 @@ class TestLooks:
         instance.users.write_bytes(b"garbage\n")
         for _ in range(3):
             instance.look_soon()
-            instance.reloader.step()
+            instance.step()
         assert runtime.reloads.failures == 1
         instance.users.write_bytes(htpasswd(bob="builder"))
         instance.look_soon()
-        instance.reloader.step()
-        assert instance.signalled == 1
+        instance.step()
+        assert len(instance.published) == 1
 
     def test_no_looks_when_the_interval_is_zero(self, instance: Instance) -> None:
         """--reload-interval 0: only SIGHUP reloads."""

@@ -27,6 +27,8 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`; each pat
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,13 +45,18 @@ from echod.http.answers import (
     send_problem,
     stamp,
 )
-from echod.http.bodies import BodyReader
-from echod.http.problems import BadRequest, MethodNotAllowed, NotFound, Problem
+from echod.http.bodies import BodyDeadlines, BodyReader
+from echod.http.problems import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+)
 from echod.http.request_ids import RequestIds
 from echod.telemetry.records import RequestRecord, failure
 
 if TYPE_CHECKING:
-    import asyncio
+    from collections.abc import Mapping
 
     from granian._granian import RSGIWebsocketProtocol
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
@@ -105,6 +112,7 @@ class EchoApp:
         cors: Cors | None,
         drain: Drain,
         max_body_bytes: int,
+        body_timeout: float,
     ) -> None:
         """Wire the parts together; :func:`echod.http.factory.create_app` builds them.
 
@@ -131,21 +139,67 @@ class EchoApp:
         self._cors = cors
         self._drain = drain
         # A bound method: calling an object's __call__ costs about 2 % of an echo.
-        self._read_body = BodyReader(max_body_bytes).read
+        self._deadlines = BodyDeadlines(body_timeout)
+        self._read_body = BodyReader(max_body_bytes, self._deadlines).read
+        self._reads = self._deadlines.reads
+        self._watch: asyncio.Task[None] | None = None
         self._request_id = RequestIds()
+        self._server = ""
+        # Whether this server is being replaced: its answers close their connections.
+        self._closing = False
 
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start writing log lines from the worker's loop; end connections well on a stop."""
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write log lines from ``loop``, the loop that serves, and watch the body reads."""
         self._log.bind(loop)
-        self._drain.close_before_stopping(loop)
+        self._watch = loop.create_task(self._deadlines.watch())
 
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write the last log lines and stop the hashing thread."""
-        self._log.flush()
+    async def stop(self) -> None:
+        """End the long requests and have clients leave, before the servers stop."""
+        await self._drain.stop()
+
+    def for_server(self, server: str) -> EchoApp:
+        """This app, for the server ``server`` of the process: the same parts, a name of its own.
+
+        Each server gets one, so that a reload that replaces a server can end its requests
+        and close its connections, and no other server's.
+        """
+        made = copy.copy(self)
+        made._server = server  # noqa: SLF001 - a copy of its own class
+        made._closing = False  # noqa: SLF001
+        return made
+
+    async def replacing(self) -> None:
+        """End this server's long requests and have its clients leave: it is replaced.
+
+        The server that replaces it already serves beside it; this one is to stop.
+        """
+        self._closing = True
+        await self._drain.replace(self._server)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Write the last log lines (for ``timeout`` s at most) and stop the hashing thread."""
+        self._log.flush(timeout)
         self._log.bind(None)
         self._auth.close()
 
-    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912 - the order of every request, read in one place
+    def use_users(self, users: Mapping[str, bytes]) -> None:
+        """Check credentials against ``users`` from now on (a reload put them in service).
+
+        Every server's copy of the app shares the one authenticator: nothing is
+        remembered from before, so a removed user or a changed password is refused at
+        once.
+        """
+        self._auth.use(users)
+
+    def use_key_set(self, jwks: bytes) -> None:
+        """Verify bearer tokens with the key set ``jwks`` from now on (a reload put it in service).
+
+        Nothing remembered of tokens is kept, so a token of a key that left the set is
+        refused at once.
+        """
+        self._auth.use_key_set(jwks)
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912, PLR0915 - the order of every request, in one place
         """Answer one request, then record it."""
         started = _now()
         headers = scope.headers
@@ -160,6 +214,7 @@ class EchoApp:
             request_id=self._request_id(headers.get("x-request-id")),
             remote=scope.client,
             started=started,
+            server=self._server,
         )
         method = record.method
         route = endpoint.route
@@ -167,7 +222,7 @@ class EchoApp:
         preflight: str | None = None
         hostless = False
         if not websocket:
-            if self._cors is not None or self._drain.stopping:
+            if self._cors is not None or self._drain.stopping or self._closing:
                 proto, preflight = self._wrap(headers, method, proto)
             hostless = version == "1.1" and "host" not in headers
             if route is not None and route.probe and method in route.methods and not hostless:
@@ -185,13 +240,29 @@ class EchoApp:
                 if verifying is not None:
                     await verifying
                 if websocket:
-                    await self._websockets.serve(scope, proto, route, record)  # type: ignore[arg-type]
+                    await self._websockets.serve(
+                        scope,
+                        proto,  # type: ignore[arg-type]
+                        route,
+                        record,
+                        closing=self._closing,
+                    )
                 elif route is None:
                     raise NotFound(f"no route matches the path {path!r}")
                 elif method not in route.methods and not route.any_method:
                     raise MethodNotAllowed(method, route.allow)
                 else:
-                    body = await self._read_body(headers, proto) if route.body else b""
+                    body = b""
+                    if route.body:  # within --max-body-bytes and --body-timeout
+                        reading = self._read_body(headers, proto, started)
+                        try:
+                            body = await reading
+                        except asyncio.CancelledError:
+                            if (late := self._deadlines.ended(reading)) is None:
+                                raise
+                            raise late from None
+                        finally:
+                            self._reads.pop(reading, None)
                     waiting = endpoint.handler(scope, proto, record, body)  # type: ignore[misc]
                     if waiting is not None:
                         await waiting
@@ -232,7 +303,7 @@ class EchoApp:
         preflight = None
         if self._cors is not None:
             proto, preflight = self._cors.wrap(headers, method, proto)
-        if self._drain.stopping:  # the client is to send no more on this connection
+        if self._drain.stopping or self._closing:  # the client is to send no more here
             proto = cast("HTTPProtocol", WithHeaders(proto, [CLOSE]))
         return proto, preflight
 

@@ -137,6 +137,8 @@ class Authenticator:
         self._executor: ThreadPoolExecutor | None = None
         # Unknown users are hashed too, against this, so timing does not reveal them.
         self._unknown_user_hash = next(iter(self._users.values()))
+        # How many times the users changed: an outcome of other users is not remembered.
+        self._generation = 0
 
     def authenticate(
         self, header: str | None, record: RequestRecord
@@ -198,21 +200,45 @@ class Authenticator:
                 )
             loop = asyncio.get_running_loop()
             hashing = loop.run_in_executor(self._executor, self._bcrypt, credentials)
-            hashing.add_done_callback(partial(self._hashed, credentials))
+            hashing.add_done_callback(partial(self._hashed, credentials, self._generation))
             self._hashing[credentials.header] = hashing
         # Shielded: a request that goes away must not cancel the hash others wait for.
         if not await asyncio.shield(hashing):
             raise Unauthorized(_WRONG)
         record.user = credentials.user  # the scheme is Basic, the record's default
 
-    def close(self) -> None:
-        """Stop the hashing thread."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+    def use(self, users: Mapping[str, bytes]) -> None:
+        """Check against ``users`` from now on (a reload put them in service).
 
-    def _hashed(self, credentials: Credentials, hashing: asyncio.Future[bool]) -> None:
+        Nothing remembered from before is kept, so a removed user or a changed password
+        is refused at once; a hash under way when they change is not remembered either.
+        """
+        self._users = dict(users)
+        self._unknown_user_hash = next(iter(self._users.values()))
+        self._verified = {}
+        self._refused = {}
+        self._generation += 1
+
+    def use_key_set(self, jwks: bytes) -> None:
+        """Verify bearer tokens with the key set ``jwks`` (checked already) from now on.
+
+        Without bearer tokens (no ``--jwt-jwks`` at start), there is nothing to change.
+        """
+        if self._tokens is not None:
+            from echod.http.keyset import KeySet  # noqa: PLC0415 - loaded with the tokens already
+
+            self._tokens.use(KeySet.parse(jwks))
+
+    def close(self) -> None:
+        """Stop the hashing thread once it has hashed what it has in hand."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+    def _hashed(
+        self, credentials: Credentials, generation: int, hashing: asyncio.Future[bool]
+    ) -> None:
         del self._hashing[credentials.header]
-        if hashing.cancelled() or hashing.exception() is not None:
+        if hashing.cancelled() or hashing.exception() is not None or generation != self._generation:
             return
         remembered: dict[str, Any] = self._verified if hashing.result() else self._refused
         limit = self._max_verified if hashing.result() else self._max_refused

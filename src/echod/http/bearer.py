@@ -150,6 +150,12 @@ class Tokens:
         self._verified: dict[str, Identity] = {}
         self._refused: dict[str, str] = {}
 
+    def use(self, keys: KeySet) -> None:
+        """Verify with ``keys`` from now on, forgetting every outcome of the old ones."""
+        self._keys = keys
+        self._verified = {}
+        self._refused = {}
+
     def verify(self, authorization: str) -> Identity:
         """Who the bearer token of ``authorization`` (an Authorization value) names.
 

@@ -1,33 +1,37 @@
-"""Drain: how a worker's long requests and connections learn that they must end.
+"""Drain: how a serving process's long requests and connections learn that they must end.
 
-A worker stops in two ways. The whole instance drains (SIGTERM to echod): the supervisor
-clears the shared ready byte, and while any long request runs, one task per worker looks
-at that byte a few times a second. Or granian replaces the worker (a reload, or
-shutdown): it sends the worker SIGTERM, which :meth:`Drain.close_before_stopping` takes
-over. Either way, delays and streams waiting in :meth:`Drain.sleep` wake at once, and
-the WebSockets registered with :meth:`Drain.cancelling` are cancelled, each with the
-reason ``"shutdown"``.
+Two things end them. The whole instance drains (SIGTERM to echod): the shared ready byte
+turns to draining, and while any long request runs, one task per process looks at that
+byte a few times a second. Or the process is told to stop (:meth:`Drain.stop`). Either
+way, delays and streams waiting in :meth:`Drain.sleep` wake at once, and the WebSockets
+registered with :meth:`Drain.cancelling` are cancelled, each with the reason
+``"shutdown"``.
 
-A worker that granian stops also ends its kept-alive HTTP/1.1 connections cleanly: for
+A process that stops also ends its kept-alive HTTP/1.1 connections cleanly: for
 :data:`CLOSE_GRACE` seconds each answer says ``Connection: close``
 (:attr:`Drain.stopping`), so a client opens a new connection for its next request
-instead of sending it on one that the worker is about to close. A WebSocket also ends
-when its client stays silent for ``--ws-idle-timeout`` (:class:`IdleTimer`).
+instead of sending it on one that is about to be closed. A WebSocket also ends when its
+client stays silent for ``--ws-idle-timeout`` (:class:`IdleTimer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["CLOSE_GRACE", "CLOSE_WAIT", "IDLE", "POLL", "SHUTDOWN", "Drain", "IdleTimer"]
+__all__ = [
+    "CLOSE_GRACE",
+    "CLOSE_WAIT",
+    "IDLE",
+    "POLL",
+    "SHUTDOWN",
+    "Drain",
+    "IdleTimer",
+]
 
 #: Seconds between two looks at the ready byte while long requests run.
 POLL = 0.2
@@ -35,7 +39,7 @@ POLL = 0.2
 SHUTDOWN = "shutdown"
 #: The reason an idle WebSocket's task is cancelled with (:class:`IdleTimer`).
 IDLE = "idle"
-#: Seconds a stopping worker waits at most for its WebSockets to be closed and logged.
+#: Seconds a stopping process waits at most for its WebSockets to be closed and logged.
 CLOSE_WAIT = 1.0
 #: Seconds a stopping worker answers with ``Connection: close`` before granian closes
 #: the connections that are still open.
@@ -43,35 +47,43 @@ CLOSE_GRACE = 0.5
 
 
 class Drain:
-    """One worker's view of the drain: sleeps that end early, tasks that get cancelled."""
+    """One process's view of the drain: sleeps that end early, tasks that get cancelled.
+
+    What runs long is registered under the server that took it
+    (:attr:`echod.telemetry.records.RequestRecord.server`), so that the requests of one
+    server can be ended when a reload replaces that server alone.
+    """
 
     def __init__(self, is_ready: Callable[[], bool]) -> None:
         """Watch ``is_ready``, the shared ready byte."""
         self._is_ready = is_ready
-        self._event: asyncio.Event | None = None
+        self._events: dict[str, asyncio.Event] = {}
         self._sleepers = 0
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: dict[asyncio.Task[object], str] = {}
         self._watcher: asyncio.Future[None] | None = None
-        self._stopper: asyncio.Task[None] | None = None
         self._emptied: asyncio.Event | None = None
-        #: Whether granian is stopping this worker: it takes no new WebSocket then, and
-        #: each answer closes its connection.
+        #: Whether this process is stopping: it takes no new WebSocket then, and each
+        #: answer closes its connection.
         self.stopping = False
 
     @property
     def draining(self) -> bool:
-        """Whether the instance is shutting down, or this worker is stopping."""
+        """Whether the instance is shutting down, or this process is stopping."""
         return self.stopping or not self._is_ready()
 
-    async def sleep(self, seconds: float) -> bool:
-        """Wait ``seconds``, or less if the instance drains; return whether it drained."""
-        if self._event is None:
-            self._event = asyncio.Event()
+    async def sleep(self, seconds: float, server: str = "") -> bool:
+        """Wait ``seconds``, or less if the instance drains or ``server`` is replaced.
+
+        Returns whether it was cut short.
+        """
+        event = self._events.get(server)
+        if event is None:
+            event = self._events[server] = asyncio.Event()
         self._sleepers += 1
         self._watch()
         try:
             async with asyncio.timeout(seconds):
-                await self._event.wait()
+                await event.wait()
         except TimeoutError:
             return False
         finally:
@@ -79,64 +91,68 @@ class Drain:
         return True
 
     @contextlib.contextmanager
-    def cancelling(self, task: asyncio.Task[object]) -> Iterator[int]:
-        """Cancel ``task`` with :data:`SHUTDOWN` if the instance drains meanwhile.
+    def cancelling(self, task: asyncio.Task[object], server: str = "") -> Iterator[int]:
+        """Cancel ``task`` with :data:`SHUTDOWN` on a drain, or when its server is replaced.
 
-        Yields how many such tasks the worker has, this one included.
+        ``server`` is the one that took the task's connection. Yields how many such
+        tasks the process has, this one included.
         """
-        self._tasks.add(task)
+        self._tasks[task] = server
         self._watch()
         try:
             yield len(self._tasks)
         finally:
-            self._tasks.discard(task)
+            self._tasks.pop(task, None)
             if not self._tasks and self._emptied is not None:
                 self._emptied.set()
 
-    def close_before_stopping(
-        self, loop: asyncio.AbstractEventLoop, hand_over: Callable[[], None] | None = None
-    ) -> None:
-        """On SIGTERM, end the long requests and close connections cleanly, then stop.
+    async def stop(self) -> None:
+        """End the long requests and have clients leave their connections, before a stop.
 
-        granian sends a worker SIGTERM when it stops it: on shutdown, and when a reload
-        replaces it. It then closes the idle kept-alive connections at once, racing any
-        request a client is sending on one, and the event loop stops as soon as the
-        requests in flight are answered, dropping the WebSockets without a close frame
-        or a log line. So echod takes SIGTERM over: it wakes the delays and streams,
-        closes its WebSockets (waiting at most :data:`CLOSE_WAIT` for their log lines)
-        and answers with ``Connection: close`` for :data:`CLOSE_GRACE`, then calls
-        ``hand_over``: by default SIGINT to this process, which granian's worker handles
-        exactly as SIGTERM (``granian._signals.set_loop_signals``).
+        Once the process is told to stop, and before its servers stop: it wakes the
+        delays and streams, closes its WebSockets (waiting at most :data:`CLOSE_WAIT`
+        for their log lines) and answers with ``Connection: close`` for
+        :data:`CLOSE_GRACE`, so that a kept-alive client opens a new connection for its
+        next request rather than send it on one about to be closed.
         """
-        if hand_over is None:
-            hand_over = partial(os.kill, os.getpid(), signal.SIGINT)
+        self.stopping = True
+        await self._end(set(self._events) | set(self._tasks.values()))
 
-        def on_sigterm() -> None:
-            if not self.stopping:
-                self.stopping = True
-                self._stopper = loop.create_task(self._stop(hand_over))
+    async def replace(self, server: str) -> None:
+        """Do for ``server``'s requests what :meth:`stop` does, before it is replaced.
 
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        The server that replaces it is already serving, and what it takes is not ended.
+        """
+        await self._end({server}, renew=True)
 
-    async def _stop(self, hand_over: Callable[[], None]) -> None:
+    async def _end(self, servers: set[str], *, renew: bool = False) -> None:
         self._emptied = asyncio.Event()
-        self._end_all()
-        await asyncio.gather(self._websockets_closed(), asyncio.sleep(CLOSE_GRACE))
-        hand_over()
+        self._end_all(servers, renew=renew)
+        await asyncio.gather(self._websockets_closed(servers), asyncio.sleep(CLOSE_GRACE))
 
-    async def _websockets_closed(self) -> None:
+    async def _websockets_closed(self, servers: set[str]) -> None:
         # A connection's task logs it right after it leaves the set, in the same step.
-        if self._tasks and self._emptied is not None:
-            with contextlib.suppress(TimeoutError):
+        while any(server in servers for server in self._tasks.values()):
+            emptied = self._emptied = asyncio.Event()
+            try:
                 async with asyncio.timeout(CLOSE_WAIT):
-                    await self._emptied.wait()
+                    await emptied.wait()
+            except TimeoutError:
+                return
 
-    def _end_all(self) -> None:
-        """Wake every sleeper and cancel every registered task."""
-        if self._event is not None:
-            self._event.set()
-        for task in list(self._tasks):
-            task.cancel(SHUTDOWN)
+    def _end_all(self, servers: set[str] | None = None, *, renew: bool = False) -> None:
+        """Wake the sleepers and cancel the registered tasks of ``servers`` (all by default).
+
+        With ``renew``, a sleeper that comes later for the same server waits on a new
+        event; otherwise it is woken at once, as the instance drains.
+        """
+        for server in list(self._events):
+            if servers is None or server in servers:
+                event = self._events.pop(server) if renew else self._events[server]
+                event.set()
+        for task, server in list(self._tasks.items()):
+            if servers is None or server in servers:
+                task.cancel(SHUTDOWN)
 
     def _watch(self) -> None:
         if self._watcher is None or self._watcher.done():

@@ -26,16 +26,17 @@ from echod.http.stream import Streams
 from echod.http.websocket import SocketLimits, WebSockets
 from echod.routes import ROUTES, UNMATCHED
 from echod.telemetry.access_log import AccessLog
+from echod.telemetry.line_writer import stdout_writer
 from echod.telemetry.observer import Observer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from prometheus_client import CollectorRegistry
-
     from echod.http.app import Annotate, Handler
     from echod.routes import Route
     from echod.settings.config import Settings
+    from echod.telemetry.exposition import Registry
+    from echod.telemetry.line_writer import LineWriter
     from echod.telemetry.metric_layout import Recorder
 
 __all__ = ["create_app"]
@@ -46,18 +47,20 @@ def create_app(
     *,
     users: Mapping[str, bytes],
     recorder: Recorder,
-    registry: CollectorRegistry,
+    registry: Registry,
     is_ready: Callable[[], bool],
     instance_id: str,
-    log_fd: int = 1,
+    log_writer: LineWriter | None = None,
     jwks: bytes | None = None,
 ) -> EchoApp:
     """Build the application for one worker process from its settings and shared parts.
 
-    ``instance_id`` names the echod instance, the same in all its workers. ``jwks`` is
-    the key set in service (checked already), or None: no bearer tokens are taken.
+    ``instance_id`` names the echod instance, the same in all its workers. Request lines
+    go through ``log_writer``, by default the process's writer of stdout. ``jwks`` is the
+    key set in service (checked already), or None: no bearer tokens are taken.
     """
-    access_log = AccessLog(settings.log_level, log_fd)
+    writer = stdout_writer() if log_writer is None else log_writer
+    access_log = AccessLog(settings.log_level, writer)
     drain = Drain(is_ready)
     cors = Cors(settings.cors_origins) if settings.cors_origins else None
     instance = {"id": instance_id}
@@ -112,6 +115,7 @@ def create_app(
         cors=cors,
         drain=drain,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
     )
 
 

@@ -145,16 +145,22 @@ class Inspector:
                 raise ServiceUnavailable(
                     f"{MAX_DELAYED} delayed requests are waiting in this worker already"
                 )
-            return self._after(wait, proto, record, status, report)
+            return self._after(wait, proto, record, status, report, record.server)
         self._answer(proto, record, status, report)
         return None
 
     async def _after(
-        self, wait: int, proto: HTTPProtocol, record: RequestRecord, status: int, report: bytes
+        self,
+        wait: int,
+        proto: HTTPProtocol,
+        record: RequestRecord,
+        status: int,
+        report: bytes,
+        listener: str,
     ) -> None:
         self._delayed += 1
         try:
-            await self._drain.sleep(wait / 1000)  # cut short when echod drains
+            await self._drain.sleep(wait / 1000, listener)  # cut short when echod drains
         finally:
             self._delayed -= 1
         self._answer(proto, record, status, report)

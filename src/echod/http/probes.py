@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from echod.http.answers import JSON, NO_STORE, PROBLEM, problem_body, send
 from echod.http.problems import ServiceUnavailable
-from echod.telemetry.collectors import render
+from echod.telemetry.exposition import render
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from granian.rsgi import HTTPProtocol, Scope  # type: ignore[attr-defined]
-    from prometheus_client import CollectorRegistry
 
+    from echod.telemetry.exposition import Registry
     from echod.telemetry.records import RequestRecord
 
 __all__ = ["Probes"]
@@ -33,9 +33,7 @@ _DOCUMENT_CACHING = ("cache-control", "max-age=300")
 class Probes:
     """The probe routes' handlers (see :data:`echod.http.app.Handler`)."""
 
-    def __init__(
-        self, *, registry: CollectorRegistry, is_ready: Callable[[], bool], openapi: bytes
-    ) -> None:
+    def __init__(self, *, registry: Registry, is_ready: Callable[[], bool], openapi: bytes) -> None:
         """Answer from ``registry``, the shared ready flag and the API document."""
         self._registry = registry
         self._is_ready = is_ready

@@ -10,6 +10,7 @@ details (``application/problem+json``) that carry the request id::
     ├── Forbidden                403  a WebSocket from another site's page
     ├── NotFound                 404  no such path
     ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
+    ├── RequestTimeout           408  the body did not arrive within ``--body-timeout``
     ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
     └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "RequestTimeout",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -152,6 +154,16 @@ class MethodNotAllowed(Problem):
     def __init__(self, method: str, allow: str) -> None:
         """Name the refused method and send ``allow``, the methods that exist, as ``Allow``."""
         super().__init__(f"{method} is not allowed here; use {allow}", (("allow", allow),))
+
+
+class RequestTimeout(Problem):
+    """The body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+
+    def __init__(self, detail: str) -> None:
+        """Describe the timeout; the answer asks for the connection to close."""
+        super().__init__(detail, (("connection", "close"),))
 
 
 class PayloadTooLarge(Problem):

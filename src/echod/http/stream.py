@@ -66,7 +66,7 @@ class Streams:
         if scope.method == "HEAD":
             proto.response_empty(200, headers)
             return None
-        return self._stream(proto, headers, record, count, interval)
+        return self._stream(proto, headers, record, count, interval, record.server)
 
     async def _stream(
         self,
@@ -75,12 +75,13 @@ class Streams:
         record: RequestRecord,
         count: int,
         interval: int,
+        listener: str,
     ) -> None:
         """Send the events; the record's duration is the whole stream's, its head's the header's."""
         transport = proto.response_stream(200, headers)
         try:
             for seq in range(1, count + 1):
-                if seq > 1 and await self._drain.sleep(interval / 1000):
+                if seq > 1 and await self._drain.sleep(interval / 1000, listener):
                     break  # echod drains: end the stream now, cleanly
                 now = self._clock.format(time.time())
                 await transport.send_bytes(

@@ -115,11 +115,18 @@ class WebSockets:
             raise BadRequest("a WebSocket opens with a GET over HTTP/1.1 (RFC 6455 4.1)")
 
     async def serve(
-        self, scope: Scope, proto: RSGIWebsocketProtocol, route: Route | None, record: RequestRecord
+        self,
+        scope: Scope,
+        proto: RSGIWebsocketProtocol,
+        route: Route | None,
+        record: RequestRecord,
+        *,
+        closing: bool = False,
     ) -> None:
         """Upgrade an authenticated handshake to ``route``, then answer until it closes.
 
-        ``record`` gets the status 101 and what went through the connection.
+        ``record`` gets the status 101 and what went through the connection. ``closing``
+        says that its server is being replaced.
 
         Raises:
             Problem: before the upgrade, the route takes no WebSocket (404), the
@@ -136,7 +143,7 @@ class WebSockets:
             and (self._cors is None or not self._cors.allows(origin))
         ):
             raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")
-        if self._drain.stopping:
+        if self._drain.stopping or closing:
             raise ServiceUnavailable("this worker is stopping (a reload replaces it)")
         if self._drain.draining:
             raise ServiceUnavailable("echod is shutting down")
@@ -169,7 +176,7 @@ class WebSockets:
         self._recorder.connections(1)
         idle = IdleTimer(task, self._limits.idle_timeout)
         try:
-            with self._drain.cancelling(task):
+            with self._drain.cancelling(task, record.server):
                 await self._exchange(transport, idle, kind, record, traffic)
         except asyncio.CancelledError as cancelled:
             if cancelled.args not in {(IDLE,), (SHUTDOWN,)}:

@@ -10,10 +10,10 @@ which is public anyway.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from echod.telemetry.line_writer import stdout_writer
 from echod.telemetry.log_line import event_line
 
 if TYPE_CHECKING:
@@ -53,9 +53,9 @@ def ready_facts(settings: Settings, listeners: Sequence[Listener]) -> dict[str, 
     }
 
 
-def announce_ready(facts: dict[str, Any], stderr: TextIO | None = None, fd: int = 1) -> None:
-    """Write the ``ready`` event to ``fd``; also the plain lines when ``stderr`` is a terminal."""
-    os.write(fd, event_line("echod ready", "echod", facts))
+def announce_ready(facts: dict[str, Any], stderr: TextIO | None = None) -> None:
+    """Write the ``ready`` event on stdout; also the plain lines when ``stderr`` is a terminal."""
+    stdout_writer().write(event_line("echod ready", "echod", facts))
     stderr = sys.stderr if stderr is None else stderr
     if not stderr.isatty():
         return

@@ -1,13 +1,10 @@
-"""Lifecycle: the signals that stop an instance, and the pace at which workers are replaced."""
+"""Lifecycle: the signals that stop an instance."""
 
 from __future__ import annotations
 
 import signal
 
-__all__ = ["RESPAWN_INTERVAL", "STOP_SIGNALS"]
+__all__ = ["STOP_SIGNALS"]
 
-#: The signals that stop echod.
+#: The signals that stop echod: SIGTERM drains first (``--drain-delay``), SIGINT does not.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: Seconds a new worker serves beside the one it replaces before that one is stopped.
-#: A worker serves about 20 ms after it is started, even under load.
-RESPAWN_INTERVAL = 1.0

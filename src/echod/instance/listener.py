@@ -1,44 +1,53 @@
-"""Listener: one granian server on one port, and the app each of its workers runs.
+"""Listener: one listening port, and the granian server that serves it in this process.
 
-A listener is a process of its own, in its own process group, so that the supervisor
-alone decides when it stops (Ctrl-C included) and can kill it with all its workers at
-once. granian forks its workers from it; each builds its app with
-:func:`echod.instance.worker.worker_app`, from the users in service in the runtime
-directory, and loads the certificate in service from there too.
+Each serving process runs one granian server per listener, embedded in its own event
+loop (``granian.server.embed``), all of them in front of the one app. Each server binds
+its own socket with ``SO_REUSEPORT``, so that the processes of an instance (``--workers``)
+share the port, and so that a new HTTPS server can start on the port before the one it
+replaces stops, when a reload changes the certificate.
 
-On SIGHUP (the supervisor sends it once a reload has put new material in service),
-granian replaces the workers one at a time: it starts a new one, lets it serve beside
-the old one for :data:`echod.instance.lifecycle.RESPAWN_INTERVAL`, then sends the old
-one SIGTERM and gives it ``--shutdown-timeout`` to finish its requests before it kills
-it.
+What granian is told is set here, in one place:
+
+- The plain port speaks HTTP/1.1 only, so that a connection that sends nothing, or too
+  little of its head, is closed after ``--header-timeout``. With ``--h2c`` it also
+  speaks HTTP/2 with prior knowledge; granian then reads the first bytes of each
+  connection to tell the two apart, with no timeout on that read (hyper-util issue
+  hyperium/hyper#3962), so a silent connection is held until its client leaves.
+- HTTPS offers h2 and HTTP/1.1 by ALPN. A TLS handshake has 10 s to complete, which
+  granian sets and echod cannot change.
+- A server holds at most :data:`MAX_CONNECTIONS` connections at a time; an HTTP/2
+  connection has at most :data:`MAX_STREAMS` streams open, which bounds what a client
+  that never reads its answers (a zero window) can make a process hold.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import signal
-import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.log import LogLevels
-from granian.server import Server
+from granian.server.embed import Server
 
-from echod.instance.lifecycle import RESPAWN_INTERVAL, STOP_SIGNALS
 from echod.settings.config import LogLevel
 
 if TYPE_CHECKING:
-    from functools import partial
     from pathlib import Path
 
     from echod.http.app import EchoApp
     from echod.settings.config import Settings
 
-__all__ = ["Listener", "run_listener"]
+__all__ = ["BACKLOG", "MAX_CONNECTIONS", "MAX_STREAMS", "Listener", "granian_server"]
+
+#: Connections a server holds at a time, in each serving process: idle or slow ones
+#: beyond this wait in the kernel's queue. Far above what a few thousand idle sockets
+#: take, which the header timeout closes anyway.
+MAX_CONNECTIONS = 8192
+#: The kernel's queue of connections not yet accepted, per socket.
+BACKLOG = 1024
+#: Streams an HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+MAX_STREAMS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,52 +68,42 @@ class Listener:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.name}://{host}:{self.port}"
 
-
-def _exit_with(supervisor: int) -> None:
-    """Stop this listener when the supervisor is gone (killed, so it could not say so)."""
-    while os.getppid() == supervisor:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)
+    @property
+    def tls(self) -> bool:
+        """Whether the listener speaks HTTPS."""
+        return self.cert is not None
 
 
-def run_listener(
-    listener: Listener,
-    settings: Settings,
-    loader: partial[EchoApp],
-    log_config: dict[str, Any],
-    supervisor: int,
-) -> None:
-    """Serve one listener with granian, in its own process group, until granian stops."""
-    os.setpgid(0, 0)
-    signal.set_wakeup_fd(-1)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # granian takes it over as it starts
-    threading.Thread(target=_exit_with, args=(supervisor,), daemon=True).start()
+def granian_server(
+    listener: Listener, app: EchoApp, settings: Settings, log_config: dict[str, Any]
+) -> Server:
+    """The embedded granian server of ``listener``, in front of ``app``; ``serve()`` starts it."""
+    mode = HTTPModes.auto if listener.tls or settings.h2c else HTTPModes.http1
     server = Server(
-        "echod",
+        app,
         address=listener.host,
         port=listener.port,
         interface=Interfaces.RSGI,
-        workers=settings.workers,
-        http=HTTPModes.auto,
+        http=mode,
         websockets=True,
+        backlog=BACKLOG,
+        backpressure=MAX_CONNECTIONS,
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout * 1000),
             max_buffer_size=settings.max_header_bytes,
         ),
-        http2_settings=HTTP2Settings(max_headers_size=settings.max_header_bytes),
+        http2_settings=HTTP2Settings(
+            max_headers_size=settings.max_header_bytes, max_concurrent_streams=MAX_STREAMS
+        ),
         ssl_cert=listener.cert,
         ssl_key=listener.key,
         ssl_ca=listener.client_ca,
         ssl_client_verify=listener.client_ca is not None,
         ssl_protocol_min=SSLProtocols.tls12,
-        respawn_failed_workers=True,
-        respawn_interval=RESPAWN_INTERVAL,
-        workers_kill_timeout=math.ceil(settings.shutdown_timeout),
         log_enabled=True,
         log_level=LogLevels.debug if settings.log_level is LogLevel.DEBUG else LogLevels.warning,
         log_dictconfig=log_config,
     )
-    # granian types the loader as returning a callable; an RSGI app object works as well.
-    server.serve(target_loader=loader, wrap_loader=False)  # type: ignore[arg-type]
+    # echod bounds the stop itself (echod.instance.serving): granian waits for its worker.
+    server.workers_kill_timeout = None
+    return server

@@ -1,17 +1,18 @@
 """Reload: users, certificates and key sets in service again, without downtime, on SIGHUP.
 
-A reload reads every file again and checks all of them (:mod:`echod.instance.material`).
-If one is bad, the material in service stays, the reason is logged at error level and the
-failure is counted. If none changed, the reload is done. Otherwise the runtime
-publishes the new material, and each listener gets SIGHUP: granian replaces its workers
-one at a time, and each new worker reads the new material as it starts
-(:mod:`echod.instance.worker`). The reload ends once no worker from before it is left; one
-"reloaded" line then says what changed.
+A reload reads every file again and has all of them checked
+(:mod:`echod.instance.checker`). If one is bad, the material in service stays, the reason
+is logged at error level and the failure is counted. If none changed, the reload is done.
+Otherwise the new material is published in the runtime directory, under the next
+generation, and the serving processes put it in service
+(:mod:`echod.instance.serving`): new users at once, a new certificate by a new HTTPS
+server started beside the old one before that one stops. The reload ends once every
+serving process serves the new generation; one "reloaded" line then says what changed.
 
 Every ``--reload-interval`` seconds the files are read again; one that changed (another
-inode or modification time, through symlinks, or other content) starts a reload.
-Only one reload runs at a time: SIGHUPs and changes that come during one make one more
-reload after it, however many there were.
+inode or modification time, through symlinks, or other content) starts a reload. Only
+one reload runs at a time: SIGHUPs and changes that come during one make one more reload
+after it, however many there were.
 """
 
 from __future__ import annotations
@@ -22,69 +23,55 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from echod.instance.lifecycle import RESPAWN_INTERVAL
-from echod.instance.material import build, read, summary
+from echod.instance.checker import check
+from echod.instance.material import read
 from echod.settings.config import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from echod.instance.material import Material, Snapshot
+    from echod.instance.material import Material, Snapshot, Summary
     from echod.instance.runtime import Runtime
     from echod.settings.config import Settings
 
-__all__ = ["ROLLOUT_POLL", "ROLLOUT_SLACK", "Reloader"]
+__all__ = ["Reloaded", "Reloader"]
 
 log = logging.getLogger("echod")
 
-#: Seconds between two looks at the workers while a reload replaces them.
-ROLLOUT_POLL = 0.05
-#: Seconds a reload may take beyond what granian needs to replace every worker; past
-#: them it is logged and counted as failed, and the next one may start.
-ROLLOUT_SLACK = 10.0
-
 
 @dataclass(frozen=True, slots=True)
-class _Rollout:
-    """A reload whose new material is published, while granian replaces the workers."""
+class Reloaded:
+    """A reload whose new material is published: the serving processes are to take it."""
 
-    before: frozenset[int]
+    material: Material
+    summary: Summary
+    #: The flags of the files that changed.
     changed: list[str]
-    started: float
-    deadline: float
+    #: When the reload began, on the monotonic clock.
+    began: float
+    #: The generation the material is published under.
+    generation: int
 
 
 class Reloader:
-    """Runs the reloads of one instance: one at a time, in the supervisor."""
+    """Runs the reloads of one instance, one at a time, in the process that reloads."""
 
     def __init__(
         self,
         settings: Settings,
         runtime: Runtime,
         material: Material,
+        summary: Summary,
         seen: Snapshot,
-        *,
-        workers: int,
-        signal_listeners: Callable[[], None],
     ) -> None:
-        """Start with ``material`` in service, read from the files as ``seen``.
-
-        ``workers`` is how many workers serve in all; ``signal_listeners`` sends each
-        listener SIGHUP.
-        """
+        """Start with ``material`` in service (``summary`` says what it holds), read as ``seen``."""
         self._settings = settings
         self._runtime = runtime
-        self._material = material
+        #: The material in service.
+        self.material = material
         self._seen = seen
-        self._workers = workers
-        self._signal_listeners = signal_listeners
         self._requested = False
-        self._rollout: _Rollout | None = None
         interval = settings.reload_interval
         self._next_look = time.monotonic() + interval if interval > 0 else math.inf
-        # How long granian takes at most to replace every worker, one after another.
-        self._rollout_limit = workers * (RESPAWN_INTERVAL + math.ceil(settings.shutdown_timeout))
-        runtime.reloads.started(time.time(), _not_after(material))
+        runtime.reloads.started(time.time(), summary.not_after)
 
     def request(self) -> None:
         """Reload as soon as no other reload runs (on SIGHUP)."""
@@ -92,76 +79,62 @@ class Reloader:
 
     def wake_in(self) -> float | None:
         """Seconds until :meth:`step` has something to do, or None if only a request can."""
-        if self._rollout is not None:
-            return ROLLOUT_POLL
         if self._requested:
             return 0.0
         if math.isinf(self._next_look):
             return None
         return max(self._next_look - time.monotonic(), 0.0)
 
-    def step(self) -> None:
-        """Follow the reload that runs, or start one if one is due."""
-        if self._rollout is not None and not self._rolled_out(self._rollout):
-            return
+    def step(self) -> Reloaded | None:
+        """Reload if asked to, or if a file changed at a look that is due.
+
+        Returns the published material that the serving processes are to take, or None
+        when there is nothing to put in service (nothing due, a failure, no change).
+        Blocks while the files are checked (about a tenth of a second).
+        """
         now = time.monotonic()
+        reloaded = None
         if self._requested:
             self._requested = False
-            self._reload(read(self._settings))
+            reloaded = self._reload(read(self._settings), now)
         elif now >= self._next_look:
             snapshot = read(self._settings)
             if snapshot != self._seen:
-                self._reload(snapshot)
+                reloaded = self._reload(snapshot, now)
         if now >= self._next_look:
             self._next_look = now + self._settings.reload_interval
+        return reloaded
 
-    def _reload(self, snapshot: Snapshot) -> None:
-        self._seen = snapshot
-        try:
-            material = build(self._settings, snapshot, self._material)
-        except ConfigError as error:
-            self._failed(f"{error}; the files in service stay")
-            return
-        changed = material.changes(self._material)
-        if not changed:
-            self._succeeded(material, [], 0.0)
-            return
-        before = frozenset(self._runtime.store.owners())
-        self._runtime.publish(material)
-        self._material = material
-        self._signal_listeners()
-        started = time.monotonic()
-        deadline = started + self._rollout_limit + ROLLOUT_SLACK
-        self._rollout = _Rollout(before, changed, started, deadline)
+    def done(self, reloaded: Reloaded) -> None:
+        """The serving processes all serve ``reloaded``: log it and count a success."""
+        self._succeeded(reloaded.summary, reloaded.changed, time.monotonic() - reloaded.began)
 
-    def _rolled_out(self, rollout: _Rollout) -> bool:
-        """Whether ``rollout`` is over: done, or given up on. Logs and counts it then."""
-        owners = self._runtime.store.owners()
-        if len(owners) >= self._workers and rollout.before.isdisjoint(owners):
-            self._rollout = None
-            self._succeeded(self._material, rollout.changed, time.monotonic() - rollout.started)
-            return True
-        if time.monotonic() > rollout.deadline:
-            self._rollout = None
-            self._failed(
-                f"the workers were not all replaced within "
-                f"{rollout.deadline - rollout.started:.0f} s; the new files are in service "
-                f"for the workers that start from now on"
-            )
-            return True
-        return False
-
-    def _failed(self, reason: str) -> None:
+    def failed(self, reason: str) -> None:
+        """A reload failed for ``reason``: log it and count a failure."""
         self._runtime.reloads.failed(time.time())
         log.error("reload failed: %s", reason)
 
-    def _succeeded(self, material: Material, changed: list[str], seconds: float) -> None:
-        self._runtime.reloads.succeeded(time.time(), _not_after(material))
-        fields = {"changed": changed, **summary(material).fields()}
-        fields["duration_ms"] = round(seconds * 1000.0, 1)
+    def _reload(self, snapshot: Snapshot, began: float) -> Reloaded | None:
+        self._seen = snapshot
+        try:
+            material, summary = check(self._settings.tls_enabled, snapshot, self.material)
+        except ConfigError as error:
+            self.failed(f"{error}; the files in service stay")
+            return None
+        changed = material.changes(self.material)
+        if not changed:
+            self._succeeded(summary, [], time.monotonic() - began)
+            return None
+        try:
+            self._runtime.publish(material)
+        except OSError as error:
+            self.failed(f"the new files cannot be put in the runtime directory: {error}")
+            return None
+        self.material = material
+        generation = self._runtime.reloads.published()
+        return Reloaded(material, summary, changed, began, generation)
+
+    def _succeeded(self, summary: Summary, changed: list[str], seconds: float) -> None:
+        self._runtime.reloads.succeeded(time.time(), summary.not_after)
+        fields = {"changed": changed, **summary.fields(), "duration_ms": round(seconds * 1000, 1)}
         log.info("reloaded", extra={"fields": fields})
-
-
-def _not_after(material: Material) -> float | None:
-    not_after = summary(material).not_after
-    return None if not_after is None else not_after.timestamp()

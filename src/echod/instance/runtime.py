@@ -1,27 +1,30 @@
 """Runtime: what one echod instance shares across its processes, in one private directory.
 
-The supervisor makes a private runtime directory when it starts and removes it when it
-stops. It lives on /dev/shm when there is one (memory, never written to disk), otherwise
-in the temporary directory, and only its owner can enter it::
+echod makes a private runtime directory when it starts and removes it when it stops,
+whatever the exit. It lives on /dev/shm when that can be used (memory, never written to
+disk), else in ``--runtime-dir``; without one, echod says in one warning line that it
+uses the temporary directory instead, since the directory holds the TLS key. Only its
+owner can enter it::
 
-    echod-<pid>-<random>/   <pid> is the supervisor's
-    ├── owner               the supervisor's pid and start time
-    ├── ready               one byte that every worker reads: 0 ready, 1 draining
-    ├── metrics             the metric slots, one per worker process
-    ├── reloads             the supervisor's record of its reloads
+    echod-<pid>-<random>/   <pid> is the process that made it (the instance, or the supervisor)
+    ├── owner               that process's pid and start time
+    ├── ready               one byte that every process reads: 0 ready, 1 draining
+    ├── metrics             the metric slots, one per serving process
+    ├── reloads             the record of reloads
     ├── users               the htpasswd text of the users in service
     ├── tls.pem             the certificate chain in service, then its private key
     ├── client-ca.pem       the CA of client certificates, when one is set
     └── jwks.json           the key set of bearer tokens, when one is set
 
 The metric slots and the record of reloads are files of
-:mod:`echod.telemetry.metric_store`. Workers receive a :class:`RuntimeRef`, small and
-picklable, and attach to it. The supervisor publishes the material in service
-(:mod:`echod.instance.material`) here, at start and on every reload; a worker reads it
-as it starts, so each worker serves with the material that was in service when it
-started. A directory whose supervisor is gone (killed, so it could not clean up) is removed by the
-next echod that starts, since it may hold a private key; one whose supervisor still
-runs is never touched.
+:mod:`echod.telemetry.metric_store`, every byte of which is allocated when the directory
+is made: a filesystem too full for them is an error at start
+(:class:`RuntimeSpaceError`), never a SIGBUS later. Serving processes receive a
+:class:`RuntimeRef`, small and picklable, and attach to it. The material in service
+(:mod:`echod.instance.material`) is published here at start and on every reload, and a
+serving process reads it from here. A directory whose owner is gone (killed, so it
+could not clean up) is removed by the next echod that starts, since it may hold a
+private key; one whose owner still runs is never touched.
 """
 
 from __future__ import annotations
@@ -37,18 +40,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from echod.procfs import alive, start_time
+from echod.settings.config import ConfigError
 from echod.telemetry import metric_store
 
 if TYPE_CHECKING:
     from echod.instance.material import Material
     from echod.telemetry.metric_layout import Layout
 
-__all__ = ["Readiness", "Runtime", "RuntimeRef", "TlsFiles", "remove_stale"]
+__all__ = [
+    "Readiness",
+    "Runtime",
+    "RuntimeRef",
+    "RuntimeSpaceError",
+    "TlsFiles",
+    "remove_stale",
+    "runtime_root",
+]
 
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
 _PREFIX = "echod-"
 _OWNER, _READY, _METRICS, _RELOADS = "owner", "ready", "metrics", "reloads"
 _USERS, _TLS, _CLIENT_CA, _JWKS = "users", "tls.pem", "client-ca.pem", "jwks.json"
+
+
+class RuntimeSpaceError(ConfigError):
+    """The runtime directory cannot be made: no room, or no place that can be written."""
+
+
+def runtime_root(chosen: Path | None) -> tuple[Path, str | None]:
+    """Where the runtime directory goes, and a warning when it is not where it should be.
+
+    ``chosen`` is ``--runtime-dir``. Without it, /dev/shm, when it is a directory echod
+    can write; otherwise the temporary directory, with the warning.
+    """
+    if chosen is not None:
+        return chosen, None
+    if _writable(_SHM):
+        return _SHM, None
+    fallback = Path(tempfile.gettempdir())
+    return fallback, (
+        f"{_SHM} cannot be written, so the runtime directory, which holds the TLS key, is "
+        f"made in {fallback} (mode 0700); set --runtime-dir to choose where"
+    )
 
 
 class Readiness:
@@ -99,20 +132,36 @@ class Runtime:
         self.reloads = metric_store.ReloadRecord(ref.directory / _RELOADS)
 
     @classmethod
-    def create(cls, layout: Layout, slots: int, root: Path | None = None) -> Runtime:
-        """Make this process's runtime, after removing those of instances that are gone.
+    def create(cls, layout: Layout, slots: int, root: Path) -> Runtime:
+        """Make this process's runtime in ``root``, after removing those of instances gone.
 
-        ``root`` is where the directory goes: /dev/shm by default, when it can be written.
+        Every byte of the mapped files is allocated now.
+
+        Raises:
+            RuntimeSpaceError: ``root`` has no room for them, or cannot be written; the
+                message names the path and the bytes needed. Nothing is left behind.
         """
-        if root is None:
-            root = _SHM if _writable(_SHM) else Path(tempfile.gettempdir())
         remove_stale(root)
         pid = os.getpid()
-        directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
-        (directory / _OWNER).write_text(f"{pid} {start_time(pid)}\n")
-        (directory / _READY).write_bytes(b"\0")
-        metric_store.MetricsStore.create(directory / _METRICS, layout, slots).close()
-        metric_store.ReloadRecord.create(directory / _RELOADS).close()
+        needed = slots * layout.slot_size * 8 + metric_store.ReloadRecord.SIZE + 1
+        try:
+            directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
+        except OSError as error:
+            raise RuntimeSpaceError(
+                f"{root}: the runtime directory cannot be made there: {error.strerror}; "
+                "set --runtime-dir to a directory echod can write"
+            ) from None
+        try:
+            (directory / _OWNER).write_text(f"{pid} {start_time(pid)}\n")
+            metric_store.reserve(directory / _READY, 1)
+            metric_store.MetricsStore.create(directory / _METRICS, layout, slots).close()
+            metric_store.ReloadRecord.create(directory / _RELOADS).close()
+        except OSError as error:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeSpaceError(
+                f"{root}: {needed} bytes are needed for the runtime directory, and it "
+                f"failed: {error.strerror}; free some room or set --runtime-dir"
+            ) from None
         return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4())))
 
     def publish(self, material: Material) -> None:
@@ -138,6 +187,16 @@ class Runtime:
         """The key set of bearer tokens in service, or None when none is set."""
         path = self.ref.directory / _JWKS
         return path.read_bytes() if path.exists() else None
+
+    def tls_material(self) -> bytes | None:
+        """The certificate, key and client CA in service, as bytes, or None without them.
+
+        Two readings differ when the HTTPS server must be replaced to serve what is new.
+        """
+        tls, client_ca = self.ref.directory / _TLS, self.ref.directory / _CLIENT_CA
+        if not tls.exists():
+            return None
+        return tls.read_bytes() + (client_ca.read_bytes() if client_ca.exists() else b"")
 
     def tls_files(self) -> TlsFiles:
         """Where the certificate, its key and the client CA in service are, for granian.

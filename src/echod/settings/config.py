@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_JWT_LEEWAY",
+    "DEFAULT_LOG_BUFFER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
     "DEFAULT_MAX_HEADER_BYTES",
@@ -53,6 +55,10 @@ DEFAULT_MAX_WS_CONNECTIONS = 1000
 DEFAULT_MAX_DELAY = 10.0
 #: Seconds between two looks at the users, certificate and key files for changes.
 DEFAULT_RELOAD_INTERVAL = 5.0
+#: Seconds a client has to send a request's whole body; past them the answer is 408.
+DEFAULT_BODY_TIMEOUT = 30.0
+#: Bytes of log lines that may wait for a slow stdout before more are dropped.
+DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024
 #: Seconds of clock skew allowed when a token's ``exp`` and ``nbf`` are checked.
 DEFAULT_JWT_LEEWAY = 30.0
 
@@ -63,6 +69,8 @@ _MIN_HEADER_BYTES = 8 * 1024
 _MAX_HEADER_LIMIT = 1024 * 1024
 _MAX_SECONDS = 3600.0
 _MAX_WS_CONNECTIONS = 100_000
+_MIN_LOG_BUFFER = 64 * 1024
+_MAX_LOG_BUFFER = 1024 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -102,6 +110,10 @@ class Settings:
     expose_hostname: bool = False
     tls_client_ca: Path | None = None
     reload_interval: float = DEFAULT_RELOAD_INTERVAL
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    log_buffer_bytes: int = DEFAULT_LOG_BUFFER_BYTES
+    h2c: bool = False
+    runtime_dir: Path | None = None
     jwt_jwks: Path | None = None
     jwt_issuers: tuple[str, ...] = ()
     jwt_audiences: tuple[str, ...] = ()
@@ -207,6 +219,35 @@ OPTIONS: tuple[Option, ...] = (
         "",
         "show the machine's hostname in /api/inspect (off: it tells callers about the host)",
         kind="switch",
+    ),
+    Option(
+        "body_timeout",
+        values.seconds(1.0, _MAX_SECONDS),
+        "S",
+        f"seconds a client has to send a request's body; past them the answer is 408 and "
+        f"the connection closes (default {DEFAULT_BODY_TIMEOUT:g})",
+    ),
+    Option(
+        "h2c",
+        values.boolean,
+        "",
+        "also serve HTTP/2 with prior knowledge (h2c) on the plain port; a silent connection "
+        "is then held until the client leaves (see the README)",
+        kind="switch",
+    ),
+    Option(
+        "log_buffer_bytes",
+        values.integer(_MIN_LOG_BUFFER, _MAX_LOG_BUFFER),
+        "N",
+        f"bytes of log lines that may wait for a slow stdout; more are dropped and counted "
+        f"(default {DEFAULT_LOG_BUFFER_BYTES})",
+    ),
+    Option(
+        "runtime_dir",
+        values.directory,
+        "DIR",
+        "where the runtime directory (shared state, the certificate and key in service) is "
+        "made (default /dev/shm, or the temporary directory without it)",
     ),
     Option(
         "reload_interval",

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["boolean", "host", "integer", "origin", "readable_file", "seconds", "text"]
+__all__ = [
+    "boolean",
+    "directory",
+    "host",
+    "integer",
+    "origin",
+    "readable_file",
+    "seconds",
+    "text",
+]
 
 # An origin as browsers send it (RFC 6454): scheme, host and an optional port, no path.
 _ORIGIN = re.compile(
@@ -69,6 +78,16 @@ def readable_file(raw: str) -> Path:
         raise ValueError("no such file")
     if not os.access(path, os.R_OK):
         raise ValueError("file is not readable")
+    return path
+
+
+def directory(raw: str) -> Path:
+    """The path of a directory that exists and can be written to."""
+    path = Path(raw)
+    if not path.is_dir():
+        raise ValueError("no such directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError("directory is not writable")
     return path
 
 

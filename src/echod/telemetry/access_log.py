@@ -1,15 +1,15 @@
-"""Logs: JSON lines on stdout, one per request, plus start, stop and warning events.
+"""Access log: one JSON line per answered request, rendered without :mod:`logging`.
 
-Request lines skip :mod:`logging` (too slow per request): they are rendered from
-:data:`ACCESS_FIELDS` in the shape :mod:`echod.telemetry.log_line` gives every line, and handed to a
-:class:`echod.telemetry.line_writer.LineWriter`, which writes them in whole lines. Other events go
-through :mod:`logging` with :class:`echod.telemetry.log_line.JsonFormatter`, in the same shape.
+Request lines skip :mod:`logging`, which is too slow per request: they are rendered from
+:data:`ACCESS_FIELDS` in the shape :mod:`echod.telemetry.log_line` gives every line, and
+handed to the process's :class:`echod.telemetry.line_writer.LineWriter`, which writes
+them in whole lines. Start, stop and warning events go through :mod:`logging`
+(:mod:`echod.telemetry.event_log`), in the same shape and through the same writer.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.config
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from echod.routes import KNOWN_METHODS
-from echod.settings.config import LogLevel
-from echod.telemetry.line_writer import LineWriter
-from echod.telemetry.log_line import MAX_LINE_BYTES, JsonFormatter, Rfc3339Clock, cut, fit_line
+from echod.telemetry.log_line import LEVELS, MAX_LINE_BYTES, Rfc3339Clock, cut, fit_line
 
 if TYPE_CHECKING:
     import asyncio
 
+    from echod.settings.config import LogLevel
+    from echod.telemetry.line_writer import LineWriter
     from echod.telemetry.records import RequestRecord
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "STREAM_FIELDS",
     "WEBSOCKET_FIELDS",
     "AccessLog",
-    "configure_logging",
 ]
 
 #: The fields of a request line, in order. Both ways of writing a line derive from it.
@@ -65,12 +64,6 @@ ORIGINAL_FIELDS = ("originalMethod", "originalUri", "originalHost", "originalPro
 #: The longest ``detail`` written, in characters; a longer one is cut and marked.
 MAX_DETAIL_CHARS = 512
 
-_LEVELS = {
-    LogLevel.DEBUG: logging.DEBUG,
-    LogLevel.INFO: logging.INFO,
-    LogLevel.WARNING: logging.WARNING,
-    LogLevel.ERROR: logging.ERROR,
-}
 _encode = msgspec.json.Encoder().encode
 _wall = time.time
 # How the common path writes each field: an f-string fragment over the record ``r``, the
@@ -134,11 +127,11 @@ def _detail(record: RequestRecord) -> str:
 class AccessLog:
     """The per-request log: one JSON line per answered request."""
 
-    def __init__(self, level: LogLevel, fd: int = 1) -> None:
-        """Write lines at ``level`` and above to the file descriptor ``fd``."""
-        self._info = _LEVELS[level] <= logging.INFO
-        self._warning = _LEVELS[level] <= logging.WARNING
-        self._writer = LineWriter(fd)
+    def __init__(self, level: LogLevel, writer: LineWriter) -> None:
+        """Write lines at ``level`` and above through ``writer``."""
+        self._info = LEVELS[level] <= logging.INFO
+        self._warning = LEVELS[level] <= logging.WARNING
+        self._writer = writer
         self.write = self._writer.write
         self._clock = Rfc3339Clock()
         # JSON strings of values that repeat (user names, paths), escaped once.
@@ -148,9 +141,9 @@ class AccessLog:
         """Write buffered lines from ``loop`` soon after they arrive (or at once, if None)."""
         self._writer.bind(loop)
 
-    def flush(self) -> None:
-        """Write every buffered line now (on shutdown)."""
-        self._writer.flush()
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Write every buffered line now, waiting ``timeout`` s at most; whether all were."""
+        return self._writer.flush(timeout)
 
     def request(self, record: RequestRecord) -> None:
         """Log one answered request; the level follows the status."""
@@ -250,32 +243,3 @@ class AccessLog:
         if len(self._escaped) < _ESCAPED_REMEMBERED and len(value) <= _SHORT:
             self._escaped[value] = quoted
         return quoted
-
-
-def configure_logging(level: LogLevel) -> dict[str, Any]:
-    """Send echod's and granian's :mod:`logging` events to stdout as JSON lines.
-
-    granian's own messages (workers starting, stopping, dying) show from ``warning``,
-    or from ``debug`` when echod logs at ``debug``. Returns the ``dictConfig`` applied,
-    which granian applies again in each process it starts.
-    """
-    granian_level = logging.DEBUG if level is LogLevel.DEBUG else logging.WARNING
-    config: dict[str, Any] = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {
-            "stdout": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stdout",
-            },
-        },
-        "loggers": {
-            "echod": {"handlers": ["stdout"], "level": _LEVELS[level], "propagate": False},
-            "_granian": {"handlers": ["stdout"], "level": granian_level, "propagate": False},
-            "granian.access": {"handlers": [], "level": logging.CRITICAL, "propagate": False},
-        },
-    }
-    logging.config.dictConfig(config)
-    return config

@@ -1,63 +1,57 @@
-"""Collectors: the metrics' names and help, the collectors that read the slots, the registry.
+"""Collectors: the metrics' names and help, read from the shared slots at each scrape.
 
-Each worker process counts its requests into its own slot of the instance's shared
+Each serving process counts its requests into its own slot of the instance's shared
 metrics file (:mod:`echod.telemetry.metric_store`, laid out by
-:mod:`echod.telemetry.metric_layout`): a few float additions per request, where
-prometheus_client's multiprocess mode would write three files. ``/metrics`` in any
-process sums every slot, so it reports the whole instance, all workers of both
-listeners. prometheus_client does the rest: the registry, the exposition formats, and
-the process metrics, which are summed over echod's processes.
+:mod:`echod.telemetry.metric_layout`): a few float additions per request. ``/metrics``
+in any process sums every slot, so it reports the whole instance, every worker. The
+process metrics (``process_*``) are those of prometheus_client's process collector,
+summed over the instance's processes and read from /proc (:mod:`echod.procfs`);
+:mod:`echod.telemetry.exposition` renders them all.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Info
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-
-from echod.procfs import parent, pss_bytes
+from echod.procfs import boot_time, max_fds, open_fds, process_stats, pss_bytes
 from echod.routes import AUTH_VERIFY
+from echod.telemetry.exposition import Family, Registry
 from echod.telemetry.metric_layout import BUCKETS_MS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from prometheus_client.metrics_core import Metric
-
     from echod.telemetry.metric_store import MetricsStore, ReloadRecord
 
-__all__ = ["build_registry", "render"]
+__all__ = ["build_registry"]
 
-REQUESTS_NAME = "http_requests_total"
+REQUESTS_NAME = "http_requests"
 DURATION_NAME = "http_request_duration_milliseconds"
-MESSAGES_NAME = "echod_websocket_messages_total"
+MESSAGES_NAME = "echod_websocket_messages"
 CONNECTIONS_NAME = "echod_websocket_connections"
-AUTH_VERIFY_NAME = "echod_auth_verify_total"
+AUTH_VERIFY_NAME = "echod_auth_verify"
 #: The ``result`` of each status of ``/auth/verify``; any other status is ``error``.
 AUTH_VERIFY_RESULTS = {"200": "allowed", "401": "denied"}
-RELOADS_NAME = "echod_reloads_total"
+LOG_DROPPED_NAME = "echod_log_lines_dropped"
+RELOADS_NAME = "echod_reloads"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
 CERT_EXPIRY_NAME = "echod_tls_certificate_expiration_timestamp_seconds"
 #: Seconds between two readings of the processes' PSS, which walks every memory mapping.
 PSS_REFRESH = 5.0
 
-
 _LABELS = ("status", "method", "path")
 
 
-class _HttpCollector(Collector):
+class _HttpCollector:
     def __init__(self, store: MetricsStore) -> None:
         self._store = store
         layout = store.layout
-        # Each counter's place in a slot and its label values, in the metric's label order.
+        # Each counter's place in a slot and its labels, in the metric's label order.
         self._series = [
-            (layout.counters + offset, [labels[name] for name in _LABELS])
+            (layout.counters + offset, {name: labels[name] for name in _LABELS})
             for offset, labels in layout.labels()
         ]
         # The counters of /auth/verify, by the result each status stands for: the route's
@@ -68,113 +62,104 @@ class _HttpCollector(Collector):
                 result = AUTH_VERIFY_RESULTS.get(labels["status"], "error")
                 self._verify_results[result].append(layout.counters + offset)
 
-    def collect(self) -> Iterator[Metric]:
+    def __call__(self) -> Iterator[Family]:
         layout = self._store.layout
         totals = self._store.totals()
-        requests = CounterMetricFamily(
-            REQUESTS_NAME,
-            "HTTP requests answered, by status, method and route",
-            labels=_LABELS,
+        requests = Family(
+            REQUESTS_NAME, "counter", "HTTP requests answered, by status, method and route"
         )
         for index, labels in self._series:
             if count := totals[index]:
-                requests.add_metric(labels, count)
+                requests.add(labels, count)
         yield requests
-        cumulative, buckets = 0.0, []
+        durations = Family(
+            DURATION_NAME,
+            "histogram",
+            "Time from a request's arrival to its answer, in milliseconds "
+            "(WebSocket connections left out)",
+        )
+        cumulative = 0.0
         counts = totals[layout.buckets : layout.sum]
         for bound, count in zip((*BUCKETS_MS, float("inf")), counts, strict=True):
             cumulative += count
-            buckets.append((_bound(bound), cumulative))
-        yield HistogramMetricFamily(
-            DURATION_NAME,
-            "Time from a request's arrival to its answer, in milliseconds "
-            "(WebSocket connections left out)",
-            buckets=buckets,
-            sum_value=totals[layout.sum],
-        )
-        messages = CounterMetricFamily(
+            durations.add({"le": _bound(bound)}, cumulative, "_bucket")
+        durations.add({}, cumulative, "_count")
+        durations.add({}, totals[layout.sum], "_sum")
+        yield durations
+        messages = Family(
             MESSAGES_NAME,
+            "counter",
             "WebSocket messages, by route and direction (in: from the client)",
-            labels=("path", "direction"),
         )
         for offset, message in layout.message_labels():
-            messages.add_metric(
-                [message["path"], message["direction"]], totals[layout.messages + offset]
-            )
+            messages.add(dict(message), totals[layout.messages + offset])
         yield messages
-        verify = CounterMetricFamily(
+        verify = Family(
             AUTH_VERIFY_NAME,
+            "counter",
             "Forward-auth checks (/auth/verify), by result: allowed (200), denied (401), "
             "or error (any other status)",
-            labels=("result",),
         )
         for result, indexes in self._verify_results.items():
-            verify.add_metric([result], sum(totals[index] for index in indexes))
+            verify.add({"result": result}, sum(totals[index] for index in indexes))
         yield verify
-        yield GaugeMetricFamily(
-            CONNECTIONS_NAME,
-            "Open WebSocket connections, over every live worker",
-            value=self._store.live_sum(layout.connections),
+        connections = Family(
+            CONNECTIONS_NAME, "gauge", "Open WebSocket connections, over every live worker"
         )
+        connections.add({}, self._store.live_sum(layout.connections))
+        yield connections
+        dropped = Family(
+            LOG_DROPPED_NAME,
+            "counter",
+            "Log lines dropped because stdout did not take them in time (--log-buffer-bytes)",
+        )
+        dropped.add({}, totals[layout.log_dropped])
+        yield dropped
 
 
-class _ReloadCollector(Collector):
-    """The supervisor's record of reloads, as Prometheus keeps the state of its own config."""
+class _ReloadCollector:
+    """The record of reloads, as Prometheus keeps the state of its own config."""
 
     def __init__(self, record: ReloadRecord) -> None:
         self._record = record
 
-    def collect(self) -> Iterator[Metric]:
+    def __call__(self) -> Iterator[Family]:
         record = self._record
-        reloads = CounterMetricFamily(
+        reloads = Family(
             RELOADS_NAME,
+            "counter",
             "Reloads of the users and certificate files (SIGHUP or a changed file), by result",
-            labels=("result",),
         )
-        reloads.add_metric(["success"], record.successes)
-        reloads.add_metric(["failure"], record.failures)
+        reloads.add({"result": "success"}, record.successes)
+        reloads.add({"result": "failure"}, record.failures)
         yield reloads
-        yield GaugeMetricFamily(
+        yield _gauge(
             LAST_RELOAD_SUCCESS_NAME,
             "1 if the last reload (or the start) put its files in service, 0 if it failed",
-            value=record.last_success,
+            record.last_success,
         )
-        yield GaugeMetricFamily(
+        yield _gauge(
             LAST_RELOAD_TIME_NAME,
             "When the last reload ended, or echod started, in Unix time",
-            value=record.last_time,
+            record.last_time,
         )
         if (not_after := record.cert_not_after) is not None:
-            yield GaugeMetricFamily(
+            yield _gauge(
                 CERT_EXPIRY_NAME,
                 "When the certificate served on HTTPS expires (its not-after), in Unix time",
-                value=not_after,
+                not_after,
             )
 
 
-def _bound(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
-class _ProcessTreeCollector(Collector):
+class _ProcessCollector:
     """The standard ``process_*`` metrics, summed over the instance's processes.
 
-    The processes are the supervisor, the workers that own a slot of the store, and
-    their parents (the listeners), found without scanning /proc. Resident memory is the
-    sum of their proportional set sizes (PSS), so that pages they share since they
-    forked count once. Reading PSS walks every memory mapping, so it is refreshed at most
-    every :data:`PSS_REFRESH` seconds; everything else is read at each scrape.
+    The processes are the root (the one process, or the supervisor) and the workers that
+    own a slot of the store. Resident memory is the sum of their proportional set sizes
+    (PSS), so that pages they share count once. Reading PSS walks every memory mapping,
+    so it is refreshed at most every :data:`PSS_REFRESH` seconds; everything else is read
+    at each scrape.
     """
-
-    _SUMMED = frozenset(
-        {
-            "process_cpu_seconds",
-            "process_resident_memory_bytes",
-            "process_virtual_memory_bytes",
-            "process_open_fds",
-        }
-    )
-    _RESIDENT = "process_resident_memory_bytes"
 
     def __init__(self, root: int, store: MetricsStore) -> None:
         self._root = root
@@ -182,105 +167,83 @@ class _ProcessTreeCollector(Collector):
         self._pss: int | None = None
         self._pss_at = -PSS_REFRESH
 
-    def collect(self) -> Iterator[Metric]:
-        pids = self._pids()
-        families: dict[str, Metric] = {}
-        for pid in pids:
-            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
-                if family.name not in families:
-                    families[family.name] = family
-                elif family.name in self._SUMMED and family.samples:
-                    kept = families[family.name]
-                    if kept.samples:
-                        first = kept.samples[0]
-                        kept.samples[0] = first._replace(
-                            value=first.value + family.samples[0].value
-                        )
-                    else:
-                        kept.samples.extend(family.samples)
+    def __call__(self) -> Iterator[Family]:
+        pids = list(dict.fromkeys([self._root, *self._store.owners()]))
+        stats = [found for pid in pids if (found := process_stats(pid)) is not None]
         now = time.monotonic()
         if now - self._pss_at >= PSS_REFRESH:
             sizes = [pss_bytes(pid) for pid in pids]
             self._pss = None if None in sizes else sum(size or 0 for size in sizes)
             self._pss_at = now
-        if self._RESIDENT in families and self._pss is not None:
-            families[self._RESIDENT] = GaugeMetricFamily(
-                self._RESIDENT,
-                "Resident memory of echod's processes in bytes, shared pages counted once (PSS)",
-                value=self._pss,
+        if stats:
+            root = stats[0]
+            yield _gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                sum(each.virtual_bytes for each in stats),
             )
-        yield from families.values()
-        yield GaugeMetricFamily(
+            yield _gauge(
+                "process_resident_memory_bytes",
+                "Resident memory of echod's processes in bytes, shared pages counted once (PSS)",
+                self._pss if self._pss is not None else sum(each.resident_bytes for each in stats),
+            )
+            yield _gauge(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                boot_time() + root.started,
+            )
+            cpu = Family(
+                "process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds."
+            )
+            cpu.add({}, sum(each.cpu_seconds for each in stats))
+            yield cpu
+        if (fds := [open_fds(pid) for pid in pids]) and None not in fds:
+            yield _gauge("process_open_fds", "Number of open file descriptors.", sum(fds))  # type: ignore[arg-type]
+        if (limit := max_fds(self._root)) is not None:
+            yield _gauge("process_max_fds", "Maximum number of open file descriptors.", limit)
+        yield _gauge(
             "echod_processes",
-            "Processes of this echod instance (supervisor, listeners and workers)",
-            value=len(pids),
+            "Processes of this echod instance (the process, or the supervisor and its workers)",
+            len(stats),
         )
 
-    def _pids(self) -> list[int]:
-        pids = {self._root: None}
-        for worker in self._store.owners():
-            listener = parent(worker)
-            if listener is not None and listener != self._root and parent(listener) == self._root:
-                pids[listener] = None
-            pids[worker] = None
-        return list(pids)
+
+def _gauge(name: str, help_text: str, value: float) -> Family:
+    family = Family(name, "gauge", help_text)
+    family.add({}, value)
+    return family
 
 
-def _constant(pid: int) -> Callable[[], int]:
-    return lambda: pid
+def _bound(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def _build_info(version: str) -> Callable[[], Iterator[Family]]:
+    def collect() -> Iterator[Family]:
+        info = Family("echod_build", "info", "The running echod's version")
+        info.add({"version": version}, 1.0)
+        yield info
+
+    return collect
 
 
 def build_registry(
-    store: MetricsStore, *, root_pid: int, version: str, reloads: ReloadRecord | None = None
-) -> CollectorRegistry:
+    store: MetricsStore,
+    *,
+    root_pid: int | None = None,
+    version: str,
+    reloads: ReloadRecord | None = None,
+) -> Registry:
     """Return a registry of the request metrics, the process metrics and the build info.
 
-    With ``reloads``, the supervisor's record of reloads too.
+    ``root_pid`` is the instance's first process (this one by default). With
+    ``reloads``, the record of reloads too.
     """
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_HttpCollector(store))
-    registry.register(_ProcessTreeCollector(root_pid, store))
+    collectors: list[Callable[[], Iterator[Family]]] = [
+        _HttpCollector(store),
+        _ProcessCollector(os.getpid() if root_pid is None else root_pid, store),
+    ]
     if reloads is not None:
-        registry.register(_ReloadCollector(reloads))
-    Info("echod_build", "The running echod's version", registry=registry).info({"version": version})
-    return registry
-
-
-def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """Return the exposition of ``registry`` in the format ``accept`` asks for, and its type.
-
-    OpenMetrics is chosen only when ``Accept`` gives it a higher quality than the
-    Prometheus text format (RFC 9110 section 12.5.1): ``q=0`` refuses a format.
-    """
-    chosen = _OPENMETRICS if _quality(accept, _OPENMETRICS) > _quality(accept, _TEXT) else _TEXT
-    encoder, content_type = choose_encoder(chosen)
-    return encoder(registry), content_type
-
-
-_OPENMETRICS = "application/openmetrics-text"
-_TEXT = "text/plain"
-
-
-def _quality(accept: str | None, media_type: str) -> float:
-    """The quality ``accept`` gives ``media_type``, from its most specific matching range."""
-    if not accept:
-        return 1.0 if media_type == _TEXT else 0.0
-    kind = media_type.split("/", 1)[0]
-    best, quality = -1, 0.0
-    for media_range in accept.split(","):
-        name, *parameters = (part.strip() for part in media_range.split(";"))
-        name = name.lower()
-        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(name, -1)
-        if specificity <= best:
-            continue
-        best, quality = specificity, 1.0
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-                if not 0.0 <= quality <= 1.0:  # also nan
-                    quality = 0.0
-    return quality
+        collectors.append(_ReloadCollector(reloads))
+    collectors.append(_build_info(version))
+    return Registry(collectors)

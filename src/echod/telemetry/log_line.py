@@ -16,9 +16,12 @@ from typing import Any
 
 import msgspec
 
+from echod.settings.config import LogLevel
+
 __all__ = [
     "CUT_MARKER",
     "EVENT_FIELDS",
+    "LEVELS",
     "MAX_LINE_BYTES",
     "JsonFormatter",
     "Rfc3339Clock",
@@ -27,6 +30,13 @@ __all__ = [
     "fit_line",
 ]
 
+#: The :mod:`logging` level of each of echod's log levels.
+LEVELS = {
+    LogLevel.DEBUG: logging.DEBUG,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.WARNING: logging.WARNING,
+    LogLevel.ERROR: logging.ERROR,
+}
 #: The longest line written, newline included: a write this small is atomic on a pipe.
 MAX_LINE_BYTES = select.PIPE_BUF
 #: What ends a field that was cut to fit its line; ``{}`` is the number of characters cut.

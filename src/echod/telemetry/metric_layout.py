@@ -58,7 +58,7 @@ __all__ = [
 BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 #: The statuses echod answers with of itself (101: a WebSocket; 204: a CORS preflight;
 #: 499: the client went away first; 503: draining, or too many delayed requests).
-OWN_STATUSES = (101, 200, 204, 400, 401, 403, 404, 405, 413, 415, 499, 500, 503)
+OWN_STATUSES = (101, 200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 499, 500, 503)
 #: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
 #: any of which a client may ask ``/api/inspect`` for and see counted under its own code.
 REGISTERED_STATUSES = (
@@ -189,9 +189,23 @@ class Layout:
         return self.messages + len(self.websocket_paths) * len(DIRECTIONS)
 
     @property
-    def slot_size(self) -> int:
-        """Floats per slot: the pid, the counters, the buckets, the sum, the WebSocket part."""
+    def log_dropped(self) -> int:
+        """Where the counter of log lines dropped (stdout too slow) is in a slot."""
         return self.connections + 1
+
+    @property
+    def generation(self) -> int:
+        """Where the generation of the material that the process serves is in a slot.
+
+        -1 until the process serves; then the generation of the record of reloads
+        (:class:`echod.telemetry.metric_store.ReloadRecord`) it last put in service.
+        """
+        return self.log_dropped + 1
+
+    @property
+    def slot_size(self) -> int:
+        """Floats per slot: the pid, the counters, the buckets, the sum, and the rest."""
+        return self.generation + 1
 
 
 class Recorder:
@@ -204,7 +218,9 @@ class Recorder:
 
     __slots__ = (
         "_connections",
+        "_generation",
         "_hist",
+        "_log_dropped",
         "_messages",
         "_method",
         "_other_method",
@@ -230,6 +246,8 @@ class Recorder:
         self._sum = base + layout.sum
         self._messages = base + layout.messages
         self._connections = base + layout.connections
+        self._log_dropped = base + layout.log_dropped
+        self._generation = base + layout.generation
 
     def observe(self, status: int, method: str, tally: Tally, duration_ms: float) -> None:
         """Count one request: a status or method the layout lacks counts as :data:`OTHER`."""
@@ -262,6 +280,14 @@ class Recorder:
     def connections(self, change: int) -> None:
         """Add ``change`` (1 or -1) to this worker's open WebSocket connections."""
         self._values[self._connections] += change
+
+    def lines_dropped(self, count: int) -> None:
+        """Count ``count`` log lines that stdout could not take in time."""
+        self._values[self._log_dropped] += count
+
+    def serving(self, generation: int) -> None:
+        """Say that this process serves, with the material of ``generation``."""
+        self._values[self._generation] = float(generation)
 
     def _index(self, status: int, method: str, tally: Tally) -> int:
         return (

@@ -2,7 +2,7 @@
 
 Each worker process counts its requests into a slot of its own in the metrics file,
 laid out by :mod:`echod.telemetry.metric_layout`, and ``/metrics`` in any process sums
-the slots. The supervisor keeps the record of its reloads in a file of its own
+the slots. The process that reloads keeps the record of reloads in a file of its own
 (:class:`ReloadRecord`). :mod:`echod.instance.runtime` decides where the files live;
 this module makes them, maps them, and is all that can be done with them.
 """
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from echod.telemetry.metric_layout import Layout
 
-__all__ = ["MetricsStore", "ReloadRecord", "slots_for"]
+__all__ = ["MetricsStore", "ReloadRecord", "reserve", "slots_for"]
 
 
 class MetricsStore:
@@ -45,11 +45,7 @@ class MetricsStore:
     @classmethod
     def create(cls, path: Path, layout: Layout, slots: int) -> MetricsStore:
         """Make a zeroed store at ``path`` with room for ``slots`` processes."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, slots * layout.slot_size * 8)
-        finally:
-            os.close(fd)
+        reserve(path, slots * layout.slot_size * 8)
         return cls(path, layout)
 
     def claim(self, pid: int | None = None) -> Recorder:
@@ -68,6 +64,7 @@ class MetricsStore:
                     self._values[base] = float(pid)
                     # Counters carry over to the replacement; a gauge starts afresh.
                     self._values[base + self.layout.connections] = 0.0
+                    self._values[base + self.layout.generation] = -1.0
                     return Recorder(self._values, base, self.layout)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -78,6 +75,16 @@ class MetricsStore:
         size = self.layout.slot_size
         owners = (int(self._values[base]) for base in range(0, self.slots * size, size))
         return [pid for pid in owners if pid and alive(pid)]
+
+    def generations(self) -> dict[int, int]:
+        """Each live process that owns a slot, and the generation it serves (-1: not yet)."""
+        size = self.layout.slot_size
+        found = {}
+        for base in range(0, self.slots * size, size):
+            pid = int(self._values[base])
+            if pid and alive(pid):
+                found[pid] = int(self._values[base + self.layout.generation])
+        return found
 
     def totals(self) -> list[float]:
         """One slot's worth of values, summed over every slot that was ever claimed."""
@@ -112,22 +119,42 @@ class MetricsStore:
         os.close(self._fd)
 
 
-def slots_for(listeners: int, workers: int) -> int:
-    """How many slots an instance needs: one per worker, with room for respawns."""
-    return 4 * listeners * workers + 8
+def reserve(path: Path, size: int) -> None:
+    """Make the file ``path`` of ``size`` zero bytes, every one of them allocated now.
+
+    A mapped file whose pages are allocated only when first written to kills the
+    process that writes (SIGBUS) when its filesystem is full; one allocated at once
+    fails here, as an error that can be reported.
+
+    Raises:
+        OSError: the file exists already, or there is no room for it (``ENOSPC``).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
+def slots_for(workers: int) -> int:
+    """How many slots an instance needs: one per serving process, with room for respawns."""
+    return 4 * workers + 8
 
 
 class ReloadRecord:
-    """The supervisor's record of its reloads, which ``/metrics`` in every worker reads.
+    """The record of reloads, which ``/metrics`` in every serving process reads.
 
-    Five floats: the reloads that succeeded and that failed, whether the last one
-    succeeded (1 or 0), when it ended (Unix time), and when the certificate in service
-    expires (NaN without HTTPS). Only the supervisor writes it, and it lives as long as
-    the instance, so that its counts survive every reload.
+    Six floats: the reloads that succeeded and that failed, whether the last one
+    succeeded (1 or 0), when it ended (Unix time), when the certificate in service
+    expires (NaN without HTTPS), and the generation of the material published. Only the
+    process that reloads (the instance, or the supervisor) writes it, and it lives as
+    long as the instance, so that its counts survive every reload.
     """
 
-    _SUCCESSES, _FAILURES, _LAST_SUCCESS, _LAST_TIME, _NOT_AFTER = range(5)
-    _SIZE = 5
+    _SUCCESSES, _FAILURES, _LAST_SUCCESS, _LAST_TIME, _NOT_AFTER, _GENERATION = range(6)
+    _SIZE = 6
+    #: The bytes the record takes.
+    SIZE = _SIZE * 8
 
     def __init__(self, path: Path) -> None:
         """Map the record at ``path``."""
@@ -138,11 +165,7 @@ class ReloadRecord:
     @classmethod
     def create(cls, path: Path) -> ReloadRecord:
         """Make a record at ``path``: no reloads yet, no certificate."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, cls._SIZE * 8)
-        finally:
-            os.close(fd)
+        reserve(path, cls._SIZE * 8)
         record = cls(path)
         record._values[cls._NOT_AFTER] = math.nan
         return record
@@ -163,6 +186,16 @@ class ReloadRecord:
         self._values[self._FAILURES] += 1.0
         self._values[self._LAST_SUCCESS] = 0.0
         self._values[self._LAST_TIME] = when
+
+    @property
+    def generation(self) -> int:
+        """How many times material was published: 0 at start, one more at each change."""
+        return int(self._values[self._GENERATION])
+
+    def published(self) -> int:
+        """New material is in the runtime directory: the next generation. Returns it."""
+        self._values[self._GENERATION] += 1.0
+        return self.generation
 
     @property
     def successes(self) -> float:

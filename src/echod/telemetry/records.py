@@ -69,6 +69,9 @@ class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
     remote: str
     #: When the request arrived, on the :func:`time.perf_counter` clock.
     started: float
+    #: Which server of the process took it ("http-0", "https-1"): a reload that replaces
+    #: a server ends that server's long requests alone.
+    server: str = ""
     #: The status answered; 0 until an answer is sent.
     status: int = 0
     #: Milliseconds from the arrival to the answer (to the end, for a WebSocket or a stream).
