@@ -16,8 +16,9 @@ REFERENCE := build/reference
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-# nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py).
-TEST_PACKAGES := curl jq prometheus nginx nodejs
+# nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py);
+# nginx and caddy run the forward-auth configurations of deploy/proxies/forward-auth.
+TEST_PACKAGES := curl jq prometheus nginx nodejs caddy
 
 .PHONY: help
 help: ## list the targets

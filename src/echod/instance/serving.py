@@ -151,6 +151,7 @@ class Serving:
             ),
             is_ready=runtime.readiness.is_ready,
             instance_id=self._ref.instance,
+            jwks=runtime.jwks(),
         )
         app.start(loop)
         # Everything made so far lives as long as the process: keep it out of the garbage
@@ -266,6 +267,8 @@ class Serving:
         if generation == self._generation:
             return
         app.use_users(parse_users(runtime.users().decode(), "the users in service"))
+        if (jwks := runtime.jwks()) is not None:
+            app.use_key_set(jwks)
         tls = runtime.tls_material()
         if tls != self._tls and (old := self._servers.get("https")) is not None:
             files = runtime.tls_files()

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["boolean", "directory", "host", "integer", "origin", "readable_file", "seconds"]
+__all__ = [
+    "boolean",
+    "directory",
+    "host",
+    "integer",
+    "origin",
+    "readable_file",
+    "seconds",
+    "text",
+]
 
 # An origin as browsers send it (RFC 6454): scheme, host and an optional port, no path.
 _ORIGIN = re.compile(
@@ -102,3 +111,11 @@ def origin(raw: str) -> str:
             "not an origin (expected * or scheme://host[:port], such as https://app.example)"
         )
     return value.lower()
+
+
+def text(raw: str) -> str:
+    """Any text that is not empty, without the spaces around it (an issuer, an audience)."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("empty (expected some text)")
+    return value
