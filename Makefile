@@ -131,6 +131,18 @@ test-containers: $(INSTALLED) ## build the images with podman and test them runn
 test: lint system-packages $(SSLYZE) ## lint, then the unit, integration and deployment tests
 	$(BIN)/pytest
 
+# make test-proxies: nginx, HAProxy and Caddy from Debian, each run as a local process in
+# front of two echod of its own, with the configuration deploy/proxies/ ships and with its
+# default one. echod audit runs through each and its results are held to the matrix in
+# tests/proxies/expected.yaml; then the defects the proxies showed are tested through
+# them (about a minute and a half). Each test has a deadline, the session's audits too.
+PROXY_PACKAGES := nginx haproxy caddy
+
+.PHONY: test-proxies
+test-proxies: $(INSTALLED) ## nginx, HAProxy and Caddy in front of echod: the audit's matrix and the defects they showed
+	@scripts/debian-packages $(PROXY_PACKAGES)
+	$(BIN)/pytest -m proxies tests/proxies --timeout 240
+
 $(SSLYZE): tests/integration/sslyze-requirements.txt
 	@echo "make: installing sslyze into $(SSLYZE_VENV) (once)"
 	rm -rf $(SSLYZE_VENV) && $(PYTHON) -m venv $(SSLYZE_VENV)

@@ -8,7 +8,9 @@ Two subcommands do something else instead of serving:
 
 - ``echod passwd FILE USER`` adds a user to an htpasswd file (:mod:`echod.passwd`);
 - ``echod healthcheck`` takes the same settings and asks the echod they describe for
-  ``/health`` (:mod:`echod.healthcheck`): 0 if it answers 200, 1 otherwise.
+  ``/health`` (:mod:`echod.healthcheck`): 0 if it answers 200, 1 otherwise;
+- ``echod audit --through URL`` checks what the proxy at URL does to requests on their
+  way to the echod behind it (:mod:`echod.audit`): 0 if no check fails, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -41,10 +43,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Run echod with ``argv`` (default: the command line) and ``environ`` (default: os.environ)."""
     open_standard_descriptors()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["passwd"]:
-        return passwd(argv[1:])
-    if argv[:1] == ["healthcheck"]:
-        return healthcheck.main(argv[1:], environ)
+    if argv[:1] in (["passwd"], ["healthcheck"], ["audit"]):
+        return _subcommand(argv[0], argv[1:], environ)
     try:
         settings = load_settings(argv, environ)
     except ConfigError as error:
@@ -65,6 +65,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         # The last lines (echod stopped) are written, unless stdout stalls: then they wait
         # no longer than this, and echod exits as it would have.
         stdout_writer().flush(FINAL_FLUSH)
+
+
+def _subcommand(name: str, argv: list[str], environ: Mapping[str, str] | None) -> int:
+    """Run ``echod passwd``, ``echod healthcheck`` or ``echod audit``."""
+    if name == "passwd":
+        return passwd(argv)
+    if name == "healthcheck":
+        return healthcheck.main(argv, environ)
+    from echod import audit  # noqa: PLC0415 - never loaded by a serving process
+
+    return audit.main(argv)
 
 
 def open_standard_descriptors() -> None:

@@ -87,6 +87,11 @@ class TestTlsListener:
         assert manager["merge_slashes"] is True
         assert manager["path_with_escaped_slashes_action"] == "UNESCAPE_AND_REDIRECT"
 
+    def test_websockets_are_passed_on(self) -> None:
+        """Without upgrade_configs, Envoy answers a WebSocket handshake itself (403/404)."""
+        upgrades = connection_manager().get("upgrade_configs", [])
+        assert {"upgrade_type": "websocket"} in upgrades
+
 
 class TestRoutes:
     @pytest.mark.parametrize(

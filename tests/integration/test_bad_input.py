@@ -257,6 +257,9 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("malformed-content-length", request(headers=(b"Content-Length: 2x",)).replace(
         b"Content-Length: 2\r\n\r\n", b"\r\n"), 400, False, None),
     ("two-content-lengths", request(headers=(b"Content-Length: 3",)), 400, False, None),
+    # RFC 9110 section 8.6 lets a repeated, identical Content-Length stand as one
+    ("two-equal-content-lengths", request(headers=(b"Content-Length: 2",)), 200, True,
+     b'{"echoed":true}\n'),
     ("http-0.9", b"GET /health" + CRLF + CRLF, 400, False, None),
     ("tls-handshake-on-http-port", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + CRLF * 2,
      400, False, None),
@@ -295,6 +298,10 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("raw-unknown-coding", request(b"x", path=b"/api/raw",
      headers=(b"Content-Encoding: compress",)), 415, True, None),
     ("raw-get-without-upgrade", request(method=b"GET", path=b"/api/raw"), 405, True, None),
+    # a handshake whose Upgrade a proxy dropped: 426, which says so
+    ("raw-handshake-without-upgrade", request(b"", method=b"GET", path=b"/api/raw",
+     headers=(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Version: 13")),
+     426, True, None),
     ("raw-nul-bytes", request(b"\x00\x00", path=b"/api/raw"), 200, True, b"\x00\x00"),
     # /api/inspect and /api/stream: the query and the controls
     ("inspect-query-of-12k", inspect(b"q=" + b"x" * 12_000), 200, True, None),
@@ -346,6 +353,12 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("stream-query-not-utf8", inspect(b"count=%ff", path=b"/api/stream"), 400, True, None),
     ("stream-one-event", inspect(b"count=1", path=b"/api/stream"), 200, True, None),
     ("stream-post", request(path=b"/api/stream"), 405, True, None),
+    ("stream-last-event-id-not-a-number", inspect(b"count=2", path=b"/api/stream",
+     headers=(b"Last-Event-ID: abc",)), 400, True, None),
+    ("stream-last-event-id-of-10-digits", inspect(b"count=2", path=b"/api/stream",
+     headers=(b"Last-Event-ID: 1000000000",)), 400, True, None),
+    ("stream-resumed-past-its-end", inspect(b"count=2", path=b"/api/stream",
+     headers=(b"Last-Event-ID: 2",)), 204, True, b""),
     ("stream-count-header-bad", inspect(b"", path=b"/api/stream",
      headers=(b"X-Echod-Count: 0",)), 400, True, None),
     *CODING_CASES,

@@ -123,7 +123,7 @@ class TestReport:
         assert names.index("x-dup") < names.index("authorization") < names.index("x-other")
 
     def test_forwarded_claims_are_reported_as_sent(self, client: httpx.Client) -> None:
-        """Forwarded wins over X-Forwarded-For; proto and host from its first element."""
+        """Each source on its own, in order: a forged Forwarded hides no X-Forwarded-For."""
         got = report(
             client.get(
                 "/api/inspect",
@@ -137,14 +137,21 @@ class TestReport:
             )
         )
         assert got["forwarded"] == {
-            "for": ["192.0.2.60", "[2001:db8:cafe::17]:4711", "unknown", "_hidden"],
-            "proto": "https",
-            "host": "echo.example",
-            "realIp": "203.0.113.9",
+            "forwarded": [
+                {"for": "192.0.2.60", "proto": "https"},
+                {"for": "[2001:db8:cafe::17]:4711"},
+                {"for": "unknown", "host": "echo.example"},
+                {"for": "_hidden"},
+            ],
+            "xForwardedFor": ["198.51.100.1"],
+            "xForwardedProto": ["http"],
+            "xForwardedHost": [],
+            "xForwardedPort": [],
+            "xRealIp": ["203.0.113.9"],
         }
 
     def test_x_forwarded_headers_without_forwarded(self, client: httpx.Client) -> None:
-        """X-Forwarded-For lists the addresses in order; proto and host come from theirs."""
+        """X-Forwarded-For lists the addresses in order; proto and host list theirs."""
         got = report(
             client.get(
                 "/api/inspect",
@@ -157,10 +164,12 @@ class TestReport:
             )
         )
         assert got["forwarded"] == {
-            "for": ["203.0.113.7", "10.0.0.1:8080", "[::1]"],
-            "proto": "https",
-            "host": "api.example",
-            "realIp": None,
+            "forwarded": [],
+            "xForwardedFor": ["203.0.113.7", "10.0.0.1:8080", "[::1]"],
+            "xForwardedProto": ["https"],
+            "xForwardedHost": ["api.example"],
+            "xForwardedPort": [],
+            "xRealIp": [],
         }
 
     def test_a_body_that_is_not_text(self, client: httpx.Client) -> None:

@@ -79,6 +79,7 @@ class FakeScope:
     scheme: str = "http"
     proto: str = "http"
     query_string: str = ""
+    authority: str | None = None
 
 
 @dataclass
@@ -110,12 +111,25 @@ class FakeProto:
     """An RSGI HTTP protocol that hands out a body and records the response."""
 
     def __init__(
-        self, body: bytes = b"", chunks: list[bytes] | None = None, closed: bool = False
+        self,
+        body: bytes = b"",
+        chunks: list[bytes] | None = None,
+        closed: bool = False,
+        leaves_after: float | None = None,
     ) -> None:
-        """Serve ``body`` whole, or ``chunks`` when iterated; ``closed`` = the client left."""
+        """Serve ``body`` whole, or ``chunks`` when iterated; ``closed`` = the client left.
+
+        ``leaves_after``: the client's connection closes that many seconds after
+        ``client_disconnect()`` is first awaited (None: never, unless ``closed``).
+        """
         self._body = body
         self._chunks = chunks if chunks is not None else [body]
         self._closed = closed
+        self._leaves_after = leaves_after
+        #: How many chunks of the body the app has read.
+        self.chunks_read = 0
+        #: How many answers had been given when the app began to read the body, if it did.
+        self.answers_before_reading: int | None = None
         self.responses: list[Response] = []
         self.body_read = False
         self._readers: list[threading.Thread] = []
@@ -124,18 +138,33 @@ class FakeProto:
         """Return the whole body."""
         if self._closed:
             raise ProtocolClosed("RSGI transport is closed")
-        self.body_read = True
+        self._reading()
         return self._body
+
+    def _reading(self) -> None:
+        if not self.body_read:
+            self.answers_before_reading = len(self.responses)
+        self.body_read = True
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks."""
 
         async def chunks() -> AsyncIterator[bytes]:
-            self.body_read = True
+            self._reading()
             for chunk in self._chunks:
+                self.chunks_read += 1
                 yield chunk
 
         return chunks()
+
+    async def client_disconnect(self) -> None:
+        """Return once the client has left: at once when ``closed``, else as told."""
+        if self._closed:
+            return
+        if self._leaves_after is None:
+            await asyncio.Event().wait()  # never
+        else:
+            await asyncio.sleep(self._leaves_after)
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Record the response."""

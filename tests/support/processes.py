@@ -94,10 +94,13 @@ class Echod:
         port: int | None = None,
         tls_port: int | None = None,
         cwd: Path | None = None,
+        log: Path | None = None,
     ) -> None:
         """Prepare echod on 127.0.0.1 with ``args``; HTTPS only when ``tls``.
 
         ``cwd`` is the directory it runs in, where relative file names in ``args`` point.
+        ``log`` is a file for its stdout, which another process may read (by default a
+        temporary file without a name).
         """
         self.port = port or free_port()
         self.tls_port = (tls_port or free_port()) if tls else 0
@@ -109,7 +112,7 @@ class Echod:
         ]  # fmt: skip
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
-        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._out = log.open("w+b") if log else tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None
 

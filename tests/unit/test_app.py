@@ -11,7 +11,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
+from echod.http.bodies import DISCARD_BYTES, discard
 from echod.http.problems import Problem
 from tests.support.harness import FakeHeaders, FakeProto, FakeScope, Harness, MakeHarness
 from tests.support.patterns import UUID4
@@ -82,12 +84,16 @@ class TestEcho:
 class StalledProto(FakeProto):
     """A client that sends its head, then too little of its body, and waits."""
 
+    #: How many times the body was begun to be read in chunks.
+    iterations = 0
+
     def __call__(self) -> Any:
         """The body of declared length: granian's future, which never completes here."""
         return asyncio.get_running_loop().create_future()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         """A body without a length: one chunk, then nothing."""
+        self.iterations += 1
 
         async def chunks() -> AsyncIterator[bytes]:
             yield b'{"a":'
@@ -146,8 +152,139 @@ class TestBodyLimit:
         small = make_harness(max_body_bytes=10)
         proto = small.authed(body=b'{"a": "0123456789"}')
         assert proto.response.status == 413
-        assert not proto.body_read
+        assert proto.answers_before_reading == 1, "answered first, then the body is dropped"
         assert "limit of 10 bytes" in problem(proto)["detail"]
+        assert "connection" not in proto.response.headers, "a body this small is dropped whole"
+
+    def test_a_declared_length_too_long_to_drop_closes_the_connection(
+        self, make_harness: MakeHarness
+    ) -> None:
+        """Past DISCARD_BYTES the 413 says Connection: close: the rest is not all read."""
+        small = make_harness(max_body_bytes=10)
+        declared = str(DISCARD_BYTES + 1)
+        proto = small.authed(body=b"{}", **{"content-length": declared})
+        assert proto.response.status == 413
+        assert proto.response.header("connection") == "close"
+
+
+class TestUnreadBody:
+    """A request answered before its body was read has the rest read and dropped.
+
+    Closing a connection with unread bytes makes the kernel send a reset, which a proxy
+    in front may see before the answer (tests/proxies has the same through real ones).
+    """
+
+    @pytest.mark.parametrize(
+        ("method", "path", "headers", "status"),
+        [
+            ("POST", "/api/echo", {}, 401),
+            ("POST", "/api/nope", {"authorization": ALICE}, 404),
+            ("POST", "/health", {"authorization": ALICE}, 405),
+            ("POST", "/api/echo", {"authorization": ALICE, "content-encoding": "lzw"}, 415),
+        ],
+        ids=["401", "404", "405", "415"],
+    )
+    def test_every_early_answer_drops_the_body_after_it(
+        self,
+        harness: Harness,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        status: int,
+    ) -> None:
+        """The answer goes first, then the whole body is read."""
+        chunks = [b"x" * 100] * 5
+        proto = FakeProto(chunks=chunks)
+        headers = {**headers, "transfer-encoding": "chunked"}
+        harness.request(method, path, headers=headers, proto=proto)
+        assert proto.response.status == status
+        assert proto.answers_before_reading == 1
+        assert proto.chunks_read == 5
+
+    def test_a_body_refused_part_way_is_read_to_its_end(self, make_harness: MakeHarness) -> None:
+        """A chunked body over the limit: 413 once past it, then the rest is dropped."""
+        small = make_harness(max_body_bytes=10)
+        proto = FakeProto(chunks=[b"x" * 8] * 4)
+        small.request(headers={"authorization": ALICE, "transfer-encoding": "chunked"}, proto=proto)
+        assert proto.response.status == 413
+        assert proto.chunks_read > 4, "two chunks to pass the limit, then the four again"
+
+    def test_without_a_body_nothing_is_read(self, harness: Harness) -> None:
+        """A GET without Content-Length or Transfer-Encoding is answered, and that is all."""
+        proto = harness.request("GET", "/api/nope", headers={"authorization": ALICE})
+        assert proto.response.status == 404
+        assert not proto.body_read
+
+    def test_over_http_2_the_body_is_left(self, harness: Harness) -> None:
+        """An HTTP/2 stream's unread body costs that stream only."""
+        proto = FakeProto(chunks=[b"x"] * 3)
+        harness.request(
+            "POST", "/api/nope", headers={"content-length": "3"}, proto=proto, version="2"
+        )
+        assert proto.response.status == 401
+        assert not proto.body_read
+
+    def test_a_slow_body_is_not_waited_for(self, make_harness: MakeHarness) -> None:
+        """After a 408 the connection closes at once: the client is too slow to wait for."""
+        harness = make_harness(body_timeout=0.5)
+        proto, _ = stalled(harness, {"transfer-encoding": "chunked"})
+        assert proto.response.status == 408
+        assert isinstance(proto, StalledProto)
+        assert proto.iterations == 1, "the reader's only"
+
+
+class TestDiscard:
+    def test_it_stops_at_its_bound_in_bytes(self) -> None:
+        """Past max_bytes it stops reading: the rest is left, and the connection closes."""
+        proto = FakeProto(chunks=[b"x" * 10] * 10)
+        assert asyncio.run(discard(proto, max_bytes=25)) == 30  # type: ignore[arg-type]
+        assert proto.chunks_read == 3
+
+    def test_it_stops_at_its_bound_in_time(self) -> None:
+        """A client that sends too slowly is not waited for past the bound."""
+
+        class Trickle(FakeProto):
+            def __aiter__(self) -> Any:
+                async def chunks() -> Any:
+                    while True:
+                        await asyncio.sleep(0.05)
+                        yield b"x"
+
+                return chunks()
+
+        started = time.monotonic()
+        assert 0 < asyncio.run(discard(Trickle(), seconds=0.3)) < 10  # type: ignore[arg-type]
+        assert time.monotonic() - started < 2
+
+    def test_a_body_begun_is_read_on_from_the_protocol_itself(self) -> None:
+        """granian's protocol refuses a second __aiter__ once a read began; it iterates itself."""
+
+        class Begun:
+            def __init__(self) -> None:
+                self.left = [b"ab", b"c", b""]
+
+            def __aiter__(self) -> Any:
+                raise ProtocolError("body already consumed")
+
+            async def __anext__(self) -> bytes:
+                if not self.left:
+                    raise StopAsyncIteration
+                return self.left.pop(0)
+
+        assert asyncio.run(discard(Begun())) == 3  # type: ignore[arg-type]
+
+    def test_a_client_that_leaves_ends_it(self) -> None:
+        """The protocol closed: nothing more to read."""
+
+        class Gone(FakeProto):
+            def __aiter__(self) -> Any:
+                async def chunks() -> Any:
+                    yield b"xy"
+                    raise ProtocolClosed("closed")
+
+                return chunks()
+
+        assert asyncio.run(discard(Gone())) == 2  # type: ignore[arg-type]
 
     def test_undeclared_length_is_counted_while_reading(self, make_harness: MakeHarness) -> None:
         """Chunked bodies are refused as soon as they pass the limit."""
@@ -242,6 +379,29 @@ class TestRouting:
         proto = harness.authed("DELETE", "/api/echo")
         assert problem(proto)["detail"] == "DELETE is not allowed here; use POST, PUT"
 
+    @pytest.mark.parametrize("path", ["/api/echo", "/api/raw"])
+    def test_a_handshake_that_lost_its_upgrade_is_a_426_that_says_so(
+        self, harness: Harness, path: str
+    ) -> None:
+        """A GET with Sec-WebSocket-Key but no Upgrade: a proxy dropped the hop-by-hop headers.
+
+        Before, it was a bare 405 that said nothing of why.
+        """
+        key = {"sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13"}
+        proto = harness.request("GET", path, headers={"authorization": ALICE, **key})
+        assert proto.response.status == 426
+        assert proto.response.header("upgrade") == "websocket"
+        detail = problem(proto)["detail"]
+        assert "arrived without Upgrade: websocket" in detail
+        assert "proxy" in detail
+        assert problem(proto)["title"] == "Upgrade Required"
+
+    def test_a_key_on_a_route_without_websockets_is_still_a_405(self, harness: Harness) -> None:
+        """Only the WebSocket routes diagnose a lost upgrade."""
+        key = {"authorization": ALICE, "sec-websocket-key": "a"}
+        assert harness.request("GET", "/api/bytes/x/y", headers=key).response.status == 404
+        assert harness.request("POST", "/api/stream", headers=key).response.status == 405
+
     def test_trailing_slash_and_case_are_different_paths(self, harness: Harness) -> None:
         """Routes match exactly; /api/echo/ and /API/echo are unknown."""
         assert harness.authed(path="/api/echo/", body=b"{}").response.status == 404
@@ -264,9 +424,14 @@ class TestAuth:
         assert "wrong user name or password" in problem(proto)["detail"]
 
     def test_body_is_not_read_before_auth(self, harness: Harness) -> None:
-        """Unauthenticated clients cannot make echod read their bodies."""
+        """Unauthenticated clients get their 401 before any byte of their body is read.
+
+        Then the body is read and dropped (within DISCARD_BYTES and DISCARD_SECONDS),
+        never kept, so that closing the connection sends no reset before the 401.
+        """
         proto = harness.request(body=b"{}")
-        assert not proto.body_read
+        assert proto.response.status == 401
+        assert proto.answers_before_reading == 1
 
     def test_hashing_queue_full_is_503_with_retry_after(self, harness: Harness) -> None:
         """Overload of new credentials is a 503 the client may retry."""

@@ -8,7 +8,7 @@ import pytest
 
 from echod.http.cors import EXPOSE_HEADERS
 from echod.http.drain import MAX_DELAYED
-from tests.support.harness import INSTANCE_ID, Harness, MakeHarness
+from tests.support.harness import INSTANCE_ID, FakeProto, Harness, MakeHarness
 from tests.support.users import ALICE
 
 APP = "https://app.example"
@@ -51,6 +51,41 @@ class TestInspect:
         """After a delay the count of waiting requests is back to 0."""
         assert harness.authed("GET", "/api/inspect?delay_ms=20").response.status == 200
         assert harness.app._drain.held == 0
+
+    def test_a_delay_whose_client_leaves_is_a_499_at_once(self, harness: Harness) -> None:
+        """A client (or a proxy that gave up with its 504) that leaves ends the delay.
+
+        Before, the delay ran to its end and was logged and counted as 200.
+        """
+        proto = harness.request(
+            "GET",
+            "/api/inspect?delay_ms=10000",
+            headers={"authorization": ALICE},
+            proto=FakeProto(leaves_after=0.1),
+        )
+        assert proto.responses == [], "no one is left to answer"
+        [line] = harness.log_lines()
+        assert (line["status"], line["level"]) == (499, "warning")
+        assert line["detail"] == "the client left before the delayed answer"
+        assert line["duration_ms"] < 5000
+        assert harness.count("499", "GET", "/api/inspect") == 1
+        assert harness.count("200", "GET", "/api/inspect") is None
+        assert harness.app._drain.held == 0
+
+    def test_a_delay_whose_client_stays_is_answered(self, harness: Harness) -> None:
+        """A client that stays gets its answer after the delay."""
+        proto = harness.request(
+            "GET",
+            "/api/inspect?delay_ms=50",
+            headers={"authorization": ALICE},
+            proto=FakeProto(leaves_after=5),
+        )
+        assert proto.response.status == 200
+
+    def test_the_authority_is_reported(self, harness: Harness) -> None:
+        """HTTP/2's :authority (granian's scope.authority), or null."""
+        report = json.loads(harness.authed("GET", "/api/inspect").response.body)
+        assert report["authority"] is None
 
     def test_a_forced_error_is_logged_with_why(self, harness: Harness) -> None:
         """A forced 4xx or 5xx is logged at its level, saying it was asked for."""

@@ -14,8 +14,8 @@ from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defi
 
 from echod.http.drain import Drain
 from echod.http.problems import BadRequest
-from echod.http.stream import DEFAULT_EVENTS, MAX_EVENTS, Streams
-from tests.support.harness import FakeScope, new_record
+from echod.http.stream import DEFAULT_EVENTS, MAX_EVENTS, RETRY_MS, Streams
+from tests.support.harness import FakeHeaders, FakeScope, new_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -26,7 +26,23 @@ EVENT = re.compile(
     r'"time":"(?P<time>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"\}\n\n'
 )
 #: The headers of every stream's answer, before its request id and its time to the head.
-HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-store")]
+HEADERS = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-store"),
+    ("x-accel-buffering", "no"),
+]
+#: What the first event starts with: how long a client waits before it reconnects.
+RETRY = f"retry: {RETRY_MS}\n".encode()
+#: The event that ends a stream cut short, after the event of id n.
+SHUTDOWN = 'event: shutdown\ndata: {{"lastEventId":{}}}\n\n'
+
+
+def events(sent: list[bytes]) -> list[bytes]:
+    """The events of a stream, the first without its retry line, the shutdown event left out."""
+    found = [data.removeprefix(RETRY) if index == 0 else data for index, data in enumerate(sent)]
+    return [data for data in found if not data.startswith(b"event: shutdown")]
+
+
 RESPONSE_TIME = re.compile(r"[0-9]+\.[0-9]{3}ms")
 
 
@@ -109,10 +125,17 @@ class Ready:
 
 
 def call(
-    streams: Streams, query: str, proto: StreamProto, method: str = "GET", rid: str = "rid-1"
+    streams: Streams,
+    query: str,
+    proto: StreamProto,
+    method: str = "GET",
+    rid: str = "rid-1",
+    headers: dict[str, str] | None = None,
 ) -> tuple[Answer, Coroutine[Any, Any, None] | None]:
     """What the handler says of a request with ``query``, and the stream it returns to await."""
-    scope = FakeScope(method=method, path="/api/stream", query_string=query)
+    scope = FakeScope(
+        method=method, path="/api/stream", query_string=query, headers=FakeHeaders(headers or {})
+    )
     record = new_record(method, "/api/stream", rid)
     streaming = streams(cast("Any", scope), cast("Any", proto), record, b"")
     return Answer(record.status, record.detail, record.events), streaming
@@ -124,6 +147,7 @@ def stream(
     *,
     max_delay: float = 10.0,
     ready: Ready | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[Answer, StreamProto, float]:
     """Run a GET stream to its end: its answer, the protocol it went through, its duration."""
     proto = proto or StreamProto()
@@ -131,7 +155,12 @@ def stream(
     record = new_record("GET", "/api/stream")
 
     async def scenario() -> None:
-        scope = FakeScope(method="GET", path="/api/stream", query_string=query)
+        scope = FakeScope(
+            method="GET",
+            path="/api/stream",
+            query_string=query,
+            headers=FakeHeaders(headers or {}),
+        )
         streams = Streams(max_delay=max_delay, drain=drain)
         streaming = streams(cast("Any", scope), cast("Any", proto), record, b"")
         assert streaming is not None
@@ -247,8 +276,9 @@ class TestEvents:
         answer, proto, _ = stream("count=5&interval_ms=0")
         after = time.time()
         assert answer == Answer(200, events=5)
-        sent = proto.transport.sent
-        assert len(sent) == 5
+        assert proto.transport.sent[0].startswith(RETRY), "the first event says when to retry"
+        sent = events(proto.transport.sent)
+        assert len(sent) == len(proto.transport.sent) == 5
         for seq, data in enumerate(sent, start=1):
             match = EVENT.fullmatch(data.decode())
             assert match is not None, data
@@ -270,7 +300,7 @@ class TestEvents:
     def test_times_never_go_backwards(self) -> None:
         """Each event's time is at or after the one before."""
         _, proto, _ = stream("count=20&interval_ms=0")
-        stamps = [EVENT.fullmatch(data.decode())["time"] for data in proto.transport.sent]  # type: ignore[index]
+        stamps = [EVENT.fullmatch(data.decode())["time"] for data in events(proto.transport.sent)]  # type: ignore[index]
         assert stamps == sorted(stamps)
 
     def test_the_default_count_is_ten(self) -> None:
@@ -320,7 +350,8 @@ class TestDrain:
         proto.transport.on_send = ready.drain
         answer, _, took = stream("count=10&interval_ms=5000", proto, max_delay=60.0, ready=ready)
         assert answer == Answer(200, events=1)
-        assert len(proto.transport.sent) == 1
+        assert len(proto.transport.sent) == 2
+        assert proto.transport.sent[-1] == SHUTDOWN.format(1).encode(), "cut short, and says so"
         assert took < NOTICED
 
     def test_a_drain_after_some_events_keeps_them(self) -> None:
@@ -332,7 +363,8 @@ class TestDrain:
         assert answer.status == 200
         assert answer.events is not None
         assert 3 <= answer.events < 10
-        assert len(proto.transport.sent) == answer.events
+        assert len(events(proto.transport.sent)) == answer.events
+        assert proto.transport.sent[-1] == SHUTDOWN.format(answer.events).encode()
         assert took < 3.6, "the stream did not run to its end"
 
     def test_a_stream_that_starts_while_draining_sends_its_first_event_only(self) -> None:
@@ -341,5 +373,49 @@ class TestDrain:
             "count=10&interval_ms=5000", max_delay=60.0, ready=Ready(ready=False)
         )
         assert answer == Answer(200, events=1)
-        assert len(proto.transport.sent) == 1
+        assert len(proto.transport.sent) == 2
+        assert proto.transport.sent[-1] == SHUTDOWN.format(1).encode()
         assert took < NOTICED
+
+    def test_a_stream_that_runs_to_its_end_sends_no_shutdown(self) -> None:
+        """Only a stream cut short ends with the shutdown event."""
+        _, proto, _ = stream("count=3&interval_ms=0")
+        assert not any(data.startswith(b"event:") for data in proto.transport.sent)
+
+
+class TestResume:
+    def test_a_client_that_reconnects_gets_the_events_after_its_last(self) -> None:
+        """Last-Event-ID: 3 of a stream of 5 gets 4 and 5, the first of them at once."""
+        answer, proto, _ = stream("count=5&interval_ms=0", headers={"last-event-id": "3"})
+        assert answer == Answer(200, events=2)
+        sent = proto.transport.sent
+        assert sent[0].startswith(RETRY + b"id: 4\n")
+        assert [data.split(b"\n", 1)[0] for data in events(sent)] == [b"id: 4", b"id: 5"]
+
+    @pytest.mark.parametrize("last", ["5", "6", "999999999"])
+    def test_nothing_left_is_a_204_that_stops_event_source(self, last: str) -> None:
+        """An EventSource stops reconnecting at a 204 (HTML's server-sent events)."""
+        proto = StreamProto()
+        answer, streaming = call(
+            Streams(max_delay=10.0, drain=Drain(Ready())),
+            "count=5&interval_ms=0",
+            proto,
+            headers={"last-event-id": last},
+        )
+        assert streaming is None
+        assert answer == Answer(204, events=0)
+        assert [status for status, _ in proto.empties] == [204]
+
+    @pytest.mark.parametrize("last", ["", "0"])
+    def test_an_empty_or_zero_id_starts_from_the_first(self, last: str) -> None:
+        """No id yet (an empty one resets it in EventSource) starts from event 1."""
+        answer, _, _ = stream("count=2&interval_ms=0", headers={"last-event-id": last})
+        assert answer == Answer(200, events=2)
+
+    @pytest.mark.parametrize("last", ["abc", "-1", "1.5", "1e3", " 1", "1" * 10])
+    def test_an_id_echod_never_sent_is_a_400(self, last: str) -> None:
+        """Only whole numbers are ids of this stream."""
+        streams = Streams(max_delay=10.0, drain=Drain(Ready()))
+        with pytest.raises(BadRequest) as caught:
+            call(streams, "count=2", StreamProto(), headers={"last-event-id": last})
+        assert caught.value.detail.startswith("Last-Event-ID")

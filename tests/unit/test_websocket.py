@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from typing import Any, cast
 
 import pytest
 
@@ -17,9 +18,10 @@ from echod.http.websocket import (
     _address,
     _answer,
     _shut_down,
+    origin_allowed,
     same_origin,
 )
-from tests.support.harness import new_record
+from tests.support.harness import RepeatedHeaders, new_record
 
 
 class TestSameOrigin:
@@ -57,6 +59,69 @@ class TestSameOrigin:
     def test_origin_is_compared_with_host(self, origin: str, host: str | None, same: bool) -> None:
         """Scheme-default ports are equal to none; anything else must match exactly."""
         assert same_origin(origin, host) is same
+
+
+class TestOriginBehindAProxy:
+    """The origin a browser used, as a proxy in front describes it (X-Forwarded-*, Forwarded)."""
+
+    @pytest.mark.parametrize(
+        ("origin", "headers", "allowed"),
+        [
+            (
+                "https://echod.example:8443",
+                [("host", "echod.example"), ("x-forwarded-host", "echod.example:8443")],
+                True,
+            ),
+            (
+                "https://echod.example:8443",
+                [
+                    ("host", "echod.example"),
+                    ("x-forwarded-host", "echod.example"),
+                    ("x-forwarded-port", "8443"),
+                ],
+                True,
+            ),
+            (
+                "https://echod.example:8443",
+                [("host", "backend:3000"), ("forwarded", 'host="echod.example:8443";proto=https')],
+                True,
+            ),
+            (
+                "https://echod.example",
+                [("host", "backend:3000"), ("x-forwarded-host", "other.example, echod.example")],
+                True,
+            ),
+            ("https://echod.example:8443", [("host", "echod.example")], False),
+            (
+                "https://evil.example",
+                [("host", "echod.example"), ("x-forwarded-host", "echod.example:8443")],
+                False,
+            ),
+            (
+                "https://echod.example:9999",
+                [
+                    ("host", "echod.example"),
+                    ("x-forwarded-host", "echod.example"),
+                    ("x-forwarded-port", "8443"),
+                ],
+                False,
+            ),
+        ],
+        ids=[
+            "x-forwarded-host-with-port",
+            "x-forwarded-host-and-port",
+            "forwarded-host",
+            "any-x-forwarded-host-item",
+            "host-without-its-port",
+            "another-site",
+            "another-port",
+        ],
+    )
+    def test_the_forwarded_host_names_the_origin_too(
+        self, origin: str, headers: list[tuple[str, str]], allowed: bool
+    ) -> None:
+        """nginx's Host $host drops the port; X-Forwarded-Host $http_host keeps it."""
+        assert origin_allowed(origin, cast("Any", RepeatedHeaders(*headers))) is allowed
 
 
 class TestAnswer:

@@ -112,6 +112,14 @@ class WithHeaders:
         """Read the body in chunks."""
         return self._proto.__aiter__()
 
+    def client_disconnect(self) -> object:
+        """What ends when the client's connection closes."""
+        return self._proto.client_disconnect()
+
+    def __anext__(self) -> object:
+        """The next chunk of a body whose reading began (granian's protocol iterates itself)."""
+        return self._proto.__anext__()  # type: ignore[attr-defined]
+
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Answer with a body."""
         self._proto.response_bytes(status, [*headers, *self._extra], body)

@@ -45,12 +45,13 @@ from echod.http.answers import (
     send_problem,
     stamp,
 )
-from echod.http.bodies import BodyDeadlines, BodyReader
+from echod.http.bodies import BodyDeadlines, BodyReader, discard, unread_body
 from echod.http.problems import (
     BadRequest,
     MethodNotAllowed,
     NotFound,
     Problem,
+    UpgradeRequired,
 )
 from echod.http.request_ids import RequestIds
 from echod.telemetry.records import RequestRecord, failure
@@ -80,6 +81,9 @@ __all__ = ["Annotate", "EchoApp", "Endpoint", "Handler"]
 Handler = Callable[["Scope", "HTTPProtocol", RequestRecord, bytes], Awaitable[None] | None]
 
 _now = time.perf_counter
+#: A request that failed with one of these has its body left unread: its client is gone,
+#: or sends too slowly (408) to be waited for.
+_GONE = frozenset({CLIENT_GONE, 408})
 
 
 #: What a failed request to a route adds to its record from the request (the original
@@ -223,6 +227,7 @@ class EchoApp:
         websocket = scope.proto == "ws"
         preflight: str | None = None
         hostless = False
+        read = False
         if not websocket:
             if self._cors is not None or self._drain.stopping or self._closing:
                 proto, preflight = self._wrap(headers, method, proto)
@@ -252,13 +257,14 @@ class EchoApp:
                 elif route is None:
                     raise NotFound(f"no route matches the path {path!r}")
                 elif method not in route.methods and not route.any_method:
-                    raise MethodNotAllowed(method, route.allow)
+                    raise self._not_allowed(method, route, headers)
                 else:
                     body = b""
                     if route.body:  # within --max-body-bytes and --body-timeout
                         reading = self._read_body(headers, proto, started)
                         try:
                             body = await reading
+                            read = True
                         except asyncio.CancelledError:
                             if (late := self._deadlines.ended(reading)) is None:
                                 raise
@@ -272,6 +278,9 @@ class EchoApp:
             if endpoint.annotate is not None:
                 endpoint.annotate(scope, record)
             self._failed(exc, proto, record, websocket=websocket)
+            unread = not (websocket or read) and record.status not in _GONE
+            if unread and unread_body(headers, version):  # answered first: drop the rest
+                await discard(proto)
         if websocket:  # a WebSocket's duration is the connection's
             record.duration_ms = (_now() - started) * 1000.0
         self._observer.record(record)
@@ -294,6 +303,23 @@ class EchoApp:
             if path.startswith(prefix):
                 return endpoint
         return self._unmatched
+
+    @staticmethod
+    def _not_allowed(method: str, route: Route, headers: Headers) -> Problem:
+        """The 405 of a method the route does not take, or the 426 of a handshake cut short.
+
+        A ``GET`` with ``Sec-WebSocket-Key`` on a WebSocket route is a handshake that lost
+        its ``Upgrade`` and ``Connection`` on the way: they are hop-by-hop, and a proxy
+        passes them on only when told to.
+        """
+        if route.websocket is not None and method == "GET" and "sec-websocket-key" in headers:
+            return UpgradeRequired(
+                "a WebSocket handshake (Sec-WebSocket-Key) arrived without Upgrade: websocket: "
+                "a proxy in front dropped its Upgrade and Connection headers, which are "
+                "hop-by-hop (nginx: proxy_http_version 1.1 and proxy_set_header Upgrade and "
+                "Connection)"
+            )
+        return MethodNotAllowed(method, route.allow)
 
     def _wrap(
         self, headers: Headers, method: str, proto: HTTPProtocol

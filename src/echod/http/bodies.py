@@ -13,6 +13,12 @@ that a small bomb is refused after reading little, in little memory. A corrupt o
 truncated stream is a 400 that names its coding, and any other coding is a 415 whose
 ``Accept-Encoding`` lists those echod decodes (RFC 9110 section 15.5.16). A body of no
 bytes at all is empty, whatever coding it claims.
+
+A request answered before its body was read whole (a 413, a 401, a 404...) has the rest
+of its body read and dropped (:func:`discard`), at most :data:`DISCARD_BYTES` for at most
+:data:`DISCARD_SECONDS`, before its connection may close: closing a socket with unread
+bytes in it makes the kernel send a reset, which can reach a proxy in front before the
+answer does, so that the proxy's client sees a disconnect or a 502 instead of the answer.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import asyncio
 import hashlib
 import time
 from typing import TYPE_CHECKING
+
+from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defined]
 
 from echod.http.codings import CODINGS, decoder
 from echod.http.problems import (
@@ -32,18 +40,32 @@ from echod.http.problems import (
 from echod.telemetry.metric_layout import DECODED
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from granian.rsgi import Headers, HTTPProtocol  # type: ignore[attr-defined]
 
     from echod.http.codings import Decoder
 
-__all__ = ["ACCEPTED", "MAX_CODINGS", "BodyDeadlines", "BodyReader", "Decoded"]
+__all__ = [
+    "ACCEPTED",
+    "DISCARD_BYTES",
+    "DISCARD_SECONDS",
+    "MAX_CODINGS",
+    "BodyDeadlines",
+    "BodyReader",
+    "Decoded",
+    "discard",
+    "unread_body",
+]
 
 #: The codings echod decodes, as a 415 lists them in ``Accept-Encoding``.
 ACCEPTED = ", ".join(CODINGS)
 #: The most codings one body may be in, one after the other.
 MAX_CODINGS = 4
+#: The most bytes of an unread body read and dropped after its answer (:func:`discard`).
+DISCARD_BYTES = 16 * 1024 * 1024
+#: The longest time spent reading and dropping an unread body after its answer, in seconds.
+DISCARD_SECONDS = 2.0
 # Seconds between two looks at the bodies being read, at most.
 _LOOK = 1.0
 
@@ -107,7 +129,7 @@ class BodyReader:
         if not length.isdigit():
             raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
         if int(length) > self._max_bytes:
-            raise self._too_large()
+            raise self._too_large(int(length))
         reading = proto()
         self._reads[reading] = started
         return reading
@@ -121,7 +143,7 @@ class BodyReader:
             if not length.isdigit():
                 raise BadRequest(f"Content-Length {length!r} is not a number of bytes")
             if int(length) > self._max_bytes:
-                raise self._too_large()
+                raise self._too_large(int(length))
         if codings:
             return self._read_decoding(proto, started, codings)
         return self._read_counting(proto, started)
@@ -193,8 +215,45 @@ class BodyReader:
             raise self._deadlines.overdue() from None
         return b"".join(chunks)
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"the body is over the limit of {self._max_bytes} bytes")
+    def _too_large(self, declared: int = 0) -> PayloadTooLarge:
+        """The 413; it closes the connection when the body is too long to be dropped whole."""
+        return PayloadTooLarge(
+            f"the body is over the limit of {self._max_bytes} bytes",
+            (("connection", "close"),) if declared > DISCARD_BYTES else (),
+        )
+
+
+def unread_body(headers: Headers, http_version: str) -> bool:
+    """Whether an HTTP/1 request announced a body (that was not read, if it was answered).
+
+    Over HTTP/2 an unread body costs its stream only, never the connection.
+    """
+    if http_version == "2":
+        return False
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
+async def discard(
+    proto: HTTPProtocol, max_bytes: int = DISCARD_BYTES, seconds: float = DISCARD_SECONDS
+) -> int:
+    """Read and drop what is left of a request's body, after its answer; return the bytes.
+
+    At most ``max_bytes`` for at most ``seconds``: a client that sends more, or more
+    slowly, has its connection closed with the rest unread. A body whose reading began
+    (and stopped at a limit) is read on from where it stopped.
+    """
+    try:
+        chunks: AsyncIterator[bytes] = proto.__aiter__()
+    except (ProtocolError, ProtocolClosed):  # a read began: granian's protocol iterates itself
+        chunks = proto  # type: ignore[assignment]
+    size = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while size <= max_bytes:
+                size += len(await anext(chunks))
+    except (StopAsyncIteration, TimeoutError, ProtocolError, ProtocolClosed):
+        pass
+    return size
 
 
 class BodyDeadlines:

@@ -1,14 +1,17 @@
 """Forwarded: what the proxies in front claim about a request (RFC 7239 and X-Forwarded-*).
 
 These claims are reported by ``/api/inspect`` as they were sent, and trusted for
-nothing: a client can send any of them.
+nothing: a client can send any of them. Each source is reported on its own, so that a
+claim the client forged never hides what a proxy added:
 
-- ``for`` lists the addresses in order: each ``Forwarded`` element's ``for=``, or else
-  the items of ``X-Forwarded-For``, kept as sent (ports, brackets, ``unknown`` and
-  obfuscated names included);
-- ``proto`` and ``host`` come from the first ``Forwarded`` element that has them, or
-  else from ``X-Forwarded-Proto`` and ``X-Forwarded-Host``;
-- ``realIp`` is ``X-Real-IP``.
+- ``forwarded``: each element of ``Forwarded`` (RFC 7239), in order, as its parameters
+  (names in lower case, values unquoted);
+- ``xForwardedFor``, ``xForwardedProto``, ``xForwardedHost`` and ``xForwardedPort``: the
+  items of each header, in order (a proxy that appends adds one at the end);
+- ``xRealIp``: each value of ``X-Real-IP``.
+
+Absent headers are ``[]``. Values are kept as sent: ports, brackets, ``unknown`` and
+obfuscated names included.
 """
 
 from __future__ import annotations
@@ -20,27 +23,35 @@ if TYPE_CHECKING:
 
     from granian.rsgi import Headers  # type: ignore[attr-defined]
 
-__all__ = ["elements", "forwarded"]
+__all__ = ["SOURCES", "elements", "forwarded"]
+
+#: Each field of the report's ``forwarded`` that lists a header's items, and its header.
+SOURCES = (
+    ("xForwardedFor", "x-forwarded-for"),
+    ("xForwardedProto", "x-forwarded-proto"),
+    ("xForwardedHost", "x-forwarded-host"),
+    ("xForwardedPort", "x-forwarded-port"),
+)
 
 
 def forwarded(headers: Headers) -> dict[str, Any]:
-    """The claims of ``Forwarded``, ``X-Forwarded-*`` and ``X-Real-IP``; absent: [] or None."""
-    values = headers.get_all("forwarded") or []  # type: ignore[attr-defined]
-    found = list(elements(values))
-    addresses = [element["for"] for element in found if "for" in element]
-    if not addresses:
-        addresses = [
+    """What ``Forwarded``, ``X-Forwarded-*`` and ``X-Real-IP`` say, each on its own."""
+    report: dict[str, Any] = {
+        "forwarded": list(elements(headers.get_all("forwarded"))),  # type: ignore[attr-defined]
+    }
+    for field, name in SOURCES:
+        report[field] = [
             item.strip()
-            for value in headers.get_all("x-forwarded-for") or []  # type: ignore[attr-defined]
+            for value in headers.get_all(name)  # type: ignore[attr-defined]
             for item in value.split(",")
             if item.strip()
         ]
-    return {
-        "for": addresses,
-        "proto": _first(found, "proto") or headers.get("x-forwarded-proto"),
-        "host": _first(found, "host") or headers.get("x-forwarded-host"),
-        "realIp": headers.get("x-real-ip"),
-    }
+    report["xRealIp"] = [
+        value.strip()
+        for value in headers.get_all("x-real-ip")  # type: ignore[attr-defined]
+        if value.strip()
+    ]
+    return report
 
 
 def elements(values: list[str]) -> Iterator[dict[str, str]]:
@@ -86,7 +97,3 @@ def _unquote(value: str) -> str:
             escaped = False
         return "".join(out)
     return value
-
-
-def _first(found: list[dict[str, str]], name: str) -> str | None:
-    return next((element[name] for element in found if name in element), None)

@@ -1,27 +1,31 @@
 """Inspection: ``/api/inspect`` reports the request as it arrived, and answers as asked.
 
 The report says what a proxy in front did to a request: its method, path, query,
-version, scheme, peer, headers (with credentials redacted), what ``Forwarded`` and the
-``X-Forwarded-*`` headers claim (reported, never trusted), its body as it arrived and
-as decoded, which echod instance answered, and what a bearer token carries
-(:func:`token_report`). The request may also shape the answer: a status (200 to 599)
-or statuses picked by weight, a delay (up to ``--max-delay``) or a range to pick one in
-(:mod:`echod.http.faults`), headers and a body of its own (:mod:`echod.http.shaping`),
-and a coding (:mod:`echod.http.negotiation`). Delays wait without blocking the process,
-within the process's places for long requests (:meth:`echod.http.drain.Drain.holding`),
-and end at once when echod drains.
+version, scheme, authority (HTTP/2's ``:authority``), peer, headers (with credentials
+redacted), what ``Forwarded``, the ``X-Forwarded-*`` headers and ``X-Real-IP`` each claim
+(reported, never trusted), its body as it arrived and as decoded, which echod instance
+answered, and what a bearer token carries (:func:`token_report`). The request may also
+shape the answer: a status (200 to 599) or statuses picked by weight, a delay (up to
+``--max-delay``) or a range to pick one in (:mod:`echod.http.faults`), headers and a body
+of its own (:mod:`echod.http.shaping`), and a coding (:mod:`echod.http.negotiation`).
+Delays wait without blocking the process, within the process's places for long requests
+(:meth:`echod.http.drain.Drain.holding`), and end at once when echod drains. A delay
+whose client leaves (or whose proxy gives up on it, with its own 504) ends then, and is
+logged and counted as 499.
 """
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import hashlib
+import time
 from base64 import b64decode
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from echod.http.answers import HTTP_VERSIONS, NO_STORE, send, stamp
+from echod.http.answers import CLIENT_GONE, HTTP_VERSIONS, NO_STORE, send, stamp
 from echod.http.bearer import NO_KEYS, bearer_token, peek
 from echod.http.bodies import Decoded
 from echod.http.controls import Bounds, Controls, delay_ms
@@ -187,8 +191,29 @@ class Inspector:
         content: bytes,
     ) -> None:
         with self._drain.holding():
-            await self._drain.sleep(wait / 1000, record.server)  # cut short when echod drains
+            gone = await self._wait(wait / 1000, proto, record.server)
+        if gone:
+            record.status = CLIENT_GONE
+            record.detail = "the client left before the delayed answer"
+            record.duration_ms = (time.perf_counter() - record.started) * 1000.0
+            return
         self._answer(proto, record, status, headers, content)
+
+    async def _wait(self, seconds: float, proto: HTTPProtocol, server: str) -> bool:
+        """Wait ``seconds``, less if echod drains; return whether the client left meanwhile.
+
+        granian's ``client_disconnect()`` ends when the request's connection closes (a
+        proxy closes it when it gives up with its 504).
+        """
+        left = asyncio.ensure_future(proto.client_disconnect())
+        sleep = asyncio.ensure_future(self._drain.sleep(seconds, server))
+        try:
+            await asyncio.wait((left, sleep), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (left, sleep):
+                if not waiting.done():
+                    waiting.cancel()
+        return left.done() and not left.cancelled() and left.exception() is None
 
     @staticmethod
     def _answer(
@@ -228,6 +253,7 @@ class Inspector:
             "args": args,
             "httpVersion": HTTP_VERSIONS.get(scope.http_version, scope.http_version),
             "scheme": scope.scheme,
+            "authority": scope.authority,
             "client": scope.client,
             "server": scope.server,
             "headers": [[name, redacted(name, value)] for name, value in headers.items()],

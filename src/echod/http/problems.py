@@ -15,6 +15,7 @@ details (``application/problem+json``) that carry the request id::
     ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``, as sent or decoded
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
     ├── RangeNotSatisfiable      416  a ``Range`` outside the bytes (``Content-Range``)
+    ├── UpgradeRequired          426  a WebSocket handshake that lost its ``Upgrade`` on the way
     └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
 
 :class:`echod.settings.config.ConfigError` is apart: it stops echod before it serves.
@@ -42,6 +43,7 @@ __all__ = [
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
+    "UpgradeRequired",
     "bearer_challenge",
     "render_problem",
     "title",
@@ -205,6 +207,19 @@ class RangeNotSatisfiable(Problem):
     def __init__(self, detail: str, size: int) -> None:
         """Describe the range; ``size`` is the length of the whole representation."""
         super().__init__(detail, (("content-range", f"bytes */{size}"),))
+
+
+class UpgradeRequired(Problem):
+    """A WebSocket handshake arrived without its ``Upgrade``: something on the way dropped it.
+
+    The answer names the protocol to upgrade to (RFC 9110 section 15.5.22).
+    """
+
+    status = 426
+
+    def __init__(self, detail: str) -> None:
+        """Describe what arrived; ``Upgrade: websocket`` goes with the answer."""
+        super().__init__(detail, (("upgrade", "websocket"), ("connection", "upgrade")))
 
 
 class ServiceUnavailable(Problem):

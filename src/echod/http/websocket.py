@@ -4,10 +4,11 @@ A WebSocket starts as ``GET`` with ``Upgrade: websocket`` on a route that takes 
 (:data:`echod.routes.ROUTES`), and goes through the app as every request does
 (:mod:`echod.http.app`). Before the upgrade, in this order: it must be a GET over
 HTTP/1.1 (400), the credentials must be good (401), the route must take WebSockets
-(404), an ``Origin`` that names another host than ``Host`` must be listed (403, against
-cross-site WebSocket hijacking), and the worker must have room and not be draining
-(503). granian writes the 101 and a refusal itself, a refusal as the bare status:
-RSGI's ``accept()`` and ``close(status)`` take no headers and no body.
+(404), an ``Origin`` that names another host than ``Host`` and than the one
+``X-Forwarded-Host`` (or ``Forwarded``'s ``host=``) names must be listed (403, against
+cross-site WebSocket hijacking; :func:`origin_allowed`), and the worker must have room
+and not be draining (503). granian writes the 101 and a refusal itself, a refusal as the
+bare status: RSGI's ``accept()`` and ``close(status)`` take no headers and no body.
 
 After the upgrade, each message gets one answer, on ``/api/echo`` the echoed object or
 a problem object (as text, without a newline), on ``/api/raw`` the message itself. A
@@ -38,6 +39,7 @@ from granian.rsgi import ProtocolClosed, ProtocolError  # type: ignore[attr-defi
 
 from echod.http.drain import IDLE, SHUTDOWN, IdleTimer
 from echod.http.echo import echo
+from echod.http.forwarded import elements
 from echod.http.problems import (
     BadRequest,
     Forbidden,
@@ -54,7 +56,7 @@ from echod.telemetry.records import Traffic
 
 if TYPE_CHECKING:
     from granian._granian import RSGIWebsocketProtocol, RSGIWebsocketTransport
-    from granian.rsgi import Scope, WebsocketMessage
+    from granian.rsgi import Headers, Scope, WebsocketMessage  # type: ignore[attr-defined]
 
     from echod.http.cors import Cors
     from echod.http.drain import Drain
@@ -62,7 +64,14 @@ if TYPE_CHECKING:
     from echod.telemetry.metric_layout import Recorder
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["MEMORY", "MEMORY_POLL", "SocketLimits", "WebSockets", "same_origin"]
+__all__ = [
+    "MEMORY",
+    "MEMORY_POLL",
+    "SocketLimits",
+    "WebSockets",
+    "origin_allowed",
+    "same_origin",
+]
 
 log = logging.getLogger("echod")
 
@@ -103,6 +112,37 @@ def same_origin(origin: str, host: str | None) -> bool:
         return authority.removesuffix(f":{default}") if default else authority
 
     return bare(rest.split("/", 1)[0]) == bare(host)
+
+
+def origin_allowed(origin: str, headers: Headers) -> bool:
+    """Whether ``Origin`` names this host, as the request reached echod or a proxy in front.
+
+    A proxy in front may give echod another ``Host`` than the browser used (nginx's
+    ``proxy_set_header Host $host`` drops the port), and say the browser's in
+    ``X-Forwarded-Host`` (with ``X-Forwarded-Port``) or ``Forwarded: host=``. A page
+    cannot set those headers on a WebSocket, so they cannot help another site's page in.
+    """
+    if same_origin(origin, headers.get("host")):
+        return True
+    ports = [
+        port.strip()
+        for value in headers.get_all("x-forwarded-port")  # type: ignore[attr-defined]
+        for port in value.split(",")
+    ]
+    for value in headers.get_all("x-forwarded-host"):  # type: ignore[attr-defined]
+        for item in value.split(","):
+            host = item.strip()
+            if same_origin(origin, host):
+                return True
+            bare = ports and ":" not in host.rpartition("]")[2]
+            if bare and any(same_origin(origin, f"{host}:{port}") for port in ports):
+                return True
+    forwarded_hosts = (
+        element["host"]
+        for element in elements(headers.get_all("forwarded"))  # type: ignore[attr-defined]
+        if "host" in element
+    )
+    return any(same_origin(origin, host) for host in forwarded_hosts)
 
 
 class WebSockets:
@@ -164,7 +204,7 @@ class WebSockets:
         origin = headers.get("origin")
         if (
             origin is not None
-            and not same_origin(origin, headers.get("host"))
+            and not origin_allowed(origin, headers)
             and (self._cors is None or not self._cors.allows(origin))
         ):
             raise Forbidden(f"the Origin {origin!r} is not this host's, nor listed")

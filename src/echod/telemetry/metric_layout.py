@@ -65,9 +65,11 @@ BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 
 #: The statuses echod answers with of itself (101: a WebSocket; 204: a CORS preflight;
 #: 499: the client went away first; 503: draining, or too many delayed requests).
 #: 206 and 304: a range of /api/bytes, and a conditional request whose tag matches; 406:
-#: no coding acceptable; 416: a range outside the bytes.
+#: no coding acceptable; 416: a range outside the bytes; 426: a WebSocket handshake that lost
+#: its Upgrade on the way.
 OWN_STATUSES = (
-    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 499, 500, 503,
+    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 426, 499, 500,
+    503,
 )  # fmt: skip
 #: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
 #: any of which a client may ask ``/api/inspect`` for and see counted under its own code.

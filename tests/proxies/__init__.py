@@ -1,0 +1,1 @@
+"""Proxy tests: nginx, HAProxy and Caddy in front of real echod processes (make test-proxies)."""
