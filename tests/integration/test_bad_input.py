@@ -271,6 +271,12 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     ("dot-dot", request(path=b"/api/../api/echo"), 404, True, None),
     ("trailing-dot-dot", request(path=b"/api/echo/.."), 404, True, None),
     ("percent-00", request(path=b"/api/echo%00"), 404, True, None),
+    # granian decodes the path, %2F included, before echod routes: a proxy in front must
+    # refuse an encoded slash itself (docs/proxies.md; docs/upstream.md, report 9)
+    ("encoded-slash-is-a-slash", request(path=b"/api%2Fecho"), 200, True,
+     b'{"echoed":true}\n'),
+    ("encoded-letter-is-the-letter", request(path=b"/api/%65cho"), 200, True,
+     b'{"echoed":true}\n'),
     ("raw-nul-in-path", request(path=b"/api/echo\x00"), 400, False, None),
     ("space-in-path", request(path=b"/api/e cho"), 400, False, None),
     ("segment-of-10k", request(path=b"/" + b"a" * 10_000), 404, True, None),
