@@ -89,26 +89,36 @@ class TestHopByHop:
             ([["keep-alive", "timeout=5"]], FAIL),
             ([["proxy-connection", "keep-alive"]], FAIL),
             ([["te", "trailers, deflate"]], FAIL),
-            ([["x-audit-hop", "1"]], WARN),
-            ([["connection", "X-Audit-Hop"]], WARN),
-            ([["x-audit-hop", "1"], ["keep-alive", "1"]], FAIL),
         ],
-        ids=[
-            "none",
-            "te-trailers",
-            "keep-alive",
-            "proxy-connection",
-            "te-other",
-            "connection-listed",
-            "connection-token",
-            "both",
-        ],
+        ids=["none", "te-trailers", "keep-alive", "proxy-connection", "te-other"],
     )
-    def test_named_ones_fail_and_connection_listed_ones_warn(
-        self, headers: list[list[str]], result: str
+    def test_named_ones_fail(self, headers: list[list[str]], result: str) -> None:
+        """Keep-Alive, Proxy-Connection and a TE beyond trailers reaching echod fail."""
+        clean = {"headers": [["host", "x"]]}
+        assert verdicts.hop_by_hop({"headers": headers}, clean)[0] == result
+
+    @pytest.mark.parametrize(
+        ("listed", "refused", "result"),
+        [
+            ({"headers": [["host", "x"]]}, None, PASS),
+            ({"headers": [["x-audit-hop", "1"]]}, None, WARN),
+            ({"headers": [["connection", "X-Audit-Hop"]]}, None, WARN),
+            (None, "400", PASS),
+            (None, None, FAIL),
+        ],
+        ids=["removed", "passed-on", "connection-token-kept", "refused", "lost"],
+    )
+    def test_what_connection_names_is_removed_or_refused(
+        self, listed: dict[str, list[list[str]]] | None, refused: str | None, result: str
     ) -> None:
-        """Keep-Alive, Proxy-Connection, TE beyond trailers fail; what Connection names warns."""
-        assert verdicts.hop_by_hop({"headers": headers})[0] == result
+        """A header Connection names: removed or refused passes, passed on warns, lost fails."""
+        report = {"headers": [["host", "x"]]}
+        assert verdicts.hop_by_hop(report, listed, refused=refused)[0] == result
+
+    def test_a_named_one_fails_whatever_became_of_the_listed_one(self) -> None:
+        """A Keep-Alive that reached echod fails even when the proxy refused the other."""
+        report = {"headers": [["keep-alive", "1"]]}
+        assert verdicts.hop_by_hop(report, None, refused="400")[0] == FAIL
 
 
 class TestPathVariants:

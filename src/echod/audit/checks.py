@@ -226,13 +226,26 @@ class Audit:
         check.sent += [f"{header}: {value}" for header, value in headers]
         if report is None:
             return check.judge(FAIL, f"no report from echod: {answer.said()}")
-        names = ("connection", "x-audit-hop", "keep-alive", "proxy-connection", "te")
-        check.arrived += [
-            f"{name}: {', '.join(values)}"
-            for name in names
-            if (values := judge.header_values(report, name))
-        ] or ["none of them"]
-        return check.judge(*judge.hop_by_hop(report))
+        check.arrived += _headers_of(report, ("keep-alive", "proxy-connection", "te"))
+        listed = list(judge.CONNECTION_LISTED)
+        rid, answer, listed_report = self.inspect("listed", listed)
+        check.sent.append(
+            "then on its own: " + ", ".join(f"{header}: {value}" for header, value in listed)
+        )
+        refused = None
+        if listed_report is None:
+            by_echod = answer.header("x-request-id") == rid
+            check.arrived.append(
+                f"then: {answer.said()} from {'echod' if by_echod else 'the proxy'}"
+            )
+            if not by_echod and answer.status is not None and 400 <= answer.status < 500:  # noqa: PLR2004
+                refused = str(answer.status)
+        else:
+            check.arrived += [
+                f"then: {line}"
+                for line in _headers_of(listed_report, ("connection", "x-audit-hop"))
+            ]
+        return check.judge(*judge.hop_by_hop(report, listed_report, refused=refused))
 
     def path_variants(self, check: Check) -> Check:
         """5: a path the proxy keeps inside stays inside, whatever its spelling."""
@@ -438,9 +451,11 @@ class Audit:
             return check.judge(SKIP, f"echod refuses a delay of {delay} ms: over its --max-delay")
         if answer.status is None or answer.status < 500:  # noqa: PLR2004
             return check.judge(FAIL, f"the proxy answered {answer.said()} instead of a 5xx")
+        # A proxy that waited too long says so with 504 (RFC 9110 section 15.6.5)
+        timed_out = PASS if answer.status == 504 else WARN  # noqa: PLR2004
         if not self.options.origin_logs:
             return check.judge(
-                PASS,
+                timed_out,
                 f"the proxy gave up with {answer.status}; echod's log was not given (--origin-log)",
             )
         line = _logged(self.options.origin_logs, rid, timeout=5.0)
@@ -452,6 +467,10 @@ class Audit:
         if line.get("status") != 499:  # noqa: PLR2004
             return check.judge(
                 FAIL, f"echod logged {line.get('status')} for a request the proxy gave up on"
+            )
+        if timed_out == WARN:
+            return check.judge(
+                WARN, f"the proxy answered {answer.status}, not 504; echod logged 499"
             )
         return check.judge(PASS, f"the proxy answered {answer.status}, echod logged 499")
 
@@ -724,6 +743,15 @@ def _forwarding(seen: dict[str, Any]) -> list[str]:
             shown = [json.dumps(value) if isinstance(value, dict) else value for value in values]
             lines.append(f"{header}: {', '.join(shown)}")
     return lines or ["no forwarding header"]
+
+
+def _headers_of(report: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """The headers ``names`` as echod's report has them, one line each, or ``none of them``."""
+    return [
+        f"{name}: {', '.join(values)}"
+        for name in names
+        if (values := judge.header_values(report, name))
+    ] or ["none of them"]
 
 
 def _diagnosis(status: int) -> str:

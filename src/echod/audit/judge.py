@@ -13,6 +13,7 @@ from typing import Any
 from echod.audit.report import FAIL, PASS, SKIP, WARN
 
 __all__ = [
+    "CONNECTION_LISTED",
     "FORGED",
     "HOP_BY_HOP",
     "address_of",
@@ -33,14 +34,19 @@ FORGED = (
     ("xForwardedHost", "X-Forwarded-Host", "forged.example"),
     ("xRealIp", "X-Real-IP", "198.51.100.66"),
 )
-#: Hop-by-hop headers the audit sends (check 4), with ``X-Audit-Hop`` named by
-#: ``Connection``: none may reach echod, except ``TE: trailers``.
+#: Hop-by-hop headers the audit sends (check 4): none may reach echod, except
+#: ``TE: trailers``.
 HOP_BY_HOP = (
-    ("Connection", "keep-alive, X-Audit-Hop"),
-    ("X-Audit-Hop", "1"),
+    ("Connection", "keep-alive"),
     ("Keep-Alive", "timeout=5, max=100"),
     ("Proxy-Connection", "keep-alive"),
     ("TE", "trailers, deflate"),
+)
+#: Then, in a request of its own (check 4): a header that ``Connection`` names, which
+#: must not reach echod either; a proxy may refuse the request instead.
+CONNECTION_LISTED = (
+    ("Connection", "keep-alive, X-Audit-Hop"),
+    ("X-Audit-Hop", "1"),
 )
 
 
@@ -88,27 +94,45 @@ def forged_headers(forwarded: dict[str, Any]) -> tuple[str, str, list[str]]:
     return PASS, "every forged header was replaced, appended to or removed", notes
 
 
-def hop_by_hop(report: dict[str, Any]) -> tuple[str, str]:
+def hop_by_hop(
+    report: dict[str, Any], listed: dict[str, Any] | None, *, refused: str | None = None
+) -> tuple[str, str]:
     """Check 4: no hop-by-hop header reached echod; ``TE`` only as ``trailers``.
 
-    ``Keep-Alive``, ``Proxy-Connection`` and a ``TE`` other than ``trailers`` are hop-by-hop
-    by name (RFC 9110 7.6.1); a header that ``Connection`` names must be removed too, and
-    one that was not is a warning: nginx and HAProxy cannot be told to remove it.
+    ``report`` is echod's report of the request with :data:`HOP_BY_HOP`, and ``listed``
+    its report of the one with :data:`CONNECTION_LISTED`, or None when that one did not
+    reach echod: ``refused`` then says how the proxy answered it itself (a 4xx), if it did.
+    ``Keep-Alive``, ``Proxy-Connection`` and a ``TE`` other than ``trailers`` are
+    hop-by-hop by name (RFC 9110 section 7.6.1); a header that ``Connection`` names must
+    be removed too, or the request refused, and one passed on is a warning: nginx and
+    HAProxy cannot be told to remove it.
     """
     names = {key for key, _ in report.get("headers", [])}
     leaked = [name for name in ("keep-alive", "proxy-connection") if name in names]
     te = header_values(report, "te")
     if te and any(value.strip().lower() != "trailers" for value in te):
         leaked.append(f"te: {', '.join(te)}")
-    connection = " ".join(header_values(report, "connection")).lower()
     if leaked:
         return FAIL, f"hop-by-hop headers reached echod: {', '.join(leaked)}"
-    if "x-audit-hop" in names or "x-audit-hop" in connection:
+    removed = "no hop-by-hop header reached echod" + (f" (TE: {te[0]})" if te else "")
+    if listed is None:
+        if refused is None:
+            return FAIL, (
+                "the request whose Connection names X-Audit-Hop reached no echod, and the "
+                "proxy did not refuse it with a 4xx"
+            )
+        return (
+            PASS,
+            f"{removed}; the proxy refused ({refused}) one whose Connection names X-Audit-Hop",
+        )
+    listed_names = {key for key, _ in listed.get("headers", [])}
+    connection = " ".join(header_values(listed, "connection")).lower()
+    if "x-audit-hop" in listed_names or "x-audit-hop" in connection:
         return WARN, (
             "X-Audit-Hop, which Connection named, reached echod: the proxy does not remove "
-            "the headers Connection lists (RFC 9110 7.6.1)"
+            "the headers Connection lists (RFC 9110 section 7.6.1)"
         )
-    return PASS, "no hop-by-hop header reached echod" + (f" (TE: {te[0]})" if te else "")
+    return PASS, f"{removed}, nor X-Audit-Hop, which Connection named"
 
 
 def path_variants(
