@@ -42,7 +42,7 @@ def test_the_published_matrix_is_the_expected_one() -> None:
     """Every check, every proxy and configuration: what docs/proxies.md says is expected."""
     expected = expected_matrix()
     rows = published()
-    assert list(rows) == [name for _, name, _ in (*CHECKS, *RELOAD_CHECKS)]
+    assert list(rows) == [entry.name for entry in (*CHECKS, *RELOAD_CHECKS)]
     for name, cells in rows.items():
         for (kind, configuration), cell in zip(COLUMNS, cells, strict=True):
             want = expected[kind][configuration].get(name)

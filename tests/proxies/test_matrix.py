@@ -56,8 +56,8 @@ def test_every_check_ran_and_the_exit_status_says_so(
     Default: the fifteen checks; some fail, and the audit exits 1.
     """
     shipped, default = audits[kind, "shipped"], audits[kind, "default"]
-    assert [name for _, name, _ in (*CHECKS, *RELOAD_CHECKS)] == list(shipped.results())
-    assert [name for _, name, _ in CHECKS] == list(default.results())
+    assert [entry.name for entry in (*CHECKS, *RELOAD_CHECKS)] == list(shipped.results())
+    assert [entry.name for entry in CHECKS] == list(default.results())
     assert shipped.status == 0, shipped.report
     assert "fail" not in shipped.results().values()
     assert default.status == 1

@@ -327,7 +327,7 @@ class TestWire:
 class TestCommandLine:
     def test_the_checks_are_numbered_in_order(self) -> None:
         """1 to 15, then the two of --include reload."""
-        assert [number for number, _, _ in (*CHECKS, *RELOAD_CHECKS)] == list(range(1, 18))
+        assert [entry.number for entry in (*CHECKS, *RELOAD_CHECKS)] == list(range(1, 18))
 
     @pytest.mark.parametrize(
         ("argv", "said"),

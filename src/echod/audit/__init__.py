@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from echod.audit.checks import CHECKS, RELOAD_CHECKS, Audit, Options
+from echod.audit.auditor import Audit, Options
+from echod.audit.checks import CHECKS, RELOAD_CHECKS, Entry
 from echod.audit.report import FORMATS, Check, Report, render
 from echod.audit.wire import Target
 
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        choices=[name for _, name, _ in (*CHECKS, *RELOAD_CHECKS)],
+        choices=[entry.name for entry in (*CHECKS, *RELOAD_CHECKS)],
         help="run this check only (repeatable)",
     )
     add(
@@ -185,30 +186,29 @@ def run(audit: Audit) -> Report:
     options = audit.options
     chosen = [*CHECKS, *(RELOAD_CHECKS if options.reload else ())]
     if options.only:
-        chosen = [entry for entry in chosen if entry[1] in options.only]
-    checks = [Check(number, name, title) for number, name, title in chosen]
-    signalling = {name for _, name, _ in RELOAD_CHECKS}
-    beside = [check for check in checks if check.name in _SLOW]
+        chosen = [entry for entry in chosen if entry.name in options.only]
+    runs = [(entry, Check(entry.number, entry.name, entry.title)) for entry in chosen]
+    signalling = [(entry, check) for entry, check in runs if entry in RELOAD_CHECKS]
+    beside = [(entry, check) for entry, check in runs if entry.name in _SLOW]
     threads = [
-        threading.Thread(target=_run_one, args=(audit, check), daemon=True) for check in beside
+        threading.Thread(target=_run_one, args=(audit, entry, check), daemon=True)
+        for entry, check in beside
     ]
     for thread in threads:
         thread.start()
-    for check in checks:
-        if check not in beside and check.name not in signalling:
-            _run_one(audit, check)
+    for entry, check in runs:
+        if (entry, check) not in beside and (entry, check) not in signalling:
+            _run_one(audit, entry, check)
     for thread in threads:
         thread.join()
-    for check in checks:
-        if check.name in signalling:
-            _run_one(audit, check)
-    return Report(audit.target.url, checks, sorted(audit.instances - {""}))
+    for entry, check in signalling:
+        _run_one(audit, entry, check)
+    return Report(audit.target.url, [check for _, check in runs], sorted(audit.instances - {""}))
 
 
-def _run_one(audit: Audit, check: Check) -> None:
+def _run_one(audit: Audit, entry: Entry, check: Check) -> None:
     """Run one check; an error of the audit itself is a failure that says so."""
-    method = getattr(audit, check.name.replace("-", "_"))
     try:
-        method(check)
+        entry.run(audit, check)
     except Exception as error:  # noqa: BLE001 - one check's error must not stop the others
         check.judge("fail", f"the check itself failed: {type(error).__name__}: {error}")
