@@ -215,7 +215,10 @@ class TestSighup:
     def test_a_delay_and_a_stream_on_the_replaced_https_server_end_early_and_cleanly(
         self, make_echod: Any, files: Files
     ) -> None:
-        """A waiting delay is answered at once, a stream ends after a whole event: both 200."""
+        """A waiting delay is answered at once, a stream ends after a whole event: both 200.
+
+        The stream says it was cut short (event: shutdown), so that it never looks complete.
+        """
         echod = make_echod(*files.args(), "--reload-interval", "0", "--max-delay", "60", tls=True)
         auth = ("alice", "wonderland")
 
@@ -240,7 +243,10 @@ class TestSighup:
         assert delayed.status_code == 200
         assert delayed.json()["method"] == "GET"
         assert streamed.status_code == 200
-        assert streamed.text.count("\n\n") == 1, "one whole event, the first"
+        first, shutdown = streamed.text.split("\n\n")[:2]
+        assert first.startswith("retry: 1000\nid: 1\n"), "one whole event, the first"
+        assert shutdown == 'event: shutdown\ndata: {"lastEventId":1}', "then, that it was cut"
+        assert streamed.text.count("\n\n") == 2
         echod.wait_for_lines("reloaded")
 
     def test_kept_alive_clients_are_told_to_move_before_the_old_server_stops(

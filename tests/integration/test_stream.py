@@ -19,15 +19,24 @@ if TYPE_CHECKING:
 EVENT = re.compile(
     r'id: (\d+)\ndata: \{"seq":(\d+),"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"\}\n\n'
 )
+#: The first line of every stream: how long a client waits before it reconnects.
+RETRY = "retry: 1000\n"
 
 
 def arrivals(response: httpx.Response, started: float) -> list[tuple[int, float]]:
-    """Each event's number and the seconds after ``started`` when it arrived whole."""
+    """Each event's number and the seconds after ``started`` when it arrived whole.
+
+    The stream must start with :data:`RETRY`, in its first event.
+    """
     seen: list[tuple[int, float]] = []
     buffer = ""
+    retried = False
     for text in response.iter_text():
         buffer += text
-        while match := EVENT.match(buffer):
+        if not retried and len(buffer) >= len(RETRY):
+            assert buffer.startswith(RETRY), f"no {RETRY!r} first: {buffer[:40]!r}"
+            buffer, retried = buffer[len(RETRY) :], True
+        while retried and (match := EVENT.match(buffer)):
             assert match[1] == match[2]
             seen.append((int(match[1]), time.monotonic() - started))
             buffer = buffer[match.end() :]
@@ -51,6 +60,7 @@ class TestPacing:
         assert response.headers["content-type"] == "text/event-stream"
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["transfer-encoding"] == "chunked"
+        assert response.headers["x-accel-buffering"] == "no", "nginx would buffer it"
         assert "content-length" not in response.headers
         self.check(seen)
 
@@ -83,6 +93,14 @@ class TestPacing:
         with client.stream("GET", "/api/stream?count=1000&interval_ms=0") as response:
             seen = arrivals(response, time.monotonic())
         assert [number for number, _ in seen] == list(range(1, 1001))
+
+    def test_last_event_id_resumes_after_it(self, client: httpx.Client) -> None:
+        """A client that reconnects with Last-Event-ID: 2 gets 3 and 4, the first at once."""
+        with client.stream(
+            "GET", "/api/stream?count=4&interval_ms=0", headers={"Last-Event-ID": "2"}
+        ) as response:
+            seen = arrivals(response, time.monotonic())
+        assert [number for number, _ in seen] == [3, 4]
 
 
 class TestBounds:
@@ -159,6 +177,9 @@ class TestEnds:
         assert time.monotonic() - started < 5
         events = EVENT.findall("".join(received))
         assert 3 <= len(events) < 101
-        assert "".join(received).endswith("\n\n"), "the stream ended mid-event"
+        last = events[-1][0]
+        assert "".join(received).endswith(
+            f'\n\nevent: shutdown\ndata: {{"lastEventId":{last}}}\n\n'
+        ), "a stream cut short says so after its last whole event"
         [line] = [line for line in echod.log_lines() if line.get("path") == "/api/stream"]
         assert (line["status"], line["events"]) == (200, len(events))
