@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ATTEMPTS",
     "BYTES",
     "DRIP",
     "ECHO",
@@ -87,11 +88,12 @@ INSPECT = Route(
 STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
 BYTES = Route("/api/bytes/{n}", ("GET", "HEAD"), timed=False)
 DRIP = Route("/api/drip", ("GET", "HEAD"), timed=False)
+ATTEMPTS = Route("/api/attempts/{key}", ("GET", "HEAD", "DELETE"), timed=False)
 HEALTH = Route("/health", ("GET", "HEAD"), probe=True)
 READY = Route("/ready", ("GET", "HEAD"), probe=True)
 METRICS = Route("/metrics", ("GET", "HEAD"), probe=True)
 OPENAPI = Route("/openapi.json", ("GET", "HEAD"), probe=True)
 
 ROUTES: tuple[Route, ...] = (
-    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, HEALTH, READY, METRICS, OPENAPI,
+    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, ATTEMPTS, HEALTH, READY, METRICS, OPENAPI,
 )  # fmt: skip

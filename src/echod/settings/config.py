@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from echod.settings import values
@@ -31,8 +31,10 @@ __all__ = [
     "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_RELOAD_INTERVAL",
     "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_STATE_PREFIX",
     "DEFAULT_WS_IDLE_TIMEOUT",
     "DEFAULT_WS_MEMORY_LIMIT",
+    "STATE_PASSWORD_ENV",
     "ConfigError",
     "LogLevel",
     "Settings",
@@ -64,6 +66,11 @@ DEFAULT_RELOAD_INTERVAL = 5.0
 DEFAULT_BODY_TIMEOUT = 30.0
 #: Bytes of log lines that may wait for a slow stdout before more are dropped.
 DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024
+#: What every key echod writes in Redis starts with (``--state-prefix``).
+DEFAULT_STATE_PREFIX = "echod:"
+#: The variable that holds the password of the Redis server of ``--state``: never a flag,
+#: so that it shows in no process list, and never logged.
+STATE_PASSWORD_ENV = "ECHOD_STATE_PASSWORD"  # noqa: S105 - a variable's name, not a password
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -122,6 +129,12 @@ class Settings:
     log_buffer_bytes: int = DEFAULT_LOG_BUFFER_BYTES
     h2c: bool = False
     runtime_dir: Path | None = None
+    #: Where the scenarios' state lives: a Redis server, or None for the runtime directory.
+    state: values.StateUrl | None = None
+    state_prefix: str = DEFAULT_STATE_PREFIX
+    #: The password of ``state``'s server, from ``ECHOD_STATE_PASSWORD``: left out of the
+    #: settings' repr, so that no log line can show it.
+    state_password: str | None = field(default=None, repr=False)
 
     @property
     def tls_enabled(self) -> bool:
@@ -266,6 +279,22 @@ OPTIONS: tuple[Option, ...] = (
         "made (default /dev/shm, or the temporary directory without it)",
     ),
     Option(
+        "state",
+        values.state_url,
+        "URL",
+        "keep the scenarios' state (attempts, rate limits) in Redis or Valkey, "
+        "redis://host[:port][/db] or rediss://, shared by every replica; the password "
+        f"comes from {STATE_PASSWORD_ENV} (default: the runtime directory, shared by "
+        "this instance's workers)",
+        shown=values.hide_password,
+    ),
+    Option(
+        "state_prefix",
+        values.state_prefix,
+        "PREFIX",
+        f"what every key echod writes in Redis starts with (default {DEFAULT_STATE_PREFIX})",
+    ),
+    Option(
         "reload_interval",
         values.seconds(0.0, _MAX_SECONDS),
         "S",
@@ -327,8 +356,13 @@ def load_settings(
             given_values[option.field] = parse_value(option, raw)
         except ValueError as error:
             shown = raw if isinstance(raw, str) else ",".join(raw)  # a list's repeated flags
+            if option.shown is not None:
+                shown = option.shown(shown)
             raise ConfigError(f"{source}={shown!r}: {error}") from None
         sources[option.field] = source
+    if password := environ.get(STATE_PASSWORD_ENV):
+        given_values["state_password"] = password
+        sources["state_password"] = STATE_PASSWORD_ENV
     settings = Settings(**given_values)
     _check_combinations(settings, sources)
     return settings
@@ -357,6 +391,13 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{sources['cors_origins']}={','.join(settings.cors_origins)!r}: "
             "* allows every origin, so it cannot be listed with others"
         )
+    if settings.state is None:
+        for given in ("state_prefix", "state_password"):
+            if given in sources:
+                raise ConfigError(
+                    f"{sources[given]} is set but --state (ECHOD_STATE) is not: the state "
+                    "is in the runtime directory, which takes neither a prefix nor a password"
+                )
     if settings.tls_client_ca is not None and not settings.tls_enabled:
         raise ConfigError(
             f"{sources['tls_client_ca']} is set but HTTPS is off (--tls-port 0): "
