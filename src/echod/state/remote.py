@@ -298,9 +298,13 @@ class RemoteStore:
         if self._retrying is not None:
             self._retrying.cancel()
         with contextlib.suppress(Exception):  # the process stops: a failure to close is moot
-            self._on_own_loop(_within(self._client.aclose())).result(timeout=TIMEOUT + 1)
+            self._on_own_loop(_within(self._client.aclose(close_connection_pool=True))).result(
+                timeout=TIMEOUT + 1
+            )
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=TIMEOUT)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 async def _within(work: Coroutine[Any, Any, Any]) -> Any:  # noqa: ANN401 - any result
