@@ -17,7 +17,9 @@ SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
 # nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py).
-TEST_PACKAGES := curl jq prometheus nginx nodejs
+# redis-server keeps the scenarios' state in the tests of --state redis://
+# (tests/integration/test_state_stores.py, test_scenarios.py).
+TEST_PACKAGES := curl jq prometheus nginx nodejs redis-server
 
 .PHONY: help
 help: ## list the targets
@@ -330,7 +332,8 @@ constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyp
 	rm -rf build/pin && $(PYTHON) -m venv build/pin
 	build/pin/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	{ sed -n '1,2p' constraints.txt; build/pin/bin/python -m pip freeze --exclude-editable \
-	  --disable-pip-version-check | grep -v '^-e'; } > constraints.txt.new
+	  --disable-pip-version-check | grep -v '^-e'; sed -n '/^# The image/,$$p' constraints.txt; \
+	} > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf build/pin
 
 .PHONY: clean
