@@ -310,6 +310,11 @@ SOAK_TEST_TIMEOUT ?= 600
 soak-smoke: ## the soak tests with 3 s of load each, as CI runs them
 	$(MAKE) soak ECHOD_SOAK_SECONDS=3 SOAK_TEST_TIMEOUT=120
 
+.PHONY: bench-scenarios
+bench-scenarios: $(INSTALLED) ## scenario throughput (key=) beside plain /api/inspect, runtime directory and Redis
+	@scripts/debian-packages wrk redis-server
+	$(BIN)/python -m bench.scenarios $(ARGS)
+
 .PHONY: bench-memory
 bench-memory: $(INSTALLED) $(REFERENCE)/go-echod ## memory of echod (default, HTTP only, --workers 2) beside Go, idle and after 100,000 requests
 	@scripts/debian-packages wrk
