@@ -16,10 +16,11 @@ REFERENCE := build/reference
 SSLYZE_VENV := build/tools/sslyze
 SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
-# nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py).
+# nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py);
+# nginx and caddy run the forward-auth configurations of deploy/proxies/forward-auth.
 # redis-server keeps the scenarios' state in the tests of --state redis://
 # (tests/integration/test_state_stores.py, test_scenarios.py).
-TEST_PACKAGES := curl jq prometheus nginx nodejs redis-server
+TEST_PACKAGES := curl jq prometheus nginx nodejs caddy redis-server
 
 .PHONY: help
 help: ## list the targets

@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.report import print_table, write_chart
 from bench.server import Server, free_port, statuses
+from bench.tokens import SigningKey, claims, key_set
 from bench.wrk import wrk
 from bench.wsload import wsload
 
@@ -40,6 +41,7 @@ WORKLOADS = HERE / "workloads"
 #: Each workload, the path it hits and the statuses it expects (others count as unexpected).
 SUITE: dict[str, tuple[str, frozenset[int]]] = {
     "reference": ("/api/echo", frozenset({200})),
+    "bearer": ("/api/echo", frozenset({200})),
     "json_1k": ("/api/echo", frozenset({200})),
     "json_64k": ("/api/echo", frozenset({200})),
     "put": ("/api/echo", frozenset({200})),
@@ -158,6 +160,18 @@ def startup_seconds(runs: int, workers: int) -> list[float]:
     return times
 
 
+def bearer_token(directory: Path) -> Path:
+    """Write a key set and an ES256 token of its key into ``directory``; return the key set.
+
+    The token, valid for a day, is handed to wrk's bearer workload in ECHOD_BENCH_TOKEN.
+    """
+    key = SigningKey.generate("ES256", kid="bench")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "jwks.json").write_bytes(key_set(key))
+    os.environ["ECHOD_BENCH_TOKEN"] = key.sign(claims("bench", 86400))
+    return directory / "jwks.json"
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     model = next(
@@ -207,6 +221,8 @@ def main() -> int:
 
     port, tls_port = free_port(), free_port()
     flags = ["--tls-port", "0" if args.no_tls else str(tls_port), "--workers", str(args.workers)]
+    if "bearer" in workloads:  # a key set, and a token of its key for the workload
+        flags += ["--jwt-jwks", str(bearer_token(HERE.parent / "build" / "bench-jwt"))]
     server = Server(flags)
     results: list[Result] = []
     try:

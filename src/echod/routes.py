@@ -5,7 +5,9 @@ routing and its ``Allow`` header, the ``path`` label of the metrics, the methods
 writes as they are, and the test that holds ``docs/openapi.yaml`` to the same table.
 A route's path is also its ``path`` label in the metrics. A path may end in one
 parameter, as OpenAPI writes it (``/api/bytes/{n}``): it matches any one non-empty
-segment there, and the label stays the template, so that labels stay bounded.
+segment there, and the label stays the template, so that labels stay bounded. A route
+may also take every path under it (``/auth/verify/...``, as Envoy's ext_authz calls it),
+all counted under its own path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ATTEMPTS",
+    "AUTH_VERIFY",
     "BYTES",
     "DRIP",
     "ECHO",
@@ -59,6 +62,11 @@ class Route:
     #: what the client asks for (a delay, a stream, a download) is counted, but not timed, so it
     #: cannot set off the latency alerts.
     timed: bool = True
+    #: Whether any method is answered, not only :attr:`methods` (which the API document
+    #: lists): a forward-auth target gets the method of the request it is asked about.
+    any_method: bool = False
+    #: Whether every path under this one is this route too (``/auth/verify/a/b``).
+    subtree: bool = False
 
     @property
     def prefix(self) -> str | None:
@@ -89,11 +97,19 @@ STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
 BYTES = Route("/api/bytes/{n}", ("GET", "HEAD"), timed=False)
 DRIP = Route("/api/drip", ("GET", "HEAD"), timed=False)
 ATTEMPTS = Route("/api/attempts/{key}", ("GET", "HEAD", "DELETE"), timed=False)
+#: The target of a proxy's forward auth (``--auth-verify``): its answer is the credentials'.
+AUTH_VERIFY = Route(
+    "/auth/verify",
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"),
+    any_method=True,
+    subtree=True,
+)
 HEALTH = Route("/health", ("GET", "HEAD"), probe=True)
 READY = Route("/ready", ("GET", "HEAD"), probe=True)
 METRICS = Route("/metrics", ("GET", "HEAD"), probe=True)
 OPENAPI = Route("/openapi.json", ("GET", "HEAD"), probe=True)
 
 ROUTES: tuple[Route, ...] = (
-    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, ATTEMPTS, HEALTH, READY, METRICS, OPENAPI,
+    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, ATTEMPTS, AUTH_VERIFY, HEALTH, READY, METRICS,
+    OPENAPI,
 )  # fmt: skip

@@ -19,8 +19,8 @@ CHEAP = 4
 
 @pytest.fixture(scope="module")
 def live_echod() -> Iterator[Echod]:
-    """One echod on free loopback ports (plain HTTP), stopped after the module."""
-    server = Echod()
+    """One echod on free loopback ports (plain HTTP) with /auth/verify, stopped after the module."""
+    server = Echod("--auth-verify")
     try:
         yield server.start()
     finally:
@@ -31,6 +31,6 @@ def live_echod() -> Iterator[Echod]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     """The app as a worker builds it, logging into a pipe; alice/wonderland may use it."""
     users = {"alice": bcrypt.hashpw(b"wonderland", bcrypt.gensalt(CHEAP))}
-    made = Harness(tmp_path_factory.mktemp("app"), users)
+    made = Harness(tmp_path_factory.mktemp("app"), users, auth_verify=True)
     yield made
     made.close()

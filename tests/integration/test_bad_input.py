@@ -15,6 +15,7 @@ import random
 import re
 import socket
 import string
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -23,11 +24,21 @@ import pytest
 from echod.http.payload import pieces
 from tests.support.bombs import CODINGS, bomb, encode
 from tests.support.patterns import UUID4
-from tests.support.processes import raw_exchange
+from tests.support.processes import Echod, raw_exchange
+from tests.support.tokens import (
+    SigningKey,
+    b64url,
+    claims,
+    hand_made,
+    hs256_with_public_key,
+    key_set,
+    unsigned,
+)
 from tests.support.users import AUTH, AUTH_HEADER
 
 if TYPE_CHECKING:
-    from tests.support.processes import Echod
+    from collections.abc import Iterator
+    from pathlib import Path
 
 CRLF = b"\r\n"
 
@@ -389,6 +400,8 @@ CORPUS: list[tuple[str, bytes, int, bool, bytes | None]] = [
     *FAULT_CASES,
     *DOWNLOAD_CASES,
     *DRIP_CASES,
+    # /auth/verify is off by default: an unknown path, after auth
+    ("auth-verify-off", request(b"", method=b"GET", path=b"/auth/verify"), 404, True, None),
     *SCENARIO_CASES,
 ]  # fmt: skip
 
@@ -600,3 +613,137 @@ def test_a_scan_of_10000_random_paths_adds_no_series(make_echod: Any) -> None:
             path = "/" + "".join(generator.choices(alphabet, k=generator.randint(1, 40)))
             client.get(path)
     assert series() == before
+
+
+# Bearer tokens, against an echod with a key set of an ES256 and an RSA key, which takes
+# tokens from https://issuer.test for the audience api, serves /auth/verify, and reads
+# request heads of up to 64 KiB (so that tokens over 8 KiB reach it to be refused).
+ES = SigningKey.generate("ES256", kid="es")
+RS = SigningKey.generate("RS256", kid="rs")
+OTHER = SigningKey.generate("ES256", kid="other")  # not in the key set
+ISSUER, AUDIENCE = "https://issuer.test", "api"
+GOOD: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE}
+BOTH = 'Basic realm="echod", charset="UTF-8", Bearer realm="echod"'
+
+
+def token_request(token: str, *, path: bytes = b"/api/echo", method: bytes = b"POST") -> bytes:
+    """A request carrying ``token`` as its bearer credentials."""
+    body = b"{}" if method == b"POST" else b""
+    return request(body, path=path, method=method, authorization=b"Bearer " + token.encode())
+
+
+def deep(levels: int) -> bytes:
+    """Claims whose ``a`` nests arrays ``levels`` deep."""
+    return b'{"sub":"a","exp":9999999999,"a":' + b"[" * levels + b"]" * levels + b"}"
+
+
+def signed(key: SigningKey, **more: Any) -> str:
+    """A token of ``key``, for the right issuer and audience unless ``more`` says otherwise."""
+    return key.sign(claims(**(GOOD | more)))
+
+
+# (id, raw request, status, error_description of the invalid_token challenge or None)
+TOKEN_CORPUS: list[tuple[str, bytes, int, str | None]] = [
+    ("good-es256", token_request(signed(ES)), 200, None),
+    ("good-rs256", token_request(signed(RS)), 200, None),
+    ("exp-2-to-the-63", token_request(signed(ES, exp=2**63)), 200, None),
+    ("alg-none", token_request(unsigned("es", **GOOD)), 401, "the token is not signed (alg none)"),
+    ("hs256-signed-with-the-public-key", token_request(hs256_with_public_key(RS, **GOOD)), 401,
+     "the token's algorithm (alg) is not accepted"),
+    ("stripped-signature", token_request(signed(ES).rsplit(".", 1)[0] + "."), 401,
+     "the token's signature does not verify"),
+    ("swapped-kid", token_request(OTHER.sign(claims(**GOOD), kid="es")), 401,
+     "the token's signature does not verify"),
+    ("kid-of-the-rsa-key", token_request(ES.sign(claims(**GOOD), kid="rs")), 401,
+     "the token's algorithm (alg) does not fit its key"),
+    ("kid-not-in-the-file", token_request(signed(OTHER)), 401,
+     "the token's key (kid) is not in the key set"),
+    ("huge-header", token_request(ES.sign(claims(**GOOD), pad="x" * 7000)), 401,
+     "the token is over 8192 bytes"),
+    ("exp-0", token_request(signed(ES, exp=0)), 401, "the token has expired (exp)"),
+    ("expired-beyond-the-leeway", token_request(signed(ES, exp=int(time.time()) - 60)), 401,
+     "the token has expired (exp)"),
+    ("not-yet-valid", token_request(signed(ES, nbf=int(time.time()) + 3600)), 401,
+     "the token is not valid yet (nbf)"),
+    ("wrong-issuer", token_request(signed(ES, iss="https://evil.test")), 401,
+     "the token's issuer (iss) is not trusted"),
+    ("wrong-audience", token_request(signed(ES, aud="other")), 401,
+     "the token is not for this audience (aud)"),
+    ("no-audience", token_request(ES.sign(claims(iss=ISSUER))), 401, "the token has no aud claim"),
+    ("non-base64-parts", token_request("e30.e3!.sig"), 401, "the token is not base64url"),
+    ("base64-but-not-json", token_request(f"{b64url(b'{')}.e30.sig"), 401,
+     "the token's header is not JSON"),
+    ("two-parts", token_request("e30.e30"), 401,
+     "the token is not three base64url parts joined by dots"),
+    ("empty-token", request(authorization=b"Bearer "), 401, "the Bearer scheme carries no token"),
+    ("claims-nested-10000-deep", token_request(hand_made({"alg": "ES256", "kid": "es"},
+     deep(10_000), b"s")), 401, "the token is over 8192 bytes"),
+    ("claims-nested-2500-deep", token_request(hand_made({"alg": "ES256", "kid": "es"},
+     deep(2_500), b"s")), 401, "the token's claims nest deeper than 128 levels"),
+    ("no-credentials", request(authorization=None), 401, None),
+    ("digest-scheme", request(authorization=b"Digest x"), 401, None),
+    ("auth-verify-good", token_request(signed(ES), path=b"/auth/verify", method=b"GET"), 200,
+     None),
+    ("auth-verify-alg-none", token_request(unsigned("es", **GOOD), path=b"/auth/verify",
+     method=b"GET"), 401, "the token is not signed (alg none)"),
+    ("auth-verify-nothing", request(b"", path=b"/auth/verify", method=b"GET",
+     authorization=None), 401, None),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def jwt_echod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Echod]:
+    """echod with the key set of ES and RS, the issuer and audience, and /auth/verify."""
+    jwks: Path = tmp_path_factory.mktemp("jwks") / "jwks.json"
+    jwks.write_bytes(key_set(ES, RS))
+    server = Echod(
+        "--jwt-jwks", str(jwks), "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE,
+        "--auth-verify", "--max-header-bytes", "65536",
+    )  # fmt: skip
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "description"),
+    [case[1:] for case in TOKEN_CORPUS],
+    ids=[case[0] for case in TOKEN_CORPUS],
+)
+def test_token_corpus_case_gets_its_status_and_challenge(
+    jwt_echod: Echod, raw: bytes, status: int, description: str | None
+) -> None:
+    """Each token gets its status; a refused one, the invalid_token challenge that says why.
+
+    Without a token, the 401 offers both schemes. No answer quotes the token.
+    """
+    got, headers, content = parse(raw_exchange(jwt_echod, raw))
+    assert got == status
+    token = raw.partition(b"Authorization: Bearer ")[2].partition(CRLF)[0]
+    if status == 401:
+        problem = json.loads(content)
+        if description is None:
+            assert headers["www-authenticate"] == BOTH
+        else:
+            assert headers["www-authenticate"] == (
+                f'Bearer realm="echod", error="invalid_token", error_description="{description}"'
+            )
+            assert problem["detail"] == description
+    if token:
+        for part in token.split(b"."):
+            assert len(part) < 8 or part not in content, "an answer quoted the token"
+        assert token not in jwt_echod.stdout().encode()
+
+
+def test_no_token_reaches_the_log(jwt_echod: Echod) -> None:
+    """After the whole corpus, no log line holds a token or any part of one."""
+    for _, raw, _, _ in TOKEN_CORPUS:
+        raw_exchange(jwt_echod, raw)
+    lines = jwt_echod.request_lines()
+    assert {line["authScheme"] for line in lines} >= {"bearer", None}
+    text = json.dumps(lines)
+    for _, raw, _, _ in TOKEN_CORPUS:
+        token = raw.partition(b"Authorization: Bearer ")[2].partition(CRLF)[0].decode()
+        for part in token.split("."):
+            assert len(part) < 8 or part not in text

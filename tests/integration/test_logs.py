@@ -19,10 +19,11 @@ def test_every_stdout_line_is_json_with_the_documented_fields(make_echod: Any) -
     [line] = [line for line in echod.request_lines() if line.get("requestId") == "log-1"]
     assert set(line) == {
         "time", "level", "message", "method", "path", "status", "duration_ms",
-        "requestId", "userId", "remote",
+        "requestId", "userId", "authScheme", "remote",
     }  # fmt: skip
     assert line["message"] == "POST /api/echo HTTP/1.1"
     assert line["userId"] == "remarkablebob"
+    assert line["authScheme"] == "basic"
     assert line["remote"].startswith("127.0.0.1:")
     echod.stop()
     assert all("time" in line and "level" in line for line in echod.log_lines())

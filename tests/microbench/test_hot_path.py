@@ -27,7 +27,7 @@ from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.telemetry.records import RequestRecord
 from echod.version import __version__
-from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
+from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop, new_record
 from tests.support.users import ALICE, cheap_users
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ def drive(app: EchoApp, scope: FakeScope, body: bytes) -> FakeProto:
 
 def test_whole_request(benchmark: BenchmarkFixture, app: EchoApp) -> None:
     """Auth (verified before), echo, response, metrics and the log line of one request."""
-    verifying = app._auth.authenticate(HEADER)
-    assert not isinstance(verifying, str)
+    verifying = app._auth.authenticate(HEADER, new_record())
+    assert verifying is not None
     asyncio.run(verifying)
     headers = FakeHeaders({"host": "echod.test", "authorization": HEADER, "content-length": "14"})
     scope = FakeScope("POST", "/api/echo", headers)
@@ -106,10 +106,12 @@ def test_echo(benchmark: BenchmarkFixture, body: bytes, size: str) -> None:
 def test_verified_credentials(benchmark: BenchmarkFixture) -> None:
     """Credentials bcrypt accepted before cost a lookup."""
     auth = Authenticator(USERS)
-    verifying = auth.authenticate(HEADER)
-    assert not isinstance(verifying, str)
+    verifying = auth.authenticate(HEADER, new_record())
+    assert verifying is not None
     asyncio.run(verifying)
-    assert benchmark(auth.authenticate, HEADER) == "alice"
+    record = new_record()
+    assert benchmark(auth.authenticate, HEADER, record) is None
+    assert record.user == "alice"
 
 
 def test_new_request_id(benchmark: BenchmarkFixture) -> None:

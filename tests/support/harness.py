@@ -202,8 +202,17 @@ def new_record(
 class Harness:
     """An app wired to a real store and registry, logging into a pipe."""
 
-    def __init__(self, tmp_path: Path, users: dict[str, bytes], **settings: Any) -> None:
-        """Build the app as a worker would, with ``settings`` overriding the defaults."""
+    def __init__(
+        self,
+        tmp_path: Path,
+        users: dict[str, bytes],
+        jwks: bytes | None = None,
+        **settings: Any,
+    ) -> None:
+        """Build the app as a worker would, with ``settings`` overriding the defaults.
+
+        ``jwks`` is the key set in service, as a worker reads it from the runtime.
+        """
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
         self.registry: Registry = build_registry(
@@ -221,6 +230,7 @@ class Harness:
             is_ready=lambda: self.ready,
             instance_id=INSTANCE_ID,
             log_writer=LineWriter(write),
+            jwks=jwks,
             state=self.state,
         )
         self._write = write

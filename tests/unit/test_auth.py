@@ -16,6 +16,7 @@ from echod.http.auth import (
     parse_basic_auth,
 )
 from echod.http.problems import ServiceUnavailable, Unauthorized
+from tests.support.harness import new_record
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -35,16 +36,36 @@ def run(coroutine: Coroutine[object, object, T]) -> T:
 
 
 def pending(auth: Authenticator, header: str) -> Coroutine[object, object, str]:
-    """What ``authenticate`` gives for credentials it has not seen: the hash to await."""
-    found = auth.authenticate(header)
-    assert not isinstance(found, str), f"{header!r} was answered from the cache"
-    return found
+    """What ``authenticate`` gives for credentials it has not seen: the hash to await.
+
+    Awaited, it gives the user that it wrote into the request's record.
+    """
+    record = new_record()
+    found = auth.authenticate(header, record)
+    assert found is not None, f"{header!r} was answered from the cache"
+
+    async def user() -> str:
+        await found
+        assert record.scheme == "basic"
+        assert record.user is not None
+        return record.user
+
+    return user()
+
+
+def known(auth: Authenticator, header: str | None) -> str | None:
+    """The user that ``authenticate`` writes at once, with nothing to await (None: none)."""
+    record = new_record()
+    found = auth.authenticate(header, record)
+    if found is not None:
+        found.close()
+        return None
+    return record.user
 
 
 def verify(auth: Authenticator, raw: bytes) -> str:
     """Authenticate ``user:password``, hashing it if it must be."""
-    found = auth.authenticate(basic(raw))
-    return found if isinstance(found, str) else run(found)
+    return known(auth, basic(raw)) or run(pending(auth, basic(raw)))
 
 
 class TestParseBasicAuth:
@@ -166,7 +187,7 @@ class TestAuthenticator:
         auth = Authenticator(users)
         header = basic(b"alice:wonderland")
         assert run(pending(auth, header)) == "alice"
-        assert auth.authenticate(header) == "alice"
+        assert known(auth, header) == "alice"
 
     def test_wrong_password_is_refused_and_remembered(self, users: dict[str, bytes]) -> None:
         """A refused password is refused again without hashing."""
@@ -175,7 +196,7 @@ class TestAuthenticator:
         with pytest.raises(Unauthorized, match="wrong user name or password"):
             run(pending(auth, header))
         with pytest.raises(Unauthorized, match="wrong user name or password"):
-            auth.authenticate(header)
+            known(auth, header)
 
     def test_unknown_user_is_refused(self, users: dict[str, bytes]) -> None:
         """An unknown user is hashed like a known one, then refused."""
@@ -191,7 +212,7 @@ class TestAuthenticator:
         verify(auth, b"alice:wonderland")
         with pytest.raises(Unauthorized):
             run(pending(auth, basic(b"alice:wonderland2")))
-        assert auth.authenticate(basic(b"alice:wonderland")) == "alice"
+        assert known(auth, basic(b"alice:wonderland")) == "alice"
 
     def test_long_passwords_follow_bcrypt_72_byte_rule(self) -> None:
         """bcrypt reads 72 bytes: a longer password is checked on those, not crashed on."""
@@ -211,9 +232,9 @@ class TestAuthenticator:
         """A header that is not Basic credentials is a 401 at once, with nothing to await."""
         auth = Authenticator(users)
         with pytest.raises(Unauthorized, match="credentials are required"):
-            auth.authenticate(None)
+            known(auth, None)
         with pytest.raises(Unauthorized, match="only the Basic"):
-            auth.authenticate("Bearer abc")
+            known(auth, "Bearer abc")
 
     def test_the_same_new_credentials_are_hashed_once(self, users: dict[str, bytes]) -> None:
         """Requests that carry the same new credentials at once share one bcrypt run."""
@@ -241,7 +262,7 @@ class TestAuthenticator:
         for header in headers:
             run(pending(auth, header))
         run(pending(auth, headers[0]))  # forgotten: hashed again
-        assert auth.authenticate(headers[2]) == "alice"
+        assert known(auth, headers[2]) == "alice"
 
     def test_refused_table_is_bounded(self, users: dict[str, bytes]) -> None:
         """Remembered refusals never exceed the bound; the oldest go first."""
@@ -252,7 +273,7 @@ class TestAuthenticator:
         with pytest.raises(Unauthorized):
             run(pending(auth, basic(b"alice:wrong0")))  # forgotten: hashed again
         with pytest.raises(Unauthorized):
-            auth.authenticate(basic(b"alice:wrong4"))
+            known(auth, basic(b"alice:wrong4"))
 
     def test_hashing_queue_is_bounded(self, users: dict[str, bytes]) -> None:
         """Past max_pending waiting credentials, more are answered 503 at once."""
@@ -287,4 +308,4 @@ class TestAuthenticator:
         auth._verified[basic(b"bob:builder")] = "bob"  # verified before the flood
         with pytest.raises(ServiceUnavailable):
             verify(auth, b"alice:x")
-        assert auth.authenticate(basic(b"bob:builder")) == "bob"
+        assert known(auth, basic(b"bob:builder")) == "bob"

@@ -16,6 +16,7 @@ from echod.settings.config import LogLevel
 from echod.telemetry.access_log import (
     ACCESS_FIELDS,
     MAX_DETAIL_CHARS,
+    ORIGINAL_FIELDS,
     PROBLEM_FIELDS,
     WEBSOCKET_FIELDS,
     AccessLog,
@@ -23,7 +24,7 @@ from echod.telemetry.access_log import (
 from echod.telemetry.line_writer import FLUSH_DELAY, LineWriter
 from echod.telemetry.log_line import JsonFormatter, Rfc3339Clock
 from echod.telemetry.metric_layout import Layout
-from echod.telemetry.records import RequestRecord, Traffic, failure
+from echod.telemetry.records import Original, RequestRecord, Traffic, failure
 from tests.support.harness import QuietLoop
 
 
@@ -65,6 +66,7 @@ def record(status: int = 200, **fields: Any) -> RequestRecord:
         "duration_ms": 0.12345,
         "request_id": "rid-1",
         "user": "alice",
+        "scheme": "basic",
         "remote": "127.0.0.1:5",
         "started": 0.0,
     }
@@ -102,7 +104,7 @@ class TestAccessLog:
         [line] = read_lines(pipe[0])
         assert list(line) == [
             "time", "level", "message", "method", "path", "status", "duration_ms",
-            "requestId", "userId", "remote",
+            "requestId", "userId", "authScheme", "remote",
         ]  # fmt: skip
         assert line["level"] == "info"
         assert line["message"] == "POST /api/echo HTTP/1.1"
@@ -168,6 +170,7 @@ class TestAccessLog:
         [
             ({}, ACCESS_FIELDS),
             ({"user": None}, ACCESS_FIELDS),
+            ({"scheme": "bearer"}, ACCESS_FIELDS),
             ({"path": '/q"\\\n\x01é'}, ACCESS_FIELDS),
             ({"status": 404, "detail": 'no route "/x"\n'}, ACCESS_FIELDS + PROBLEM_FIELDS),
             (
@@ -175,7 +178,7 @@ class TestAccessLog:
                 ACCESS_FIELDS + PROBLEM_FIELDS,
             ),
         ],
-        ids=["typical", "no-user", "escaped-path", "problem", "error-status"],
+        ids=["typical", "no-user", "bearer", "escaped-path", "problem", "error-status"],
     )
     def test_the_common_and_the_long_way_write_the_same_line(
         self,
@@ -194,6 +197,30 @@ class TestAccessLog:
         long = json.loads(log._full_line(one, level))
         assert list(common) == list(long) == list(names)
         assert common == long
+
+    @pytest.mark.parametrize("scheme", [None, "basic", "bearer"], ids=str)
+    def test_the_line_names_the_scheme_of_the_credentials(
+        self, pipe: tuple[int, int], scheme: str | None
+    ) -> None:
+        """authScheme is basic or bearer once the user is verified, null without a user."""
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
+        user = None if scheme is None else "alice"
+        log.request(record(user=user, scheme=scheme or "basic"))
+        log.request(record(401, user=None, scheme=scheme or "basic", detail="no"))
+        log.request(record(404, user=user, scheme=scheme or "basic", detail="no"))
+        lines = read_lines(pipe[0])
+        assert [line["authScheme"] for line in lines] == [scheme, None, scheme]
+
+    def test_a_forward_auth_line_adds_the_original_request(self, pipe: tuple[int, int]) -> None:
+        """/auth/verify's line says what the proxy asked about, after the access fields."""
+        log = AccessLog(LogLevel.INFO, LineWriter(pipe[1]))
+        original = Original(method="DELETE", uri="/private?x=1", host="app.example", proto=None)
+        log.request(record(path="/auth/verify", original=original))
+        [line] = read_lines(pipe[0])
+        assert list(line) == [*ACCESS_FIELDS, *ORIGINAL_FIELDS]
+        assert [line[name] for name in ORIGINAL_FIELDS] == [
+            "DELETE", "/private?x=1", "app.example", None,
+        ]  # fmt: skip
 
     def test_a_websocket_line_adds_its_traffic(self, pipe: tuple[int, int]) -> None:
         """Written when the connection closes: the access fields, then the traffic."""

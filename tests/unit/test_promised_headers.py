@@ -53,8 +53,8 @@ def walk() -> list[Any]:
 
 @pytest.fixture
 def app(make_harness: MakeHarness) -> Harness:
-    """An app that lets a page of https://app.example call it, so preflights are answered."""
-    return make_harness(cors_origins=(APP,))
+    """An app that lets https://app.example call it (preflights) and serves /auth/verify."""
+    return make_harness(cors_origins=(APP,), auth_verify=True)
 
 
 @pytest.mark.parametrize(("route", "method", "authed"), walk())

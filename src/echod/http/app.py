@@ -11,11 +11,13 @@ For each request, in order (the routes are :data:`echod.routes.ROUTES`; each pat
 3. A WebSocket handshake must be a GET over HTTP/1.1 (400); an HTTP/1.1 request must
    have a ``Host`` (400). A CORS preflight to ``/api/`` is answered 204 without
    credentials (:mod:`echod.http.cors`).
-4. Anything else needs basic auth: 401 without good credentials (:mod:`echod.http.auth`).
+4. Anything else needs credentials, Basic or (with a key set) a bearer token: 401
+   without good ones (:mod:`echod.http.auth`). ``/auth/verify`` is such a route: its 401,
+   or its handler's 200, is the answer a proxy's forward auth asks for.
 5. A WebSocket goes to :mod:`echod.http.websocket`. Otherwise a path no route has is 404,
-   and a route asked with another method is 405 with ``Allow``; the route's handler
-   answers, with the body read first when the route takes one (:mod:`echod.http.bodies`:
-   413 over the limit).
+   and a route asked with another method is 405 with ``Allow`` (``/auth/verify`` takes
+   any); the route's handler answers, with the body read first when the route takes one
+   (:mod:`echod.http.bodies`: 413 over the limit).
 6. Every answer carries ``X-Request-ID`` and ``X-Response-Time``
    (:func:`echod.http.answers.stamp`), every answer under ``/api/`` ``Cache-Control:
    no-store``, and each answer of a worker that granian is stopping ``Connection:
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
     from echod.telemetry.metric_layout import Tally
     from echod.telemetry.observer import Observer
 
-__all__ = ["EchoApp", "Endpoint", "Handler"]
+__all__ = ["Annotate", "EchoApp", "Endpoint", "Handler"]
 
 
 #: What answers one route's requests: it gets the scope, the protocol, the request's
@@ -80,6 +82,11 @@ Handler = Callable[["Scope", "HTTPProtocol", RequestRecord, bytes], Awaitable[No
 _now = time.perf_counter
 
 
+#: What a failed request to a route adds to its record from the request (the original
+#: request a proxy asks ``/auth/verify`` about); its handler does the same on success.
+Annotate = Callable[["Scope", RequestRecord], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A path's route, what answers it, and what its requests are counted under."""
@@ -87,6 +94,7 @@ class Endpoint:
     route: Route | None
     handler: Handler | None
     tally: Tally
+    annotate: Annotate | None = None
 
 
 class EchoApp:
@@ -119,6 +127,12 @@ class EchoApp:
             (prefix, endpoint)
             for endpoint in endpoints.values()
             if endpoint.route is not None and (prefix := endpoint.route.prefix) is not None
+        )
+        # Routes that take every path under theirs, found the same way.
+        self._subtrees = tuple(
+            (endpoint.route.path + "/", endpoint)
+            for endpoint in endpoints.values()
+            if endpoint.route is not None and endpoint.route.subtree
         )
         self._auth = authenticator
         self._log = access_log
@@ -179,6 +193,14 @@ class EchoApp:
         """
         self._auth.use(users)
 
+    def use_key_set(self, jwks: bytes) -> None:
+        """Verify bearer tokens with the key set ``jwks`` from now on (a reload put it in service).
+
+        Nothing remembered of tokens is kept, so a token of a key that left the set is
+        refused at once.
+        """
+        self._auth.use_key_set(jwks)
+
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:  # noqa: C901, PLR0912, PLR0915 - the order of every request, in one place
         """Answer one request, then record it."""
         started = _now()
@@ -216,8 +238,9 @@ class EchoApp:
             if preflight is not None and path.startswith("/api/"):
                 self._preflight(preflight, proto, route, record)
             else:
-                user = self._auth.authenticate(headers.get("authorization"))
-                record.user = user if type(user) is str else await user  # type: ignore[misc]
+                verifying = self._auth.authenticate(headers.get("authorization"), record)
+                if verifying is not None:
+                    await verifying
                 if websocket:
                     await self._websockets.serve(
                         scope,
@@ -228,7 +251,7 @@ class EchoApp:
                     )
                 elif route is None:
                     raise NotFound(f"no route matches the path {path!r}")
-                elif method not in route.methods:
+                elif method not in route.methods and not route.any_method:
                     raise MethodNotAllowed(method, route.allow)
                 else:
                     body = b""
@@ -246,6 +269,8 @@ class EchoApp:
                     if waiting is not None:
                         await waiting
         except Exception as exc:  # noqa: BLE001 - the edge: every failure is answered once
+            if endpoint.annotate is not None:
+                endpoint.annotate(scope, record)
             self._failed(exc, proto, record, websocket=websocket)
         if websocket:  # a WebSocket's duration is the connection's
             record.duration_ms = (_now() - started) * 1000.0
@@ -255,7 +280,8 @@ class EchoApp:
         """The endpoint of a route with a parameter that ``path`` fills, or the unmatched one.
 
         The parameter is one non-empty segment: ``/api/bytes/10`` fills ``/api/bytes/{n}``;
-        ``/api/bytes/`` and ``/api/bytes/1/2`` do not.
+        ``/api/bytes/`` and ``/api/bytes/1/2`` do not. A route that takes its subtree
+        takes any path under it.
         """
         for prefix, endpoint in self._parameters:
             if (
@@ -263,6 +289,9 @@ class EchoApp:
                 and len(path) > len(prefix)
                 and "/" not in path[len(prefix) :]
             ):
+                return endpoint
+        for prefix, endpoint in self._subtrees:
+            if path.startswith(prefix):
                 return endpoint
         return self._unmatched
 

@@ -16,7 +16,7 @@ import msgspec
 
 from echod.http.problems import BadRequest
 
-__all__ = ["MAX_DEPTH", "echo"]
+__all__ = ["MAX_DEPTH", "echo", "too_deep"]
 
 #: Deepest nesting of objects and arrays accepted, counting the outer object as 1.
 MAX_DEPTH = 128
@@ -66,7 +66,7 @@ def echo(body: bytes) -> bytes:
         raise BadRequest(f"the body must be a JSON object, not {kind}")
     # Counting brackets is fast and bounds the depth from above, so the walk over the
     # decoded value only runs for bodies that could be too deep.
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _too_deep(value):
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and too_deep(value):
         raise BadRequest(f"the JSON nests deeper than {MAX_DEPTH} levels")
     echoed = value.get("echoed")
     if echoed is True or echoed == "true":
@@ -75,7 +75,8 @@ def echo(body: bytes) -> bytes:
     return _encode(value)
 
 
-def _too_deep(value: dict[str, Any]) -> bool:
+def too_deep(value: dict[str, Any]) -> bool:
+    """Whether ``value`` nests objects and arrays deeper than :data:`MAX_DEPTH` levels."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

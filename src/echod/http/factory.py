@@ -3,6 +3,7 @@
 Everything a worker needs is made here once, at the worker's start: the access log,
 the authenticator, the observer that feeds the metric slot and the log, and each
 route's handler, which is paired with its route here. Nothing is made at import time.
+The JOSE library is imported here only when a key set is given (``--jwt-jwks``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import TYPE_CHECKING
 from echod import routes
 from echod.http.app import EchoApp, Endpoint
 from echod.http.auth import Authenticator
+from echod.http.bearer import Tokens
 from echod.http.cors import Cors
 from echod.http.downloads import Downloads
 from echod.http.drain import Drain
 from echod.http.drip import Drips
 from echod.http.echoes import Echoes
+from echod.http.forward_auth import ForwardAuth
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
 from echod.http.probes import Probes
@@ -32,7 +35,7 @@ from echod.telemetry.observer import Observer
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from echod.http.app import Handler
+    from echod.http.app import Annotate, Handler
     from echod.routes import Route
     from echod.settings.config import Settings
     from echod.state.model import Store
@@ -52,13 +55,15 @@ def create_app(
     is_ready: Callable[[], bool],
     instance_id: str,
     log_writer: LineWriter | None = None,
+    jwks: bytes | None = None,
     state: Store | None = None,
 ) -> EchoApp:
     """Build the application for one worker process from its settings and shared parts.
 
     ``instance_id`` names the echod instance, the same in all its workers. Request lines
-    go through ``log_writer``, by default the process's writer of stdout. ``state`` is
-    where the scenarios' attempts and buckets are kept; without it, a request with
+    go through ``log_writer``, by default the process's writer of stdout. ``jwks`` is the
+    key set in service (checked already), or None: no bearer tokens are taken. ``state``
+    is where the scenarios' attempts and buckets are kept; without it, a request with
     ``key=`` or ``rate=`` gets a 503.
     """
     writer = stdout_writer() if log_writer is None else log_writer
@@ -71,6 +76,8 @@ def create_app(
     probes = Probes(registry=registry, is_ready=is_ready, openapi=openapi_document())
     count = recorder.coding
     echoes = Echoes(count)
+    tokens = _tokens(settings, jwks)
+    forward_auth = ForwardAuth(routes.AUTH_VERIFY.path, tokens)
     scenarios = Scenarios(state, instance_id, recorder)
     handlers: dict[Route, Handler] = {
         routes.ECHO: echoes.json,
@@ -80,6 +87,7 @@ def create_app(
             max_delay=settings.max_delay,
             drain=drain,
             count=count,
+            tokens=tokens,
             scenarios=scenarios,
         ),
         routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
@@ -91,10 +99,19 @@ def create_app(
         routes.METRICS: probes.metrics,
         routes.OPENAPI: probes.openapi,
     }
+    if settings.auth_verify:
+        handlers[routes.AUTH_VERIFY] = forward_auth
+    annotations: dict[Route, Annotate] = {routes.AUTH_VERIFY: forward_auth.annotate}
     layout = recorder.layout
     endpoints = {
-        route.path: Endpoint(route, handlers[route], layout.tally(route.path, timed=route.timed))
+        route.path: Endpoint(
+            route,
+            handlers[route],
+            layout.tally(route.path, timed=route.timed),
+            annotations.get(route),
+        )
         for route in ROUTES
+        if route in handlers
     }
     websockets = WebSockets(
         recorder=recorder,
@@ -110,7 +127,7 @@ def create_app(
     return EchoApp(
         endpoints=endpoints,
         unmatched=Endpoint(None, None, layout.tally(UNMATCHED)),
-        authenticator=Authenticator(users),
+        authenticator=Authenticator(users, tokens=tokens),
         access_log=access_log,
         observer=Observer(access_log, recorder),
         websockets=websockets,
@@ -120,3 +137,13 @@ def create_app(
         body_timeout=settings.body_timeout,
         count_coding=count,
     )
+
+
+def _tokens(settings: Settings, jwks: bytes | None) -> Tokens | None:
+    """The verifier of bearer tokens with the key set ``jwks``, or None without one."""
+    if jwks is None:
+        return None
+    from echod.http.keyset import KeySet, Policy  # noqa: PLC0415 - JOSE, only when used
+
+    policy = Policy(settings.jwt_issuers, settings.jwt_audiences, settings.jwt_leeway)
+    return Tokens(KeySet.parse(jwks), policy)

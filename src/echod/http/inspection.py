@@ -3,14 +3,15 @@
 The report says what a proxy in front did to a request: its method, path, query,
 version, scheme, peer, headers (with credentials redacted), what ``Forwarded`` and the
 ``X-Forwarded-*`` headers claim (reported, never trusted), its body as it arrived and
-as decoded, and which echod instance answered. The request may also shape the answer:
-a status (200 to 599) or statuses picked by weight, a delay (up to ``--max-delay``) or
-a range to pick one in (:mod:`echod.http.faults`), headers and a body of its own
-(:mod:`echod.http.shaping`), and a coding (:mod:`echod.http.negotiation`). Delays wait
-without blocking the process, within the process's places for long requests
-(:meth:`echod.http.drain.Drain.holding`), and end at once when echod drains. A request
-with ``key=`` or ``rate=`` is a scenario (:mod:`echod.http.scenarios`): the state says
-whether it fails, passes or is refused (429) before it is answered.
+as decoded, which echod instance answered, and what a bearer token carries
+(:func:`token_report`). The request may also shape the answer: a status (200 to 599)
+or statuses picked by weight, a delay (up to ``--max-delay``) or a range to pick one in
+(:mod:`echod.http.faults`), headers and a body of its own (:mod:`echod.http.shaping`),
+and a coding (:mod:`echod.http.negotiation`). Delays wait without blocking the process,
+within the process's places for long requests (:meth:`echod.http.drain.Drain.holding`),
+and end at once when echod drains. A request with ``key=`` or ``rate=`` is a scenario
+(:mod:`echod.http.scenarios`): the state says whether it fails, passes or is refused
+(429) before it is answered.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from echod.http.answers import HTTP_VERSIONS, NO_STORE, send, stamp
+from echod.http.bearer import NO_KEYS, bearer_token, peek
 from echod.http.bodies import Decoded
 from echod.http.controls import Bounds, Controls, delay_ms
 from echod.http.faults import faults
 from echod.http.forwarded import forwarded
 from echod.http.negotiation import VARY, encode_whole, forced
+from echod.http.problems import InvalidToken
 from echod.http.scenarios import asked
 from echod.http.shaping import DEFAULT_TYPE, Shape, shape
 from echod.routes import INSPECT
@@ -38,11 +41,12 @@ if TYPE_CHECKING:
 
     from granian.rsgi import Headers, HTTPProtocol, Scope  # type: ignore[attr-defined]
 
+    from echod.http.bearer import Tokens
     from echod.http.drain import Drain
     from echod.http.scenarios import Asked, Scenarios
     from echod.telemetry.records import RequestRecord
 
-__all__ = ["TEXT_LIMIT", "Inspector", "redacted"]
+__all__ = ["TEXT_LIMIT", "Inspector", "redacted", "token_report"]
 
 #: The longest body shown as text in the report, in bytes; a longer one shows null.
 TEXT_LIMIT = 64 * 1024
@@ -55,7 +59,8 @@ _JSON = "application/json"
 _PLAIN = Shape()
 #: What a failing attempt is answered by default (``fail=``, ``fail_every=``).
 FAIL_STATUS = 503
-_encode = msgspec.json.Encoder().encode
+# Decimal: the numbers of a token's claims, shown as numbers (echo's way of reading them).
+_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
 def redacted(name: str, value: str) -> str:
@@ -82,6 +87,43 @@ def redacted(name: str, value: str) -> str:
     return f"{scheme} {_REDACTED}"
 
 
+def token_report(headers: Headers, tokens: Tokens | None) -> dict[str, Any] | None:
+    """What the first bearer token of the request carries, or None without one.
+
+    The token is looked for in ``Authorization``, then in ``Proxy-Authorization`` (where
+    a client that signs in with Basic can still show one), in every value of each. One
+    that has the shape of a JWT (:func:`echod.http.bearer.peek`) is reported with its
+    header and claims, whether its signature verifies or not, and never its signature:
+    ``verified`` says whether the key set accepts it, and ``reason`` why not.
+    """
+    for name in _CREDENTIALS_ORDER:
+        for value in headers.get_all(name) or []:  # type: ignore[attr-defined]
+            token = bearer_token(value)
+            if not token:
+                continue
+            try:
+                peeked = peek(token)
+            except InvalidToken:
+                continue
+            reason: str | None = NO_KEYS
+            if tokens is not None:
+                try:
+                    tokens.verify(value)
+                    reason = None
+                except InvalidToken as refused:
+                    reason = refused.detail
+            return {
+                "header": peeked.header,
+                "claims": peeked.claims,
+                "verified": reason is None,
+                "reason": reason,
+            }
+    return None
+
+
+_CREDENTIALS_ORDER = ("authorization", "proxy-authorization")
+
+
 class Inspector:
     """The handler of ``/api/inspect`` (see :data:`echod.http.app.Handler`)."""
 
@@ -92,14 +134,17 @@ class Inspector:
         max_delay: float,
         drain: Drain,
         count: Callable[[int, str], None] = lambda _d, _c: None,
+        tokens: Tokens | None = None,
         scenarios: Scenarios | None = None,
     ) -> None:
         """Report ``instance``; honour delays up to ``max_delay`` seconds.
 
         ``count`` is told of each answer's coding
-        (:meth:`echod.telemetry.metric_layout.Recorder.coding`). ``scenarios`` asks the
-        state for the requests with ``key=`` or ``rate=``.
+        (:meth:`echod.telemetry.metric_layout.Recorder.coding`); ``tokens`` verifies the
+        bearer tokens the report shows (without it, none is). ``scenarios`` asks the state
+        for the requests with ``key=`` or ``rate=``.
         """
+        self._tokens = tokens
         self._instance = instance
         self._delay = delay_ms(max_delay)
         self._drain = drain
@@ -241,7 +286,7 @@ class Inspector:
             }
         else:
             received = {"contentEncoding": [], "bytes": len(body), "sha256": sha256}
-        return {
+        report = {
             "method": scope.method,
             "path": scope.path,
             "query": scope.query_string,
@@ -256,3 +301,7 @@ class Inspector:
             "instance": self._instance,
             "requestId": rid,
         }
+        token = token_report(headers, self._tokens)
+        if token is not None:
+            report["token"] = token
+        return report

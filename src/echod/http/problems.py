@@ -6,6 +6,7 @@ details (``application/problem+json``) that carry the request id::
     Problem                      any error answer; status 500 unless a subclass says
     ├── BadRequest               400  the body is empty, not JSON, not an object, ...
     ├── Unauthorized             401  credentials missing, malformed or wrong
+    │   └── InvalidToken         401  a bearer token that is malformed or not valid
     ├── Forbidden                403  a WebSocket from another site's page
     ├── NotFound                 404  no such path
     ├── MethodNotAllowed         405  the path exists, not with this method (``Allow``)
@@ -32,6 +33,7 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "BadRequest",
     "Forbidden",
+    "InvalidToken",
     "MethodNotAllowed",
     "NotAcceptable",
     "NotFound",
@@ -43,6 +45,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "bearer_challenge",
     "render_problem",
     "title",
 ]
@@ -91,15 +94,52 @@ class Unauthorized(Problem):
     """Credentials are missing, malformed or wrong (RFC 7617)."""
 
     status = 401
-    #: The challenge sent with every 401 (RFC 7617 section 2.1 defines ``charset``).
+    #: The challenge of the Basic scheme (RFC 7617 section 2.1 defines ``charset``).
     CHALLENGE: ClassVar[tuple[str, str]] = (
         "www-authenticate",
         'Basic realm="echod", charset="UTF-8"',
     )
+    #: Both schemes, when bearer tokens are taken too and no credentials came (RFC 6750
+    #: section 3.1: no error code then). One field, not two: nginx 1.22's auth_request
+    #: passes on a single ``WWW-Authenticate`` field.
+    BOTH: ClassVar[tuple[str, str]] = (
+        "www-authenticate",
+        'Basic realm="echod", charset="UTF-8", Bearer realm="echod"',
+    )
 
-    def __init__(self, detail: str) -> None:
-        """Describe why the credentials were refused; the challenge header is added."""
-        super().__init__(detail, (self.CHALLENGE,))
+    def __init__(self, detail: str, challenge: tuple[str, str] | None = None) -> None:
+        """Say why the credentials were refused; ``challenge`` (Basic's by default) is added."""
+        super().__init__(detail, (challenge or self.CHALLENGE,))
+
+
+class InvalidToken(Unauthorized):
+    """A bearer token is malformed, or not valid (RFC 6750 section 3.1, ``invalid_token``).
+
+    The detail is also the challenge's ``error_description``, so it must never quote the
+    token or any part of it, and must hold printable ASCII without quotes or backslashes.
+    """
+
+    def __init__(self, detail: str, *, lasting: bool = True) -> None:
+        """Describe why the token was refused, in the words the challenge repeats.
+
+        ``lasting`` is False when the same token may be valid later (not valid yet).
+        """
+        super().__init__(detail, bearer_challenge(detail))
+        self.lasting = lasting
+
+
+def bearer_challenge(reason: str) -> tuple[str, str]:
+    """The ``WWW-Authenticate`` field of a refused bearer token (RFC 6750 section 3).
+
+    ``error_description`` may hold only printable ASCII without quotes and backslashes:
+    any other character of ``reason`` is dropped.
+    """
+    description = "".join(char for char in reason if char.isascii() and char.isprintable())
+    description = description.replace('"', "").replace("\\", "")
+    return (
+        "www-authenticate",
+        f'Bearer realm="echod", error="invalid_token", error_description="{description}"',
+    )
 
 
 class Forbidden(Problem):

@@ -39,12 +39,14 @@ class _Material(msgspec.Struct, frozen=True):
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
     tls_client_ca: bytes | None = None
+    jwks: bytes | None = None
 
 
 class _Summary(msgspec.Struct, frozen=True):
     users: int
     serial: str | None
     not_after: float | None
+    jwt_keys: int | None = None
 
 
 class _Request(msgspec.Struct, frozen=True):
@@ -98,7 +100,8 @@ def check(
     if answer.error is not None or answer.material is None or answer.summary is None:
         raise ConfigError(answer.error or "the files could not be checked")
     material = Material(**_fields(answer.material))
-    summary = Summary(answer.summary.users, answer.summary.serial, answer.summary.not_after)
+    told = answer.summary
+    summary = Summary(told.users, told.serial, told.not_after, told.jwt_keys)
     return material, summary
 
 
@@ -108,6 +111,7 @@ def _fields(material: Material | _Material) -> dict[str, Any]:
         "tls_cert": material.tls_cert,
         "tls_key": material.tls_key,
         "tls_client_ca": material.tls_client_ca,
+        "jwks": material.jwks,
     }
 
 
@@ -132,7 +136,7 @@ def main() -> int:
         told = summary(material)
         answer = _Answer(
             material=_Material(**_fields(material)),
-            summary=_Summary(told.users, told.serial, told.not_after),
+            summary=_Summary(told.users, told.serial, told.not_after, told.jwt_keys),
         )
     sys.stdout.buffer.write(msgspec.json.encode(answer))
     return 0

@@ -1,10 +1,11 @@
 """Checks: what makes the material fit to serve, made with the cryptography library.
 
 The users file must parse, the key must be the certificate's and of a kind that
-granian's TLS signs with, and the client CA must hold certificates. The development
+granian's TLS signs with, the client CA must hold certificates, and the key set of
+bearer tokens must be one echod verifies with (:mod:`echod.http.keyset`). The development
 certificate is made here when no certificate is named. Only the checker's own process
 (:mod:`echod.instance.checker`) imports this module, so that the serving process never
-loads cryptography.
+loads cryptography, nor PyJWT unless it verifies tokens.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from echod.http.keyset import KeySet
 from echod.instance.certs import self_signed
 from echod.instance.material import SETTINGS, Material, Reading, Summary
 from echod.instance.users import demo_users_file, parse_users
@@ -69,18 +71,29 @@ def build(settings: Settings, snapshot: Snapshot, kept: Material | None) -> Mate
             raise ConfigError(
                 f"{flag(SETTINGS['tls_client_ca'])}={str(path)!r}: no PEM certificate in it"
             ) from None
-    return Material(users=users, tls_cert=cert, tls_key=key, tls_client_ca=client_ca)
+    jwks = _content(snapshot, "jwks")
+    if jwks is not None:
+        try:
+            KeySet.parse(jwks)
+        except ValueError as error:
+            path = snapshot["jwks"].path
+            raise ConfigError(f"{flag(SETTINGS['jwks'])}={str(path)!r}: {error}") from None
+    return Material(users=users, tls_cert=cert, tls_key=key, tls_client_ca=client_ca, jwks=jwks)
 
 
 def summary(material: Material) -> Summary:
-    """How many users ``material`` has, and the serial and end of its certificate."""
+    """How many users and keys ``material`` has, and the serial and end of its certificate."""
     users = _count_users(material.users, None)
+    keys = None if material.jwks is None else len(KeySet.parse(material.jwks))
     if material.tls_cert is None:
-        return Summary(users, None, None)
+        return Summary(users, None, None, keys)
     leaf = x509.load_pem_x509_certificates(material.tls_cert)[0]
     serial = f"{leaf.serial_number:X}"
     return Summary(
-        users, serial.zfill(len(serial) + len(serial) % 2), leaf.not_valid_after_utc.timestamp()
+        users,
+        serial.zfill(len(serial) + len(serial) % 2),
+        leaf.not_valid_after_utc.timestamp(),
+        keys,
     )
 
 

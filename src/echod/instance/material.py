@@ -1,8 +1,9 @@
 """Material: the files that a reload reads again, as they were read, and what they hold.
 
 They are the htpasswd file of the users (``--users-file``), the certificate chain and
-its private key (``--tls-cert``, ``--tls-key``), and the CAs that client certificates
-chain to (``--tls-client-ca``). echod reads them at start and on every reload, and
+its private key (``--tls-cert``, ``--tls-key``), the CAs that client certificates
+chain to (``--tls-client-ca``), and the key set of bearer tokens (``--jwt-jwks``). echod
+reads them at start and on every reload, and
 checks all of them before any is put in service (:mod:`echod.instance.checker`, in a
 process of its own): one bad file, and nothing changes. What no setting names is made
 or found once, at start, and kept: the bundled demo users and the development
@@ -37,17 +38,19 @@ SETTINGS = {
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "tls_client_ca": "tls_client_ca",
+    "jwks": "jwt_jwks",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Material:
-    """What a reload puts in service, as checked bytes: users, certificate, key, client CA."""
+    """What a reload puts in service, as checked bytes: users, certificate, key, client CA, JWKS."""
 
     users: bytes
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
     tls_client_ca: bytes | None = None
+    jwks: bytes | None = None
 
     def changes(self, before: Material) -> list[str]:
         """The flags of the files whose content differs from ``before``."""
@@ -72,7 +75,7 @@ Snapshot = dict[str, Reading]
 
 def sources(settings: Settings) -> dict[str, Path]:
     """The files that ``settings`` name, by the field of :class:`Material` that each fills."""
-    named = {"users": settings.users_file}
+    named = {"users": settings.users_file, "jwks": settings.jwt_jwks}
     if settings.tls_enabled:
         named |= {
             "tls_cert": settings.tls_cert,
@@ -108,6 +111,8 @@ class Summary:
     serial: str | None
     #: When the certificate expires, in Unix time.
     not_after: float | None
+    #: The keys of the JWKS, or None without one.
+    jwt_keys: int | None = None
 
     def fields(self) -> dict[str, object]:
         """The summary as fields of a log line."""
@@ -115,4 +120,6 @@ class Summary:
         if self.serial is not None and self.not_after is not None:
             not_after = dt.datetime.fromtimestamp(self.not_after, dt.UTC)
             fields |= {"certSerial": self.serial, "certNotAfter": not_after.isoformat()}
+        if self.jwt_keys is not None:
+            fields["jwtKeys"] = self.jwt_keys
         return fields

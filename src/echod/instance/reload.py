@@ -1,4 +1,4 @@
-"""Reload: new users and certificates in service without downtime, on SIGHUP or a changed file.
+"""Reload: users, certificates and key sets in service again, without downtime, on SIGHUP.
 
 A reload reads every file again and has all of them checked
 (:mod:`echod.instance.checker`). If one is bad, the material in service stays, the reason

@@ -15,7 +15,8 @@ owner can enter it::
     │                       and state.lock (none with --state redis://...)
     ├── users               the htpasswd text of the users in service
     ├── tls.pem             the certificate chain in service, then its private key
-    └── client-ca.pem       the CA of client certificates, when one is set
+    ├── client-ca.pem       the CA of client certificates, when one is set
+    └── jwks.json           the key set of bearer tokens, when one is set
 
 The metric slots and the record of reloads are files of
 :mod:`echod.telemetry.metric_store`, and the state is :mod:`echod.state.local`'s: every
@@ -62,7 +63,7 @@ __all__ = [
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
 _PREFIX = "echod-"
 _OWNER, _READY, _METRICS, _RELOADS, _STATE = "owner", "ready", "metrics", "reloads", "state"
-_USERS, _TLS, _CLIENT_CA = "users", "tls.pem", "client-ca.pem"
+_USERS, _TLS, _CLIENT_CA, _JWKS = "users", "tls.pem", "client-ca.pem", "jwks.json"
 
 
 class RuntimeSpaceError(ConfigError):
@@ -188,12 +189,18 @@ class Runtime:
         if material.tls_cert is not None and material.tls_key is not None:
             pair = material.tls_cert.rstrip(b"\n") + b"\n" + material.tls_key
         self._replace(_USERS, material.users)
+        self._replace(_JWKS, material.jwks)
         self._replace(_CLIENT_CA, material.tls_client_ca)
         self._replace(_TLS, pair)
 
     def users(self) -> bytes:
         """The htpasswd text of the users in service."""
         return (self.ref.directory / _USERS).read_bytes()
+
+    def jwks(self) -> bytes | None:
+        """The key set of bearer tokens in service, or None when none is set."""
+        path = self.ref.directory / _JWKS
+        return path.read_bytes() if path.exists() else None
 
     def tls_material(self) -> bytes | None:
         """The certificate, key and client CA in service, as bytes, or None without them.

@@ -155,6 +155,7 @@ class Serving:
             ),
             is_ready=runtime.readiness.is_ready,
             instance_id=self._ref.instance,
+            jwks=runtime.jwks(),
             state=state,
         )
         app.start(loop)
@@ -271,6 +272,8 @@ class Serving:
         if generation == self._generation:
             return
         app.use_users(parse_users(runtime.users().decode(), "the users in service"))
+        if (jwks := runtime.jwks()) is not None:
+            app.use_key_set(jwks)
         tls = runtime.tls_material()
         if tls != self._tls and (old := self._servers.get("https")) is not None:
             files = runtime.tls_files()

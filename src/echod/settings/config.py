@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from echod.settings import values
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_JWT_LEEWAY",
     "DEFAULT_LOG_BUFFER_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DELAY",
@@ -66,6 +68,8 @@ DEFAULT_RELOAD_INTERVAL = 5.0
 DEFAULT_BODY_TIMEOUT = 30.0
 #: Bytes of log lines that may wait for a slow stdout before more are dropped.
 DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024
+#: Seconds of clock skew allowed when a token's ``exp`` and ``nbf`` are checked.
+DEFAULT_JWT_LEEWAY = 30.0
 #: What every key echod writes in Redis starts with (``--state-prefix``).
 DEFAULT_STATE_PREFIX = "echod:"
 #: The variable that holds the password of the Redis server of ``--state``: never a flag,
@@ -129,12 +133,17 @@ class Settings:
     log_buffer_bytes: int = DEFAULT_LOG_BUFFER_BYTES
     h2c: bool = False
     runtime_dir: Path | None = None
+    jwt_jwks: Path | None = None
+    jwt_issuers: tuple[str, ...] = ()
+    jwt_audiences: tuple[str, ...] = ()
+    jwt_leeway: float = DEFAULT_JWT_LEEWAY
+    auth_verify: bool = False
     #: Where the scenarios' state lives: a Redis server, or None for the runtime directory.
     state: values.StateUrl | None = None
     state_prefix: str = DEFAULT_STATE_PREFIX
     #: The password of ``state``'s server, from ``ECHOD_STATE_PASSWORD``: left out of the
     #: settings' repr, so that no log line can show it.
-    state_password: str | None = field(default=None, repr=False)
+    state_password: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def tls_enabled(self) -> bool:
@@ -301,6 +310,40 @@ OPTIONS: tuple[Option, ...] = (
         f"seconds between looks at the users, certificate, key and client CA files; a change "
         f"reloads them, and 0 turns the looks off (default {DEFAULT_RELOAD_INTERVAL:g})",
     ),
+    Option(
+        "jwt_jwks",
+        values.readable_file,
+        "FILE",
+        "JSON Web Key Set: /api/ routes then also take bearer tokens (JWTs) its keys signed",
+    ),
+    Option(
+        "jwt_issuers",
+        values.text,
+        "ISSUER",
+        "an issuer (iss) a token may come from; repeatable (default: any)",
+        kind="list",
+    ),
+    Option(
+        "jwt_audiences",
+        values.text,
+        "AUDIENCE",
+        "an audience (aud) a token must name; repeatable (default: not checked)",
+        kind="list",
+    ),
+    Option(
+        "jwt_leeway",
+        values.seconds(0.0, _MAX_SECONDS),
+        "S",
+        f"seconds of clock skew allowed on a token's exp and nbf (default {DEFAULT_JWT_LEEWAY:g})",
+    ),
+    Option(
+        "auth_verify",
+        values.boolean,
+        "",
+        "serve /auth/verify, the target of a proxy's forward auth (nginx auth_request, "
+        "Caddy forward_auth, Traefik ForwardAuth, Envoy ext_authz)",
+        kind="switch",
+    ),
 )
 
 
@@ -397,6 +440,13 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
                 raise ConfigError(
                     f"{sources[given]} is set but --state (ECHOD_STATE) is not: the state "
                     "is in the runtime directory, which takes neither a prefix nor a password"
+                )
+    if settings.jwt_jwks is None:
+        for field in ("jwt_issuers", "jwt_audiences", "jwt_leeway"):
+            if field in sources:
+                raise ConfigError(
+                    f"{sources[field]} is set but {flag('jwt_jwks')} (ECHOD_JWT_JWKS) is not: "
+                    "tokens are only verified with a key set"
                 )
     if settings.tls_client_ca is not None and not settings.tls_enabled:
         raise ConfigError(

@@ -28,6 +28,7 @@ __all__ = [
     "seconds",
     "state_prefix",
     "state_url",
+    "text",
 ]
 
 # An origin as browsers send it (RFC 6454): scheme, host and an optional port, no path.
@@ -192,3 +193,11 @@ def state_prefix(raw: str) -> str:
     if not _PREFIX.fullmatch(raw):
         raise ValueError("not a key prefix (expected 1 to 64 characters of [A-Za-z0-9._:-])")
     return raw
+
+
+def text(raw: str) -> str:
+    """Any text that is not empty, without the spaces around it (an issuer, an audience)."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("empty (expected some text)")
+    return value

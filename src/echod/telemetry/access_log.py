@@ -30,6 +30,7 @@ __all__ = [
     "ACCESS_FIELDS",
     "ERROR_FIELDS",
     "MAX_DETAIL_CHARS",
+    "ORIGINAL_FIELDS",
     "PROBLEM_FIELDS",
     "STREAM_FIELDS",
     "WEBSOCKET_FIELDS",
@@ -47,6 +48,7 @@ ACCESS_FIELDS = (
     "duration_ms",
     "requestId",
     "userId",
+    "authScheme",
     "remote",
 )
 #: The fields a line of a 4xx or 5xx answer adds: what was wrong.
@@ -57,6 +59,8 @@ ERROR_FIELDS = ("error", "traceback")
 STREAM_FIELDS = ("events",)
 #: The fields the line of a WebSocket (status 101, written when it closes) adds.
 WEBSOCKET_FIELDS = ("messagesIn", "messagesOut", "bytesIn", "bytesOut", "closedBy")
+#: The fields the line of a forward-auth check adds: the request the proxy asked about.
+ORIGINAL_FIELDS = ("originalMethod", "originalUri", "originalHost", "originalProto")
 #: The longest ``detail`` written, in characters; a longer one is cut and marked.
 MAX_DETAIL_CHARS = 512
 
@@ -66,7 +70,7 @@ _wall = time.time
 # time ``t`` and the ``level``, with the client's ``path``, the ``user`` and the
 # ``detail`` already escaped as JSON strings. The other strings are plain by
 # construction: a known method, a checked or generated request id, the server's own
-# text of the client's address.
+# text of the client's address, and the scheme ("basic" or "bearer").
 _COMMON = {
     "time": '"{t}"',
     "level": '"{level}"',
@@ -79,19 +83,22 @@ _COMMON = {
     ' else format(r.duration_ms, ".3f")}',
     "requestId": '"{r.request_id}"',
     "userId": "{user}",
+    "authScheme": '"{r.scheme}"',
     "remote": '"{r.remote}"',
     "detail": "{detail}",
 }
 _CommonLine = Callable[["RequestRecord", str, str, str, str, str], bytes]
 
 
-def _compile_common_line(fields: tuple[str, ...]) -> _CommonLine:
+def _compile_common_line(fields: tuple[str, ...], *, anonymous: bool = False) -> _CommonLine:
     """Compile the common path's writer of ``fields``: one f-string, Python's fastest join.
 
-    This is how dataclasses and namedtuple make their methods: source text built from
-    the field list, compiled once at import.
+    An ``anonymous`` writer, for a record without a verified user, writes its
+    ``authScheme`` as null. This is how dataclasses and namedtuple make their methods:
+    source text built from the field list, compiled once at import.
     """
-    body = ",".join(f'"{name}":{_COMMON[name]}' for name in fields)
+    common = _COMMON | ({"authScheme": "null"} if anonymous else {})
+    body = ",".join(f'"{name}":{common[name]}' for name in fields)
     source = (
         f"def common_line(r, t, level, path, user, detail):\n"
         f"    return f'{{{{{body}}}}}\\n'.encode()"
@@ -104,6 +111,9 @@ def _compile_common_line(fields: tuple[str, ...]) -> _CommonLine:
 
 _common_line = _compile_common_line(ACCESS_FIELDS)
 _common_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS)
+# Without a verified user, authScheme is null whatever the record's scheme says.
+_anonymous_line = _compile_common_line(ACCESS_FIELDS, anonymous=True)
+_anonymous_problem_line = _compile_common_line(ACCESS_FIELDS + PROBLEM_FIELDS, anonymous=True)
 # Methods written into a line as they are; any other is escaped.
 _PLAIN_METHODS = frozenset(KNOWN_METHODS)
 # Paths and users whose escaped form is remembered: a bounded table of short values.
@@ -155,18 +165,23 @@ class AccessLog:
             record.error is None
             and record.websocket is None
             and record.events is None
+            and record.original is None
             and record.method in _PLAIN_METHODS
         ):
             escaped = self._escaped
             quoted_path = escaped.get(path) or self._escape(path)
-            quoted_user = "null" if user is None else escaped.get(user) or self._escape(user)
+            if user is None:
+                quoted_user, plain, problem = "null", _anonymous_line, _anonymous_problem_line
+            else:
+                quoted_user = escaped.get(user) or self._escape(user)
+                plain, problem = _common_line, _common_problem_line
             if status < 400:  # noqa: PLR2004
-                line = _common_line(
+                line = plain(
                     record, self._clock.format(_wall()), level, quoted_path, quoted_user, ""
                 )
             else:
                 detail = _detail(record)
-                line = _common_problem_line(
+                line = problem(
                     record,
                     self._clock.format(_wall()),
                     level,
@@ -193,6 +208,7 @@ class AccessLog:
             "duration_ms": round(record.duration_ms, 3),
             "requestId": record.request_id,
             "userId": record.user,
+            "authScheme": None if record.user is None else record.scheme,
             "remote": record.remote,
         }
         fields: tuple[str, ...] = ACCESS_FIELDS
@@ -205,6 +221,14 @@ class AccessLog:
         if record.events is not None:
             values["events"] = record.events
             fields += STREAM_FIELDS
+        if (original := record.original) is not None:
+            values |= {
+                "originalMethod": original.method,
+                "originalUri": original.uri,
+                "originalHost": original.host,
+                "originalProto": original.proto,
+            }
+            fields += ORIGINAL_FIELDS
         if (traffic := record.websocket) is not None:
             values |= {
                 "messagesIn": traffic.messages_in,

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from echod.procfs import boot_time, max_fds, open_fds, process_stats, pss_bytes
+from echod.routes import AUTH_VERIFY
 from echod.telemetry.exposition import Family, Registry
 from echod.telemetry.metric_layout import (
     BUCKETS_MS,
@@ -35,6 +36,9 @@ REQUESTS_NAME = "http_requests"
 DURATION_NAME = "http_request_duration_milliseconds"
 MESSAGES_NAME = "echod_websocket_messages"
 CONNECTIONS_NAME = "echod_websocket_connections"
+AUTH_VERIFY_NAME = "echod_auth_verify"
+#: The ``result`` of each status of ``/auth/verify``; any other status is ``error``.
+AUTH_VERIFY_RESULTS = {"200": "allowed", "401": "denied"}
 LOG_DROPPED_NAME = "echod_log_lines_dropped"
 CODINGS_NAME = "echod_content_codings"
 SCENARIOS_NAME = "echod_scenario_requests"
@@ -59,6 +63,13 @@ class _HttpCollector:
             (layout.counters + offset, {name: labels[name] for name in _LABELS})
             for offset, labels in layout.labels()
         ]
+        # The counters of /auth/verify, by the result each status stands for: the route's
+        # own metric is read from them, so that nothing more is counted per request.
+        self._verify_results: dict[str, list[int]] = {"allowed": [], "denied": [], "error": []}
+        for offset, labels in layout.labels():
+            if labels["path"] == AUTH_VERIFY.path:
+                result = AUTH_VERIFY_RESULTS.get(labels["status"], "error")
+                self._verify_results[result].append(layout.counters + offset)
 
     def __call__(self) -> Iterator[Family]:
         layout = self._store.layout
@@ -92,6 +103,15 @@ class _HttpCollector:
         for offset, message in layout.message_labels():
             messages.add(dict(message), totals[layout.messages + offset])
         yield messages
+        verify = Family(
+            AUTH_VERIFY_NAME,
+            "counter",
+            "Forward-auth checks (/auth/verify), by result: allowed (200), denied (401), "
+            "or error (any other status)",
+        )
+        for result, indexes in self._verify_results.items():
+            verify.add({"result": result}, sum(totals[index] for index in indexes))
+        yield verify
         connections = Family(
             CONNECTIONS_NAME, "gauge", "Open WebSocket connections, over every live worker"
         )

@@ -10,7 +10,7 @@ import msgspec
 if TYPE_CHECKING:
     from echod.telemetry.metric_layout import Tally
 
-__all__ = ["RequestRecord", "Traffic", "failure"]
+__all__ = ["Original", "RequestRecord", "Traffic", "failure"]
 
 
 class Traffic(msgspec.Struct):
@@ -32,6 +32,16 @@ class Traffic(msgspec.Struct):
         """One message of ``size`` bytes to the client."""
         self.messages_out += 1
         self.bytes_out += size
+
+
+class Original(msgspec.Struct, gc=False):
+    """The request a proxy asks ``/auth/verify`` about, as its headers describe it."""
+
+    method: str | None = None
+    #: The path and query, with the values of ``access_token`` parameters redacted.
+    uri: str | None = None
+    host: str | None = None
+    proto: str | None = None
 
 
 class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
@@ -71,8 +81,12 @@ class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
     #: instead of formatting the same number a second time.
     stamped_ms: float = -1.0
     duration_text: str = ""
-    #: The verified user, or None.
+    #: The verified user (a bearer token's ``sub``), or None.
     user: str | None = None
+    #: How ``user`` was verified, "basic" or "bearer". It says nothing while ``user`` is
+    #: None (the log writes null then): Basic, the common case, is the default, so that
+    #: its requests need not set it.
+    scheme: str = "basic"
     #: What was wrong, for an answer of 400 or more: the problem's detail.
     detail: str | None = None
     #: The exception behind a 500, as its ``repr`` and its formatted traceback.
@@ -81,6 +95,8 @@ class RequestRecord(msgspec.Struct, kw_only=True, gc=False):
     websocket: Traffic | None = None
     #: The events a stream sent, or None for any other answer.
     events: int | None = None
+    #: The original request of a forward-auth check (``/auth/verify``), or None.
+    original: Original | None = None
 
 
 def failure(error: BaseException) -> tuple[str, str]:
