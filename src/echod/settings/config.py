@@ -6,9 +6,9 @@ checked here, once, and errors name the flag or variable that carried the bad va
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -435,21 +435,30 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             "* allows every origin, so it cannot be listed with others"
         )
     if settings.state is None:
-        for given in ("state_prefix", "state_password"):
-            if given in sources:
-                raise ConfigError(
-                    f"{sources[given]} is set but --state (ECHOD_STATE) is not: the state "
-                    "is in the runtime directory, which takes neither a prefix nor a password"
-                )
+        _refuse_without(
+            sources,
+            ("state_prefix", "state_password"),
+            "--state (ECHOD_STATE)",
+            "the state is in the runtime directory, which takes neither a prefix nor a password",
+        )
     if settings.jwt_jwks is None:
-        for field in ("jwt_issuers", "jwt_audiences", "jwt_leeway"):
-            if field in sources:
-                raise ConfigError(
-                    f"{sources[field]} is set but {flag('jwt_jwks')} (ECHOD_JWT_JWKS) is not: "
-                    "tokens are only verified with a key set"
-                )
+        _refuse_without(
+            sources,
+            ("jwt_issuers", "jwt_audiences", "jwt_leeway"),
+            f"{flag('jwt_jwks')} (ECHOD_JWT_JWKS)",
+            "tokens are only verified with a key set",
+        )
     if settings.tls_client_ca is not None and not settings.tls_enabled:
         raise ConfigError(
             f"{sources['tls_client_ca']} is set but HTTPS is off (--tls-port 0): "
             "client certificates are only asked for over HTTPS"
         )
+
+
+def _refuse_without(
+    sources: Mapping[str, str], fields: tuple[str, ...], needed: str, why: str
+) -> None:
+    """Refuse a setting of ``fields`` given without the setting ``needed``, saying ``why``."""
+    for field in fields:
+        if field in sources:
+            raise ConfigError(f"{sources[field]} is set but {needed} is not: {why}")
