@@ -15,7 +15,9 @@ details (``application/problem+json``) that carry the request id::
     ├── PayloadTooLarge          413  the body is over ``--max-body-bytes``, as sent or decoded
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
     ├── RangeNotSatisfiable      416  a ``Range`` outside the bytes (``Content-Range``)
-    └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
+    ├── TooManyRequests          429  a ``rate=`` whose bucket has no token (``Retry-After``)
+    └── ServiceUnavailable       503  draining, too many passwords waiting to be hashed, or
+                                      the state store cannot be used
 
 :class:`echod.settings.config.ConfigError` is apart: it stops echod before it serves.
 """
@@ -40,6 +42,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "RequestTimeout",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
     "bearer_challenge",
@@ -205,6 +208,12 @@ class RangeNotSatisfiable(Problem):
     def __init__(self, detail: str, size: int) -> None:
         """Describe the range; ``size`` is the length of the whole representation."""
         super().__init__(detail, (("content-range", f"bytes */{size}"),))
+
+
+class TooManyRequests(Problem):
+    """A rate's bucket has no token: the headers say when the next one comes."""
+
+    status = 429
 
 
 class ServiceUnavailable(Problem):
