@@ -18,7 +18,9 @@ SSLYZE := $(SSLYZE_VENV)/bin/sslyze
 # Debian packages the tests use; scripts/debian-packages installs the missing ones as root.
 # nginx and nodejs run the documents' proxy and JavaScript examples (tests/integration/test_docs.py);
 # nginx and caddy run the forward-auth configurations of deploy/proxies/forward-auth.
-TEST_PACKAGES := curl jq prometheus nginx nodejs caddy
+# redis-server keeps the scenarios' state in the tests of --state redis://
+# (tests/integration/test_state_stores.py, test_scenarios.py).
+TEST_PACKAGES := curl jq prometheus nginx nodejs caddy redis-server
 
 .PHONY: help
 help: ## list the targets
@@ -198,12 +200,10 @@ fuzz: $(INSTALLED) ## the contract tests with many more examples: schemathesis a
 # make mutation: mutmut copies the tree into mutants/ with the modules [tool.mutmut] lists
 # in pyproject.toml mutated, runs tests/unit against each mutant, and the score is the share
 # the tests killed. MUTATION_TARGETS are the mutants that count (mutmut's names, as globs):
-# the domain and HTTP modules whole, and in auth.py parse_basic_auth (the Authenticator is
-# left out while it is being rewritten; Credentials has no code mutmut mutates: fields and
-# an f-string). docs/reliability.md has the last score and why each survivor is left.
+# the domain and HTTP modules whole, auth.py's Authenticator included. docs/reliability.md
+# has the last score and why each survivor is left.
 MUTATION_TARGETS ?= echod.http.echo.* echod.http.problems.* echod.http.controls.* \
-  echod.http.forwarded.* echod.http.cors.* echod.http.bodies.* \
-  echod.http.auth.x_parse_basic_auth__*
+  echod.http.forwarded.* echod.http.cors.* echod.http.bodies.* echod.http.auth.*
 MUTATION_BAR ?= 90
 MUTATION_NAMES = $(foreach target,$(MUTATION_TARGETS),'$(target)')
 
@@ -321,6 +321,11 @@ SOAK_TEST_TIMEOUT ?= 600
 soak-smoke: ## the soak tests with 3 s of load each, as CI runs them
 	$(MAKE) soak ECHOD_SOAK_SECONDS=3 SOAK_TEST_TIMEOUT=120
 
+.PHONY: bench-scenarios
+bench-scenarios: $(INSTALLED) ## scenario throughput (key=) beside plain /api/inspect, runtime directory and Redis
+	@scripts/debian-packages wrk redis-server
+	$(BIN)/python -m bench.scenarios $(ARGS)
+
 .PHONY: bench-memory
 bench-memory: $(INSTALLED) $(REFERENCE)/go-echod ## memory of echod (default, HTTP only, --workers 2) beside Go, idle and after 100,000 requests
 	@scripts/debian-packages wrk
@@ -343,7 +348,8 @@ constraints: ## re-pin constraints.txt from a fresh install of the ranges in pyp
 	rm -rf build/pin && $(PYTHON) -m venv build/pin
 	build/pin/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	{ sed -n '1,2p' constraints.txt; build/pin/bin/python -m pip freeze --exclude-editable \
-	  --disable-pip-version-check | grep -v '^-e'; } > constraints.txt.new
+	  --disable-pip-version-check | grep -v '^-e'; sed -n '/^# The image/,$$p' constraints.txt; \
+	} > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf build/pin
 
 .PHONY: clean

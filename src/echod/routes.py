@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ATTEMPTS",
     "AUTH_VERIFY",
     "BYTES",
     "DRIP",
@@ -95,6 +96,7 @@ INSPECT = Route(
 STREAM = Route("/api/stream", ("GET", "HEAD"), timed=False)
 BYTES = Route("/api/bytes/{n}", ("GET", "HEAD"), timed=False)
 DRIP = Route("/api/drip", ("GET", "HEAD"), timed=False)
+ATTEMPTS = Route("/api/attempts/{key}", ("GET", "HEAD", "DELETE"), timed=False)
 #: The target of a proxy's forward auth (``--auth-verify``): its answer is the credentials'.
 AUTH_VERIFY = Route(
     "/auth/verify",
@@ -108,5 +110,6 @@ METRICS = Route("/metrics", ("GET", "HEAD"), probe=True)
 OPENAPI = Route("/openapi.json", ("GET", "HEAD"), probe=True)
 
 ROUTES: tuple[Route, ...] = (
-    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, AUTH_VERIFY, HEALTH, READY, METRICS, OPENAPI,
+    ECHO, RAW, INSPECT, STREAM, BYTES, DRIP, ATTEMPTS, AUTH_VERIFY, HEALTH, READY, METRICS,
+    OPENAPI,
 )  # fmt: skip

@@ -92,7 +92,8 @@ ANY_METHOD_PATHS = frozenset(route.path for route in ROUTES if route.any_method)
 # then does not read the header.
 CONTROLS = (
     "status", "delay_ms", "seed", "header", "body", "content_type", "location", "retry_after",
-    "encoding", "count", "interval_ms", "bytes", "chunks", "duration_ms",
+    "encoding", "count", "interval_ms", "bytes", "chunks", "duration_ms", "key", "fail",
+    "fail_every", "ttl", "rate", "burst",
 )  # fmt: skip
 DIGITS = re.compile(r"[0-9]{1,9}")
 STATUSES = re.compile(
@@ -222,6 +223,23 @@ def _tame_drip(query: MutableMapping[str, Any], headers: MutableMapping[str, Any
         _put(holder, "chunks", min(int(str(chunks)), limit))
 
 
+def _tame_scenario(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
+    """What one control needs of another: a key for a rule or a ttl, a rate for a burst.
+
+    ``fail`` and ``fail_every`` exclude each other: ``fail_every`` goes. Which controls
+    need which is said in words in the document; a schema cannot say it.
+    """
+    given = {name: _effective(query, headers, name)[0] is not None for name in CONTROLS}
+    if given["fail"] and given["fail_every"]:
+        for holder in (query, headers):
+            holder.pop(_key(holder, "fail_every"), None)
+        given["fail_every"] = False
+    if not given["key"] and (given["fail"] or given["fail_every"] or given["ttl"]):
+        query["key"] = "tamed"
+    if given["burst"] and not given["rate"]:
+        query["rate"] = "1000000/s"
+
+
 def _tame_body(query: MutableMapping[str, Any], headers: MutableMapping[str, Any]) -> None:
     """A body asked for stays short; a request body says it is unencoded, as it is."""
     for holder, key in ((query, "body"), (headers, "X-Echod-Body")):
@@ -251,6 +269,8 @@ def tame(case: Case[Any]) -> None:
     _tame_delay(*_holder(query, headers, "delay_ms"))
     _tame_headers(query, headers)
     _tame_body(query, headers)
+    if case.path == "/api/inspect":
+        _tame_scenario(query, headers)
     if case.path == STREAM_PATH:
         _pace(query, headers, "interval_ms", 0)
     if case.path == DRIP_PATH:
@@ -275,11 +295,21 @@ def _holder(
 
 
 def forced_status(case: Case[Any]) -> bool:
-    """Whether the case asks /api/inspect for its answer's status (tamed first)."""
+    """Whether the case asks /api/inspect for its answer's status (tamed first).
+
+    A rule that fails attempts on purpose (``fail`` above 0, ``fail_every``) asks for a
+    503 by default, and a rate for a 429 once its bucket is empty.
+    """
+    if case.path != "/api/inspect":
+        return False
     query: Mapping[str, Any] = case.query or {}
     headers: Mapping[str, Any] = case.headers or {}
     value = query["status"] if "status" in query else headers.get("X-Echod-Status")
-    return case.path == "/api/inspect" and STATUSES.fullmatch(str(value)) is not None
+    if STATUSES.fullmatch(str(value)) is not None:
+        return True
+    holders = {name: _effective(dict(query), dict(headers), name) for name in CONTROLS}
+    fail, every, rate = holders["fail"][1], holders["fail_every"][1], holders["rate"][0]
+    return _valid(fail, 1, 100) or _valid(every, 1, 100) or rate is not None
 
 
 def checks_for(case: Case[Any]) -> list[Any]:

@@ -24,6 +24,7 @@ ENVOY_DOCKERFILE = DEPLOY / "envoy" / "Dockerfile"
 PROMETHEUS_DOCKERFILE = DEPLOY / "prometheus-image" / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 WITHOUT_ENVOY = DEPLOY / "compose.without-envoy.yaml"
+WITH_REDIS = DEPLOY / "compose.redis.yaml"
 DOCKERFILES = [
     pytest.param(ECHOD_DOCKERFILE, id="echod"),
     pytest.param(ENVOY_DOCKERFILE, id="envoy"),
@@ -316,3 +317,25 @@ class TestComposeWithoutEnvoy:
         override, _ = compose_override()
         assert set(override) == {"services"}
         assert set(override["services"]) == {"envoy", "prometheus"}
+
+
+class TestComposeWithRedis:
+    def test_matches_the_compose_spec_schema(self) -> None:
+        """check-jsonschema validates the override against the compose-spec schema."""
+        checker = require_tool("check-jsonschema", "PyPI package check-jsonschema (dev extras)")
+        done = run_tool(checker, "--builtin-schema", "vendor.compose-spec", str(WITH_REDIS))
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def test_adds_a_pinned_redis_that_echod_keeps_its_state_in(self) -> None:
+        """Redis by its full name and release, in the stack's network only; echod's --state."""
+        override = load_yaml(WITH_REDIS)["services"]
+        assert set(override) == {"redis", "backend"}
+        redis = override["redis"]
+        assert redis["image"].startswith("docker.io/")
+        assert PINNED_IMAGE.match(redis["image"]), redis["image"]
+        assert "ports" not in redis
+        assert override["backend"] == {
+            "environment": {"ECHOD_STATE": "redis://redis:6379/0"},
+            "depends_on": ["redis"],
+        }
+        assert "redis" not in load_yaml(COMPOSE)["services"]

@@ -242,6 +242,29 @@ class TestRuntimeDirectory:
         assert hint == "echod: run 'echod --help' for the settings"
         assert done.stdout.splitlines()[-1].startswith("status 2")  # ls printed nothing
 
+    def test_no_room_for_the_state_is_exit_2_and_redis_needs_none(self) -> None:
+        """Room for the metrics but not the state's 18 MiB: exit 2 at start, never later.
+
+        With --state redis://..., the runtime directory holds no state, and the same
+        /dev/shm is enough (Redis need not be up for echod to start).
+        """
+        require_tool("curl", "curl package")
+        with tempfile.TemporaryDirectory() as logs:
+            out, err = Path(logs, "out"), Path(logs, "err")
+            redis = f"--state redis://127.0.0.1:{free_port()}/0"
+            done = _in_namespace(
+                "mount -t tmpfs -o size=8m tmpfs /dev/shm",
+                f"OUT={out} ERR={err}\n{_start_stop(free_port())}ls -A /dev/shm\n"
+                f"OUT={out}.redis ERR={err}.redis\n{_start_stop(free_port(), redis)}",
+            )
+            stderr = err.read_text()
+        first, second = done.stdout.split("status ", 1)[1], done.stdout.rsplit("health", 1)[1]
+        assert first.startswith("2"), done
+        assert " bytes are needed for the runtime directory" in stderr
+        assert "No space left on device" in stderr or "full" in stderr
+        assert " 200" in second.splitlines()[0], done
+        assert done.stdout.splitlines()[-1] == "status 0", done
+
     def test_a_read_only_dev_shm_moves_the_directory_with_one_warning(self) -> None:
         """It goes to the temporary directory, private, named in the warning; and goes away."""
         require_tool("curl", "curl package")

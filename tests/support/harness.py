@@ -1,8 +1,8 @@
 """The app in this process: stand-ins for granian's RSGI scope and protocol, and a harness.
 
-The harness wires the app as a worker does, with a real metrics store and registry and
-the real access log writing into a pipe, so tests read back what a request logged and
-counted.
+The harness wires the app as a worker does, with a real metrics store and registry, a
+real state in the runtime directory's kind of file (smaller), and the real access log
+writing into a pipe, so tests read back what a request logged, counted and remembered.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]
 
 from echod.http.factory import create_app
 from echod.settings.config import Settings
+from echod.state import local
 from echod.telemetry.collectors import build_registry
 from echod.telemetry.line_writer import LineWriter
 from echod.telemetry.metric_layout import Layout
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 #: The instance id the harness's app reports.
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
+#: The bytes of the harness's state file: room for a few thousand entries.
+STATE_BYTES = 512 * 1024
 
 
 class FakeHeaders(dict[str, str]):
@@ -248,6 +251,8 @@ class Harness:
         )
         self.ready = True
         self._read, write = os.pipe()
+        local.create(tmp_path / "state", STATE_BYTES)
+        self.state = local.LocalStore(tmp_path / "state")
         self.app: EchoApp = create_app(
             Settings(**settings),
             users=users,
@@ -257,6 +262,7 @@ class Harness:
             instance_id=INSTANCE_ID,
             log_writer=LineWriter(write),
             jwks=jwks,
+            state=self.state,
         )
         self._write = write
 
@@ -319,6 +325,7 @@ class Harness:
         os.close(self._read)
         os.close(self._write)
         self.store.close()
+        self.state.close()
 
 
 #: What the ``make_harness`` fixture is: settings in, an app that is closed with the test.

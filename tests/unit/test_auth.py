@@ -17,6 +17,7 @@ from echod.http.auth import (
 )
 from echod.http.problems import ServiceUnavailable, Unauthorized
 from tests.support.harness import new_record
+from tests.support.tokens import SigningKey, key_set
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -309,3 +310,220 @@ class TestAuthenticator:
         with pytest.raises(ServiceUnavailable):
             verify(auth, b"alice:x")
         assert known(auth, basic(b"bob:builder")) == "bob"
+
+
+class _Verified:
+    user = "token-user"
+
+
+class _Tokens:
+    """A stand-in for echod.http.bearer.Tokens: every bearer token is good."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.key_sets: list[object] = []
+
+    def verify(self, header: str) -> _Verified:
+        self.seen.append(header)
+        return _Verified()
+
+    def use(self, key_set: object) -> None:
+        self.key_sets.append(key_set)
+
+
+class TestAuthenticatorDecisions:
+    """Each decision of the Authenticator, on its boundary: what is taken, what is not."""
+
+    def test_bearer_is_the_whole_scheme_word_in_any_case(self, users: dict[str, bytes]) -> None:
+        """``Bearer x`` and ``BEARER x`` are tokens; ``Bearerx`` is another scheme."""
+        tokens = _Tokens()
+        auth = Authenticator(users, tokens=tokens)  # type: ignore[arg-type]
+        record = new_record()
+        assert auth.authenticate("BEARER abc", record) is None
+        assert (record.user, record.scheme) == ("token-user", "bearer")
+        assert tokens.seen == ["BEARER abc"]
+        with pytest.raises(Unauthorized) as refused:
+            auth.authenticate("Bearerabc", new_record())
+        assert refused.value.detail == (
+            "only the Basic and Bearer authentication schemes are supported"
+        )
+        assert tokens.seen == ["BEARER abc"]
+
+    def test_with_tokens_basic_keeps_its_own_parsing(self, users: dict[str, bytes]) -> None:
+        """Basic with two spaces before the credentials is still Basic, beside tokens."""
+        auth = Authenticator(users, tokens=_Tokens())  # type: ignore[arg-type]
+        header = "Basic  " + basic(b"alice:wonderland").split()[1]
+        assert run(pending(auth, header)) == "alice"
+
+    def test_with_tokens_no_credentials_say_both_schemes(self, users: dict[str, bytes]) -> None:
+        """The refusal names both schemes, in its detail and in its challenge."""
+        auth = Authenticator(users, tokens=_Tokens())  # type: ignore[arg-type]
+        with pytest.raises(Unauthorized) as refused:
+            auth.authenticate(None, new_record())
+        assert refused.value.detail == (
+            "credentials are required (HTTP basic auth or a bearer token)"
+        )
+        assert Unauthorized.BOTH in refused.value.headers
+
+    def test_a_hash_bcrypt_cannot_read_refuses_the_user(self) -> None:
+        """A damaged hash is a refusal, never a pass and never a crash."""
+        auth = Authenticator({"alice": b"not a bcrypt hash"})
+        with pytest.raises(Unauthorized, match="wrong user name or password"):
+            verify(auth, b"alice:wonderland")
+
+    def test_the_busy_answer_says_why(self, users: dict[str, bytes]) -> None:
+        """Past the queue's bound, the 503's detail says what to do."""
+        auth = Authenticator(users, max_pending=0)
+        with pytest.raises(ServiceUnavailable) as busy:
+            verify(auth, b"alice:x")
+        assert busy.value.detail == "too many new credentials are being checked; retry shortly"
+
+    def test_refusals_have_their_own_bound(self, users: dict[str, bytes]) -> None:
+        """max_refused bounds refusals, whatever max_verified is."""
+        auth = Authenticator(users, max_verified=1, max_refused=3)
+        for n in range(3):
+            with pytest.raises(Unauthorized):
+                verify(auth, f"alice:wrong{n}".encode())
+        for n in range(3):  # all three remembered: refused at once, nothing to await
+            with pytest.raises(Unauthorized):
+                known(auth, basic(f"alice:wrong{n}".encode()))
+
+    def test_bcrypt_runs_on_one_thread_of_its_own(self, users: dict[str, bytes]) -> None:
+        """Several new credentials at once are hashed one after another, on echod-bcrypt."""
+        threads: set[tuple[str, int]] = set()
+        real = bcrypt.checkpw
+
+        def watched(password: bytes, hashed: bytes) -> bool:
+            threads.add((threading.current_thread().name, threading.get_ident()))
+            return real(password, hashed)
+
+        async def burst() -> list[object]:
+            auth = Authenticator(users)
+            new = [pending(auth, basic(f"alice:w{n}".encode())) for n in range(8)]
+            return await asyncio.gather(*new, return_exceptions=True)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", watched)
+            assert all(isinstance(outcome, Unauthorized) for outcome in run(burst()))
+        [(name, _)] = threads
+        assert name.startswith("echod-bcrypt")
+
+    def test_close_does_not_wait_for_a_hash_under_way(self, users: dict[str, bytes]) -> None:
+        """close() returns at once; the hash in hand finishes on its own."""
+        gate = threading.Event()
+        closed = threading.Event()
+
+        def stuck(_password: bytes, _hashed: bytes) -> bool:
+            gate.wait(10)
+            return False
+
+        async def scenario() -> None:
+            auth = Authenticator(users)
+            hashing = asyncio.ensure_future(pending(auth, basic(b"alice:x")))
+            await asyncio.sleep(0.05)
+
+            def close() -> None:
+                auth.close()
+                closed.set()
+
+            closer = threading.Thread(target=close)
+            closer.start()
+            await asyncio.to_thread(closed.wait, 5)
+            assert closed.is_set(), "close() waited for the hash"
+            gate.set()
+            with pytest.raises(Unauthorized):
+                await hashing
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", stuck)
+            run(scenario())
+
+
+def _hashed_again(auth: Authenticator, header: str) -> bool:
+    """Whether ``header`` would be hashed again (not remembered either way)."""
+    found = auth.authenticate(header, new_record())
+    if found is None:
+        return False
+    found.close()
+    return True
+
+
+class TestNewUsers:
+    """use(): the users of a reload, put in service in place."""
+
+    def test_a_removed_user_is_refused_at_once(self, users: dict[str, bytes]) -> None:
+        """Nothing remembered survives: bob, verified before, is hashed again and refused."""
+        auth = Authenticator(users)
+        assert verify(auth, b"bob:builder") == "bob"
+        auth.use({"alice": users["alice"]})
+        with pytest.raises(Unauthorized):
+            run(pending(auth, basic(b"bob:builder")))
+        assert verify(auth, b"alice:wonderland") == "alice"
+
+    def test_a_refusal_is_forgotten_when_the_password_changes(
+        self, users: dict[str, bytes]
+    ) -> None:
+        """A password refused under the old users is hashed again under the new ones."""
+        auth = Authenticator(users)
+        with pytest.raises(Unauthorized):
+            verify(auth, b"alice:rabbit")
+        auth.use({**users, "alice": bcrypt.hashpw(b"rabbit", bcrypt.gensalt(4))})
+        assert run(pending(auth, basic(b"alice:rabbit"))) == "alice"
+
+    def test_a_hash_under_way_as_users_change_is_not_remembered(
+        self, users: dict[str, bytes]
+    ) -> None:
+        """Its outcome answers the requests that waited, and is then forgotten."""
+        gate = threading.Event()
+        real = bcrypt.checkpw
+
+        def held(password: bytes, hashed: bytes) -> bool:
+            gate.wait(10)
+            return real(password, hashed)
+
+        async def scenario() -> str:
+            auth = Authenticator(users)
+            auth.use(users)  # a reload before the hash starts: its generation is not the first
+            hashing = asyncio.ensure_future(pending(auth, basic(b"bob:builder")))
+            await asyncio.sleep(0.05)
+            auth.use(users)  # the same users again, a new generation
+            gate.set()
+            user = await hashing
+            assert _hashed_again(auth, basic(b"bob:builder"))
+            return user
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", held)
+            assert run(scenario()) == "bob"
+
+    def test_a_new_key_set_goes_to_the_tokens(self, users: dict[str, bytes]) -> None:
+        """use_key_set() parses the key set and hands it over; without tokens it is a no-op."""
+        tokens = _Tokens()
+        jwks = key_set(SigningKey.generate())
+        Authenticator(users, tokens=tokens).use_key_set(jwks)  # type: ignore[arg-type]
+        assert [type(parsed).__name__ for parsed in tokens.key_sets] == ["KeySet"]
+        Authenticator(users).use_key_set(jwks)  # no --jwt-jwks: nothing to change, no error
+
+    def test_a_failed_hash_is_not_remembered_and_breaks_nothing(
+        self, users: dict[str, bytes]
+    ) -> None:
+        """A hash that raises answers its request with the error, and is not kept."""
+        errors: list[object] = []
+
+        def broken(_password: bytes, _hashed: bytes) -> bool:
+            raise RuntimeError("bcrypt failed")
+
+        async def scenario() -> None:
+            asyncio.get_running_loop().set_exception_handler(
+                lambda _, context: errors.append(context)
+            )
+            auth = Authenticator(users)
+            with pytest.raises(RuntimeError, match="bcrypt failed"):
+                await pending(auth, basic(b"bob:builder"))
+            assert not auth._hashing
+            assert _hashed_again(auth, basic(b"bob:builder"))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(bcrypt, "checkpw", broken)
+            run(scenario())
+        assert errors == []

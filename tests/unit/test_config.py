@@ -49,8 +49,11 @@ class TestDefaults:
 
 class TestSources:
     def test_every_option_has_a_flag_and_a_variable(self) -> None:
-        """Each setting is reachable both ways, with names derived from the field."""
-        fields = set(Settings.__dataclass_fields__)
+        """Each setting is reachable both ways, with names derived from the field.
+
+        The one exception is the state's password: a variable only, never a flag.
+        """
+        fields = set(Settings.__dataclass_fields__) - {"state_password"}
         assert {option.field for option in OPTIONS} == fields
         for option in OPTIONS:
             # A list is given once per item, so its flag is singular: --cors-origin.
@@ -221,3 +224,76 @@ class TestFixtureSettings:
         assert load_settings(["--tls-client-ca", str(ca)], {}).tls_client_ca == ca
         with pytest.raises(ConfigError, match="--tls-client-ca is set but HTTPS is off"):
             load_settings(["--tls-client-ca", str(ca), "--tls-port", "0"], {})
+
+
+class TestState:
+    def test_the_default_is_the_runtime_directory(self) -> None:
+        """No --state: no server, the default prefix, no password."""
+        settings = load_settings([], {})
+        assert (settings.state, settings.state_prefix, settings.state_password) == (
+            None,
+            "echod:",
+            None,
+        )
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("redis://127.0.0.1", "redis://127.0.0.1:6379/0"),
+            ("redis://cache.internal:6380/3", "redis://cache.internal:6380/3"),
+            ("rediss://echod@cache.internal/1", "rediss://echod@cache.internal:6379/1"),
+            ("redis://[::1]:7000", "redis://[::1]:7000/0"),
+        ],
+    )
+    def test_a_redis_url_is_read_and_shown_whole(self, url: str, shown: str) -> None:
+        """Port 6379 and database 0 by default; an ACL user is kept; TLS with rediss."""
+        state = load_settings(["--state", url], {}).state
+        assert str(state) == shown
+        assert state is not None
+        assert state.tls == url.startswith("rediss")
+
+    def test_the_password_comes_from_its_variable_and_is_never_shown(self) -> None:
+        """ECHOD_STATE_PASSWORD: kept, but out of the settings' repr."""
+        settings = load_settings(
+            ["--state", "redis://h"], {"ECHOD_STATE_PASSWORD": "correct horse"}
+        )
+        assert settings.state_password == "correct horse"  # noqa: S105 - a test's own
+        assert "correct horse" not in repr(settings)
+
+    @pytest.mark.parametrize(
+        ("url", "error"),
+        [
+            ("redis://bob:hunter2@h", "--state='redis://bob:***@h': the URL holds a password"),
+            ("http://h", "not a Redis URL"),
+            ("redis://", "not a Redis URL"),
+            ("redis://h:99999", "not a Redis URL"),
+            ("redis://h/x", "the database 'x' is not a number"),
+            ("redis://h/0?ssl=1", "takes no query or fragment"),
+        ],
+    )
+    def test_a_bad_url_is_exit_2_that_never_shows_a_password(self, url: str, error: str) -> None:
+        """The message names the flag and what was wrong; a password in it is hidden."""
+        with pytest.raises(ConfigError) as raised:
+            load_settings(["--state", url], {})
+        assert error in str(raised.value)
+        assert "hunter2" not in str(raised.value)
+
+    @pytest.mark.parametrize("prefix", ["", "a b", "x" * 65, "é"])
+    def test_a_bad_prefix_is_refused(self, prefix: str) -> None:
+        """1 to 64 characters of [A-Za-z0-9._:-]."""
+        with pytest.raises(ConfigError, match="not a key prefix"):
+            load_settings(["--state", "redis://h", "--state-prefix", prefix], {})
+
+    @pytest.mark.parametrize(
+        ("argv", "environ", "named"),
+        [
+            (["--state-prefix", "x:"], {}, "--state-prefix"),
+            ([], {"ECHOD_STATE_PASSWORD": "pw"}, "ECHOD_STATE_PASSWORD"),
+        ],
+    )
+    def test_a_prefix_or_password_without_redis_is_refused(
+        self, argv: list[str], environ: dict[str, str], named: str
+    ) -> None:
+        """They mean nothing for the runtime directory: a mistake, said at start."""
+        with pytest.raises(ConfigError, match=f"{named} is set but --state"):
+            load_settings(argv, environ)

@@ -82,7 +82,8 @@ class TestMaterialInService:
         assert before.cert.stat().st_ino != inode
         assert before.cert.read_bytes() == b"NEW\nKEY"
         assert sorted(path.name for path in runtime.ref.directory.iterdir()) == [
-            "metrics", "owner", "ready", "reloads", "tls.pem", "users"
+            "metrics", "owner", "ready", "reloads", "state", "state-journal", "state.lock",
+            "tls.pem", "users",
         ]  # fmt: skip
 
     def test_a_client_ca_comes_and_goes_with_its_field(self, runtime: Runtime) -> None:

@@ -251,6 +251,6 @@ class Authenticator:
         password = credentials.password[:BCRYPT_MAX_PASSWORD]
         try:
             matched = bcrypt.checkpw(password, hashed or self._unknown_user_hash)
-        except ValueError:  # bcrypt refuses some passwords, such as ones with NUL bytes
+        except ValueError:  # a hash bcrypt cannot read (a damaged users file): a refusal
             return False
         return matched and hashed is not None

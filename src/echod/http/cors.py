@@ -28,7 +28,8 @@ CONTROL_HEADERS = (
     "x-echod-status", "x-echod-delay-ms", "x-echod-seed", "x-echod-header", "x-echod-body",
     "x-echod-content-type", "x-echod-location", "x-echod-retry-after", "x-echod-encoding",
     "x-echod-count", "x-echod-interval-ms", "x-echod-bytes", "x-echod-chunks",
-    "x-echod-duration-ms",
+    "x-echod-duration-ms", "x-echod-key", "x-echod-fail", "x-echod-fail-every", "x-echod-ttl",
+    "x-echod-rate", "x-echod-burst",
 )  # fmt: skip
 #: The request headers a page may send: credentials, a type, a coding, an id, the
 #: validators and ranges of a download, and the controls.
@@ -40,7 +41,8 @@ ALLOW_HEADERS = ", ".join(
 )  # fmt: skip
 #: The answer headers a page may read.
 EXPOSE_HEADERS = (
-    "x-request-id, x-response-time, x-echod-chosen, etag, content-range, content-encoding"
+    "x-request-id, x-response-time, x-echod-chosen, etag, content-range, content-encoding, "
+    "x-echod-attempt, ratelimit, ratelimit-policy, retry-after"
 )
 #: Seconds a browser may keep a preflight's answer.
 MAX_AGE = 600

@@ -24,6 +24,7 @@ from echod.http.forward_auth import ForwardAuth
 from echod.http.inspection import Inspector
 from echod.http.openapi import openapi_document
 from echod.http.probes import Probes
+from echod.http.scenarios import AttemptLog, Scenarios
 from echod.http.stream import Streams
 from echod.http.websocket import SocketLimits, WebSockets
 from echod.routes import ROUTES, UNMATCHED
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from echod.http.app import Annotate, Handler
     from echod.routes import Route
     from echod.settings.config import Settings
+    from echod.state.model import Store
     from echod.telemetry.exposition import Registry
     from echod.telemetry.line_writer import LineWriter
     from echod.telemetry.metric_layout import Recorder
@@ -54,12 +56,15 @@ def create_app(
     instance_id: str,
     log_writer: LineWriter | None = None,
     jwks: bytes | None = None,
+    state: Store | None = None,
 ) -> EchoApp:
     """Build the application for one worker process from its settings and shared parts.
 
     ``instance_id`` names the echod instance, the same in all its workers. Request lines
     go through ``log_writer``, by default the process's writer of stdout. ``jwks`` is the
-    key set in service (checked already), or None: no bearer tokens are taken.
+    key set in service (checked already), or None: no bearer tokens are taken. ``state``
+    is where the scenarios' attempts and buckets are kept; without it, a request with
+    ``key=`` or ``rate=`` gets a 503.
     """
     writer = stdout_writer() if log_writer is None else log_writer
     access_log = AccessLog(settings.log_level, writer)
@@ -73,6 +78,7 @@ def create_app(
     echoes = Echoes(count)
     tokens = _tokens(settings, jwks)
     forward_auth = ForwardAuth(routes.AUTH_VERIFY.path, tokens)
+    scenarios = Scenarios(state, instance_id, recorder)
     handlers: dict[Route, Handler] = {
         routes.ECHO: echoes.json,
         routes.RAW: echoes.raw,
@@ -82,10 +88,12 @@ def create_app(
             drain=drain,
             count=count,
             tokens=tokens,
+            scenarios=scenarios,
         ),
         routes.STREAM: Streams(max_delay=settings.max_delay, drain=drain),
         routes.BYTES: Downloads(max_bytes=settings.max_download_bytes, count=count),
         routes.DRIP: Drips(max_delay=settings.max_delay, drain=drain, count=count),
+        routes.ATTEMPTS: AttemptLog(scenarios, count),
         routes.HEALTH: probes.health,
         routes.READY: probes.ready,
         routes.METRICS: probes.metrics,

@@ -11,7 +11,9 @@ of its own (:mod:`echod.http.shaping`), and a coding (:mod:`echod.http.negotiati
 Delays wait without blocking the process, within the process's places for long requests
 (:meth:`echod.http.drain.Drain.holding`), and end at once when echod drains. A delay
 whose client leaves (or whose proxy gives up on it, with its own 504) ends then, and is
-logged and counted as 499.
+logged and counted as 499. A request with ``key=`` or ``rate=`` is a scenario
+(:mod:`echod.http.scenarios`): the state says whether it fails, passes or is refused
+(429) before it is answered.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from echod.http.faults import faults
 from echod.http.forwarded import forwarded
 from echod.http.negotiation import VARY, encode_whole, forced
 from echod.http.problems import InvalidToken
-from echod.http.shaping import DEFAULT_TYPE, shape
+from echod.http.scenarios import asked
+from echod.http.shaping import DEFAULT_TYPE, Shape, shape
 from echod.routes import INSPECT
 from echod.telemetry.metric_layout import ENCODED
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
     from echod.http.bearer import Tokens
     from echod.http.drain import Drain
+    from echod.http.scenarios import Asked, Scenarios
     from echod.telemetry.records import RequestRecord
 
 __all__ = ["TEXT_LIMIT", "Inspector", "redacted", "token_report"]
@@ -56,6 +60,9 @@ _NO_BODY = frozenset({204, 304})
 _REDACTED = "<redacted>"
 _CREDENTIALS = frozenset({"authorization", "proxy-authorization"})
 _JSON = "application/json"
+_PLAIN = Shape()
+#: What a failing attempt is answered by default (``fail=``, ``fail_every=``).
+FAIL_STATUS = 503
 # Decimal: the numbers of a token's claims, shown as numbers (echo's way of reading them).
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 
@@ -132,18 +139,21 @@ class Inspector:
         drain: Drain,
         count: Callable[[int, str], None] = lambda _d, _c: None,
         tokens: Tokens | None = None,
+        scenarios: Scenarios | None = None,
     ) -> None:
         """Report ``instance``; honour delays up to ``max_delay`` seconds.
 
         ``count`` is told of each answer's coding
         (:meth:`echod.telemetry.metric_layout.Recorder.coding`); ``tokens`` verifies the
-        bearer tokens the report shows (without it, none is).
+        bearer tokens the report shows (without it, none is). ``scenarios`` asks the state
+        for the requests with ``key=`` or ``rate=``.
         """
         self._tokens = tokens
         self._instance = instance
         self._delay = delay_ms(max_delay)
         self._drain = drain
         self._count = count
+        self._scenarios = scenarios
 
     def __call__(
         self, scope: Scope, proto: HTTPProtocol, record: RequestRecord, body: bytes
@@ -152,33 +162,88 @@ class Inspector:
 
         Everything is checked before the delay, so a bad control is a 400 at once.
         """
-        headers = scope.headers
         controls = Controls(scope)
-        picked = faults(controls, STATUS, self._delay)
+        scenario = asked(controls)
+        default = FAIL_STATUS if scenario is not None and scenario.rule else 200
+        picked = faults(controls, STATUS, self._delay, default)
         shaped = shape(controls)
         shaped.check(picked.possible)
         force = forced(controls)
         status, wait, chosen = picked.choose()
+        if scenario is not None:
+            return self._scenario(
+                scenario,
+                scope,
+                proto,
+                record,
+                (body, controls.args),
+                (status, wait, chosen, shaped, force),
+            )
+        return self._respond(
+            scope, proto, record, body, controls.args, (status, wait, chosen, shaped, force)
+        )
+
+    async def _scenario(
+        self,
+        scenario: Asked,
+        scope: Scope,
+        proto: HTTPProtocol,
+        record: RequestRecord,
+        request: tuple[bytes, dict[str, list[str]]],
+        answer: tuple[int, int, tuple[str, str] | None, Shape, str | None],
+    ) -> None:
+        """Ask the state, then answer: as asked when failing, or with no rule; else plainly.
+
+        ``request`` is the body and the query's arguments, for the report.
+        """
+        if self._scenarios is None:
+            raise RuntimeError("an Inspector without scenarios got one")
+        status, _, _, _, force = answer
+        pass_status = 200 if scenario.rule else status
+        ask = self._scenarios.ask(scenario, scope, record, status, pass_status)
+        outcome, added = await self._scenarios.decide(scenario, ask)
+        if scenario.rule and not outcome.failed:  # a passing attempt: the plain report
+            answer = (200, 0, None, _PLAIN, force)
+        body, args = request
+        waiting = self._respond(scope, proto, record, body, args, answer, added)
+        if waiting is not None:
+            await waiting
+
+    def _respond(
+        self,
+        scope: Scope,
+        proto: HTTPProtocol,
+        record: RequestRecord,
+        body: bytes,
+        args: dict[str, list[str]],
+        answer: tuple[int, int, tuple[str, str] | None, Shape, str | None],
+        added: list[tuple[str, str]] | None = None,
+    ) -> Coroutine[Any, Any, None] | None:
+        """Answer ``status`` after ``wait`` ms, shaped as asked, with the ``added`` headers."""
+        status, wait, chosen, shaped, force = answer
+        headers = scope.headers
         if shaped.body is not None:
             content, content_type = shaped.body, shaped.content_type or DEFAULT_TYPE
         else:
-            report = self._report(scope, headers, controls.args, body, record.request_id)
+            report = self._report(scope, headers, args, body, record.request_id)
             content, content_type = _encode(report) + b"\n", shaped.content_type or _JSON
-        answer = [] if status in _NO_BODY else [("content-type", content_type)]
+        response = [] if status in _NO_BODY else [("content-type", content_type)]
         if not shaped.sets("cache-control"):
-            answer.append(NO_STORE)
+            response.append(NO_STORE)
         if status not in _NO_BODY and not shaped.sets("content-encoding"):
-            answer.append(VARY)
+            response.append(VARY)
             coding, content = encode_whole(headers.get("accept-encoding"), content, force)
             if coding is not None:
-                answer.append(("content-encoding", coding))
+                response.append(("content-encoding", coding))
                 self._count(ENCODED, coding)
         if chosen is not None:
-            answer.append(chosen)
-        answer += shaped.headers_for(status, INSPECT.allow)
+            response.append(chosen)
+        if added:
+            response += added
+        response += shaped.headers_for(status, INSPECT.allow)
         if wait:
-            return self._after(wait, proto, record, status, answer, content)
-        self._answer(proto, record, status, answer, content)
+            return self._after(wait, proto, record, status, response, content)
+        self._answer(proto, record, status, response, content)
         return None
 
     async def _after(

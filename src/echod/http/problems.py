@@ -16,7 +16,9 @@ details (``application/problem+json``) that carry the request id::
     ├── UnsupportedMediaType     415  a ``Content-Encoding`` echod does not decode
     ├── RangeNotSatisfiable      416  a ``Range`` outside the bytes (``Content-Range``)
     ├── UpgradeRequired          426  a WebSocket handshake that lost its ``Upgrade`` on the way
-    └── ServiceUnavailable       503  draining, or too many passwords waiting to be hashed
+    ├── TooManyRequests          429  a ``rate=`` whose bucket has no token (``Retry-After``)
+    └── ServiceUnavailable       503  draining, too many passwords waiting to be hashed, or
+                                      the state store cannot be used
 
 :class:`echod.settings.config.ConfigError` is apart: it stops echod before it serves.
 """
@@ -41,6 +43,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "RequestTimeout",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpgradeRequired",
@@ -220,6 +223,12 @@ class UpgradeRequired(Problem):
     def __init__(self, detail: str) -> None:
         """Describe what arrived; ``Upgrade: websocket`` goes with the answer."""
         super().__init__(detail, (("upgrade", "websocket"), ("connection", "upgrade")))
+
+
+class TooManyRequests(Problem):
+    """A rate's bucket has no token: the headers say when the next one comes."""
+
+    status = 429
 
 
 class ServiceUnavailable(Problem):

@@ -11,15 +11,17 @@ owner can enter it::
     ├── ready               one byte that every process reads: 0 ready, 1 draining
     ├── metrics             the metric slots, one per serving process
     ├── reloads             the record of reloads
+    ├── state               the scenarios' attempts and buckets (SQLite), with state-journal
+    │                       and state.lock (none with --state redis://...)
     ├── users               the htpasswd text of the users in service
     ├── tls.pem             the certificate chain in service, then its private key
     ├── client-ca.pem       the CA of client certificates, when one is set
     └── jwks.json           the key set of bearer tokens, when one is set
 
 The metric slots and the record of reloads are files of
-:mod:`echod.telemetry.metric_store`, every byte of which is allocated when the directory
-is made: a filesystem too full for them is an error at start
-(:class:`RuntimeSpaceError`), never a SIGBUS later. Serving processes receive a
+:mod:`echod.telemetry.metric_store`, and the state is :mod:`echod.state.local`'s: every
+byte of them is allocated when the directory is made, so a filesystem too full for them
+is an error at start (:class:`RuntimeSpaceError`), never a SIGBUS later. Serving processes receive a
 :class:`RuntimeRef`, small and picklable, and attach to it. The material in service
 (:mod:`echod.instance.material`) is published here at start and on every reload, and a
 serving process reads it from here. A directory whose owner is gone (killed, so it
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from echod.procfs import alive, start_time
 from echod.settings.config import ConfigError
+from echod.state import local
 from echod.telemetry import metric_store
 
 if TYPE_CHECKING:
@@ -59,7 +62,7 @@ __all__ = [
 
 _SHM = Path("/dev/shm")  # noqa: S108 - memory-backed, and private to the directory made in it
 _PREFIX = "echod-"
-_OWNER, _READY, _METRICS, _RELOADS = "owner", "ready", "metrics", "reloads"
+_OWNER, _READY, _METRICS, _RELOADS, _STATE = "owner", "ready", "metrics", "reloads", "state"
 _USERS, _TLS, _CLIENT_CA, _JWKS = "users", "tls.pem", "client-ca.pem", "jwks.json"
 
 
@@ -110,6 +113,13 @@ class RuntimeRef:
     layout: Layout
     #: The instance's id (a random UUID, made at start), the same in all its workers.
     instance: str
+    #: Whether the directory holds the state (it does unless --state names a server).
+    state: bool = True
+
+    @property
+    def state_path(self) -> Path:
+        """The file of the state that the instance's processes share."""
+        return self.directory / _STATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +142,10 @@ class Runtime:
         self.reloads = metric_store.ReloadRecord(ref.directory / _RELOADS)
 
     @classmethod
-    def create(cls, layout: Layout, slots: int, root: Path) -> Runtime:
+    def create(cls, layout: Layout, slots: int, root: Path, *, state: bool = True) -> Runtime:
         """Make this process's runtime in ``root``, after removing those of instances gone.
 
-        Every byte of the mapped files is allocated now.
+        Every byte of its files is allocated now; with ``state``, the state's too.
 
         Raises:
             RuntimeSpaceError: ``root`` has no room for them, or cannot be written; the
@@ -144,6 +154,8 @@ class Runtime:
         remove_stale(root)
         pid = os.getpid()
         needed = slots * layout.slot_size * 8 + metric_store.ReloadRecord.SIZE + 1
+        if state:
+            needed += local.STATE_BYTES + local.JOURNAL_BYTES
         try:
             directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-", dir=root))
         except OSError as error:
@@ -156,13 +168,15 @@ class Runtime:
             metric_store.reserve(directory / _READY, 1)
             metric_store.MetricsStore.create(directory / _METRICS, layout, slots).close()
             metric_store.ReloadRecord.create(directory / _RELOADS).close()
+            if state:
+                local.create(directory / _STATE)
         except OSError as error:
             shutil.rmtree(directory, ignore_errors=True)
             raise RuntimeSpaceError(
                 f"{root}: {needed} bytes are needed for the runtime directory, and it "
                 f"failed: {error.strerror}; free some room or set --runtime-dir"
             ) from None
-        return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4())))
+        return cls(RuntimeRef(directory, pid, layout, str(uuid.uuid4()), state))
 
     def publish(self, material: Material) -> None:
         """Put ``material`` in service for the workers that start from now on.

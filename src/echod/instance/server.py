@@ -79,7 +79,9 @@ def serve(settings: Settings, *, log_config: dict[str, Any]) -> int:
     root, moved = runtime_root(settings.runtime_dir)
     if moved is not None:
         log.warning(moved)
-    runtime = Runtime.create(Layout(), slots_for(settings.workers), root)
+    runtime = Runtime.create(
+        Layout(), slots_for(settings.workers), root, state=settings.state is None
+    )
     try:
         try:
             runtime.publish(material)
@@ -126,6 +128,7 @@ def _started_fields(settings: Settings, listeners: Sequence[Listener]) -> dict[s
         "pid": os.getpid(),
         "listeners": [listener.url for listener in listeners],
         "workers": settings.workers,
+        "state": "runtime directory" if settings.state is None else str(settings.state),
     }
 
 

@@ -41,6 +41,7 @@ from echod.instance.lifecycle import STOP_SIGNALS
 from echod.instance.listener import granian_server
 from echod.instance.runtime import Runtime
 from echod.instance.users import parse_users
+from echod.state.local import LocalStore
 from echod.telemetry.collectors import build_registry
 from echod.telemetry.line_writer import stdout_writer
 from echod.version import __version__
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from echod.instance.reload import Reloaded, Reloader
     from echod.instance.runtime import RuntimeRef
     from echod.settings.config import Settings
+    from echod.state.model import Store
     from echod.telemetry.metric_layout import Recorder
 
 __all__ = ["KILL_GRACE", "Role", "Serving", "run_worker"]
@@ -113,6 +115,7 @@ class Serving:
         self._hup = asyncio.Event()
         self._stopping = False
         self._app: EchoApp | None = None
+        self._state: Store | None = None
         self._runtime: Runtime | None = None
         self._generation = 0
         self._tls: bytes | None = None
@@ -139,6 +142,7 @@ class Serving:
         writer.count_drops(recorder.lines_dropped)
         self._generation = runtime.reloads.generation
         self._tls = runtime.tls_material()
+        state = self._state = open_state(self._settings, self._ref)
         app = self._app = create_app(
             self._settings,
             users=parse_users(runtime.users().decode(), "the users in service"),
@@ -152,6 +156,7 @@ class Serving:
             is_ready=runtime.readiness.is_ready,
             instance_id=self._ref.instance,
             jwks=runtime.jwks(),
+            state=state,
         )
         app.start(loop)
         # Everything made so far lives as long as the process: keep it out of the garbage
@@ -303,6 +308,8 @@ class Serving:
             )
         )
         app.close()
+        if self._state is not None:
+            self._state.close()
         return 1 if failed or not all(stopped) else 0
 
 
@@ -356,6 +363,15 @@ def _connects(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def open_state(settings: Settings, runtime: RuntimeRef) -> Store:
+    """The store of the scenarios' state: the runtime directory's, or the server of --state."""
+    if settings.state is None:
+        return LocalStore(runtime.state_path)
+    from echod.state.remote import RemoteStore  # noqa: PLC0415 - only with --state redis://
+
+    return RemoteStore(settings.state, settings.state_prefix, settings.state_password)
 
 
 def run_worker(

@@ -6,6 +6,7 @@ checked here, once, and errors name the flag or variable that carried the bad va
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ __all__ = [
     "DEFAULT_MAX_WS_CONNECTIONS",
     "DEFAULT_RELOAD_INTERVAL",
     "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_STATE_PREFIX",
     "DEFAULT_WS_IDLE_TIMEOUT",
     "DEFAULT_WS_MEMORY_LIMIT",
+    "STATE_PASSWORD_ENV",
     "ConfigError",
     "LogLevel",
     "Settings",
@@ -67,6 +70,11 @@ DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024
 #: Seconds of clock skew allowed when a token's ``exp`` and ``nbf`` are checked.
 DEFAULT_JWT_LEEWAY = 30.0
+#: What every key echod writes in Redis starts with (``--state-prefix``).
+DEFAULT_STATE_PREFIX = "echod:"
+#: The variable that holds the password of the Redis server of ``--state``: never a flag,
+#: so that it shows in no process list, and never logged.
+STATE_PASSWORD_ENV = "ECHOD_STATE_PASSWORD"  # noqa: S105 - a variable's name, not a password
 
 _MAX_WORKERS = 64
 _MAX_BODY_LIMIT = 1024 * 1024 * 1024
@@ -130,6 +138,12 @@ class Settings:
     jwt_audiences: tuple[str, ...] = ()
     jwt_leeway: float = DEFAULT_JWT_LEEWAY
     auth_verify: bool = False
+    #: Where the scenarios' state lives: a Redis server, or None for the runtime directory.
+    state: values.StateUrl | None = None
+    state_prefix: str = DEFAULT_STATE_PREFIX
+    #: The password of ``state``'s server, from ``ECHOD_STATE_PASSWORD``: left out of the
+    #: settings' repr, so that no log line can show it.
+    state_password: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def tls_enabled(self) -> bool:
@@ -274,6 +288,22 @@ OPTIONS: tuple[Option, ...] = (
         "made (default /dev/shm, or the temporary directory without it)",
     ),
     Option(
+        "state",
+        values.state_url,
+        "URL",
+        "keep the scenarios' state (attempts, rate limits) in Redis or Valkey, "
+        "redis://host[:port][/db] or rediss://, shared by every replica; the password "
+        f"comes from {STATE_PASSWORD_ENV} (default: the runtime directory, shared by "
+        "this instance's workers)",
+        shown=values.hide_password,
+    ),
+    Option(
+        "state_prefix",
+        values.state_prefix,
+        "PREFIX",
+        f"what every key echod writes in Redis starts with (default {DEFAULT_STATE_PREFIX})",
+    ),
+    Option(
         "reload_interval",
         values.seconds(0.0, _MAX_SECONDS),
         "S",
@@ -369,8 +399,13 @@ def load_settings(
             given_values[option.field] = parse_value(option, raw)
         except ValueError as error:
             shown = raw if isinstance(raw, str) else ",".join(raw)  # a list's repeated flags
+            if option.shown is not None:
+                shown = option.shown(shown)
             raise ConfigError(f"{source}={shown!r}: {error}") from None
         sources[option.field] = source
+    if password := environ.get(STATE_PASSWORD_ENV):
+        given_values["state_password"] = password
+        sources["state_password"] = STATE_PASSWORD_ENV
     settings = Settings(**given_values)
     _check_combinations(settings, sources)
     return settings
@@ -399,15 +434,31 @@ def _check_combinations(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{sources['cors_origins']}={','.join(settings.cors_origins)!r}: "
             "* allows every origin, so it cannot be listed with others"
         )
+    if settings.state is None:
+        _refuse_without(
+            sources,
+            ("state_prefix", "state_password"),
+            "--state (ECHOD_STATE)",
+            "the state is in the runtime directory, which takes neither a prefix nor a password",
+        )
     if settings.jwt_jwks is None:
-        for field in ("jwt_issuers", "jwt_audiences", "jwt_leeway"):
-            if field in sources:
-                raise ConfigError(
-                    f"{sources[field]} is set but {flag('jwt_jwks')} (ECHOD_JWT_JWKS) is not: "
-                    "tokens are only verified with a key set"
-                )
+        _refuse_without(
+            sources,
+            ("jwt_issuers", "jwt_audiences", "jwt_leeway"),
+            f"{flag('jwt_jwks')} (ECHOD_JWT_JWKS)",
+            "tokens are only verified with a key set",
+        )
     if settings.tls_client_ca is not None and not settings.tls_enabled:
         raise ConfigError(
             f"{sources['tls_client_ca']} is set but HTTPS is off (--tls-port 0): "
             "client certificates are only asked for over HTTPS"
         )
+
+
+def _refuse_without(
+    sources: Mapping[str, str], fields: tuple[str, ...], needed: str, why: str
+) -> None:
+    """Refuse a setting of ``fields`` given without the setting ``needed``, saying ``why``."""
+    for field in fields:
+        if field in sources:
+            raise ConfigError(f"{sources[field]} is set but {needed} is not: {why}")

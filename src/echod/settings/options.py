@@ -32,6 +32,9 @@ class Option:
     #: "value": ``--flag VALUE``; "switch": ``--flag`` alone, the variable a boolean;
     #: "list": ``--flag`` once per item, the variable a comma-separated list.
     kind: str = "value"
+    #: How a bad value is shown in the error that names it: as given by default; a URL
+    #: that may hold a password shows it hidden.
+    shown: Callable[[str], str] | None = None
 
     @property
     def flag(self) -> str:

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 from echod.procfs import boot_time, max_fds, open_fds, process_stats, pss_bytes
 from echod.routes import AUTH_VERIFY
 from echod.telemetry.exposition import Family, Registry
-from echod.telemetry.metric_layout import BUCKETS_MS
+from echod.telemetry.metric_layout import (
+    BUCKETS_MS,
+    EVICTION_REASONS,
+    SCENARIO_RESULTS,
+    STATE_OPERATIONS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,6 +41,9 @@ AUTH_VERIFY_NAME = "echod_auth_verify"
 AUTH_VERIFY_RESULTS = {"200": "allowed", "401": "denied"}
 LOG_DROPPED_NAME = "echod_log_lines_dropped"
 CODINGS_NAME = "echod_content_codings"
+SCENARIOS_NAME = "echod_scenario_requests"
+STATE_ERRORS_NAME = "echod_state_errors"
+EVICTIONS_NAME = "echod_state_evictions"
 RELOADS_NAME = "echod_reloads"
 LAST_RELOAD_SUCCESS_NAME = "echod_last_reload_success"
 LAST_RELOAD_TIME_NAME = "echod_last_reload_timestamp_seconds"
@@ -124,6 +132,30 @@ class _HttpCollector:
         for offset, coding in layout.coding_labels():
             codings.add(dict(coding), totals[layout.codings + offset])
         yield codings
+        yield _counters(
+            SCENARIOS_NAME,
+            "Requests to /api/inspect with key= or rate=, by what the state made of them "
+            "(passed, failed by the key's rule, limited: 429)",
+            "result",
+            SCENARIO_RESULTS,
+            totals[layout.scenarios :],
+        )
+        yield _counters(
+            STATE_ERRORS_NAME,
+            "Operations of the state store that failed (unreachable, too slow or full), "
+            "each answered 503",
+            "operation",
+            STATE_OPERATIONS,
+            totals[layout.state_errors :],
+        )
+        yield _counters(
+            EVICTIONS_NAME,
+            "Keys evicted before their ttl, least recently used first: past 10,000 live "
+            "keys, or to fit in the runtime directory's reserved file",
+            "reason",
+            EVICTION_REASONS,
+            totals[layout.evictions :],
+        )
 
 
 class _ReloadCollector:
@@ -215,6 +247,15 @@ class _ProcessCollector:
             "Processes of this echod instance (the process, or the supervisor and its workers)",
             len(stats),
         )
+
+
+def _counters(
+    name: str, help_text: str, label: str, values: tuple[str, ...], totals: list[float]
+) -> Family:
+    family = Family(name, "counter", help_text)
+    for value, total in zip(values, totals, strict=False):
+        family.add({label: value}, total)
+    return family
 
 
 def _gauge(name: str, help_text: str, value: float) -> Family:

@@ -4,8 +4,10 @@ A slot is a row of floats: the owner's pid, one counter per combination of the l
 of ``http_requests_total``, the histogram's buckets (and +Inf), the sum of the
 durations, one counter of WebSocket messages per path and direction, the gauge of
 the worker's open WebSocket connections, the counter of log lines dropped, the
-generation of the material in service, and one counter per content coding and direction
-(request bodies decoded, answers encoded). :class:`Layout` owns the arithmetic both ways:
+generation of the material in service, one counter per content coding and direction
+(request bodies decoded, answers encoded), and the scenarios' counters: requests by
+what the state made of them, the state's failures by operation, and keys evicted by
+reason. :class:`Layout` owns the arithmetic both ways:
 the offset of a (status, method, path) when a request is counted, and the labels of
 each offset when ``/metrics`` reads them back. Both derive from one list of dimensions,
 in one order, so reordering them or adding a value cannot put a count under the wrong
@@ -48,11 +50,22 @@ __all__ = [
     "DECODED",
     "DIRECTIONS",
     "ENCODED",
+    "EVICTION_REASONS",
+    "FOR_KEYS",
+    "FOR_SPACE",
     "MESSAGE_IN",
     "MESSAGE_OUT",
     "OTHER",
     "OWN_STATUSES",
     "REGISTERED_STATUSES",
+    "SCENARIO_FAILED",
+    "SCENARIO_LIMITED",
+    "SCENARIO_PASSED",
+    "SCENARIO_RESULTS",
+    "STATE_ATTEMPT",
+    "STATE_OPERATIONS",
+    "STATE_READ",
+    "STATE_RESET",
     "STATUSES",
     "Floats",
     "Layout",
@@ -66,10 +79,10 @@ BUCKETS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 
 #: 499: the client went away first; 503: draining, or too many delayed requests).
 #: 206 and 304: a range of /api/bytes, and a conditional request whose tag matches; 406:
 #: no coding acceptable; 416: a range outside the bytes; 426: a WebSocket handshake that lost
-#: its Upgrade on the way.
+#: its Upgrade on the way; 429: a rate's bucket is empty.
 OWN_STATUSES = (
-    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 426, 499, 500,
-    503,
+    101, 200, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 413, 415, 416, 426, 429, 499,
+    500, 503,
 )  # fmt: skip
 #: The registered statuses from 200 to 599 (IANA's HTTP Status Code Registry, and 418),
 #: any of which a client may ask ``/api/inspect`` for and see counted under its own code.
@@ -92,6 +105,17 @@ CODINGS = ("gzip", "deflate", "br", "zstd")
 #: takes :data:`DECODED` (a request body) or :data:`ENCODED` (an answer).
 CODING_DIRECTIONS = ("decoded", "encoded")
 DECODED, ENCODED = range(len(CODING_DIRECTIONS))
+#: What the state made of a request with ``key=`` or ``rate=``, in the order of their
+#: counters: the answer it would have had, a failure its key's rule asked for, or a 429.
+SCENARIO_RESULTS = ("passed", "failed", "limited")
+SCENARIO_PASSED, SCENARIO_FAILED, SCENARIO_LIMITED = range(len(SCENARIO_RESULTS))
+#: The operations of the state's store, in the order of their error counters.
+STATE_OPERATIONS = ("attempt", "read", "reset")
+STATE_ATTEMPT, STATE_READ, STATE_RESET = range(len(STATE_OPERATIONS))
+#: Why a key was evicted before its ttl: to stay within the live keys, or to fit in the
+#: runtime directory's reserved file.
+EVICTION_REASONS = ("keys", "space")
+FOR_KEYS, FOR_SPACE = range(len(EVICTION_REASONS))
 #: The label of a status or method the layout does not list: labels stay bounded.
 OTHER = "other"
 #: The dimensions of ``http_requests_total``, outermost first: the order of a slot.
@@ -232,9 +256,24 @@ class Layout:
             yield i, {"direction": direction, "coding": coding}
 
     @property
+    def scenarios(self) -> int:
+        """Where the counters of scenario requests start, by :data:`SCENARIO_RESULTS`."""
+        return self.codings + len(CODING_DIRECTIONS) * len(CODINGS)
+
+    @property
+    def state_errors(self) -> int:
+        """Where the counters of the state's failures start, by :data:`STATE_OPERATIONS`."""
+        return self.scenarios + len(SCENARIO_RESULTS)
+
+    @property
+    def evictions(self) -> int:
+        """Where the counters of evicted keys start, by :data:`EVICTION_REASONS`."""
+        return self.state_errors + len(STATE_OPERATIONS)
+
+    @property
     def slot_size(self) -> int:
         """Floats per slot: the pid, the counters, the buckets, the sum, and the rest."""
-        return self.codings + len(CODING_DIRECTIONS) * len(CODINGS)
+        return self.evictions + len(EVICTION_REASONS)
 
 
 class Recorder:
@@ -248,6 +287,7 @@ class Recorder:
     __slots__ = (
         "_codings",
         "_connections",
+        "_evictions",
         "_generation",
         "_hist",
         "_log_dropped",
@@ -255,6 +295,8 @@ class Recorder:
         "_method",
         "_other_method",
         "_other_status",
+        "_scenarios",
+        "_state_errors",
         "_status",
         "_sum",
         "_values",
@@ -278,6 +320,9 @@ class Recorder:
         self._connections = base + layout.connections
         self._log_dropped = base + layout.log_dropped
         self._generation = base + layout.generation
+        self._scenarios = base + layout.scenarios
+        self._state_errors = base + layout.state_errors
+        self._evictions = base + layout.evictions
         self._codings = {
             (CODING_DIRECTIONS.index(labels["direction"]), labels["coding"]): base
             + layout.codings
@@ -332,6 +377,18 @@ class Recorder:
             KeyError: ``coding`` is not one of :data:`CODINGS`.
         """
         self._values[self._codings[direction, coding]] += 1.0
+
+    def scenario(self, result: int) -> None:
+        """Count one request the state decided, by :data:`SCENARIO_RESULTS` (an index)."""
+        self._values[self._scenarios + result] += 1.0
+
+    def state_error(self, operation: int) -> None:
+        """Count one failed operation of the state, by :data:`STATE_OPERATIONS` (an index)."""
+        self._values[self._state_errors + operation] += 1.0
+
+    def evicted(self, reason: int, count: int) -> None:
+        """Count ``count`` keys evicted before their ttl, by :data:`EVICTION_REASONS`."""
+        self._values[self._evictions + reason] += count
 
     def _index(self, status: int, method: str, tally: Tally) -> int:
         return (
