@@ -137,7 +137,7 @@ test: lint system-packages $(SSLYZE) ## lint, then the unit, integration and dep
 # front of two echod of its own, with the configuration deploy/proxies/ ships and with its
 # default one. echod audit runs through each and its results are held to the matrix in
 # tests/proxies/expected.yaml; then the defects the proxies showed are tested through
-# them (about a minute and a half). Each test has a deadline, the session's audits too.
+# them (about a minute and a half). Each test has a deadline, and so has each audit.
 PROXY_PACKAGES := nginx haproxy caddy
 
 .PHONY: test-proxies

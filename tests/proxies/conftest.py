@@ -1,4 +1,4 @@
-"""The audit through each proxy, shipped and default configurations, run once for the session.
+"""The audit through each proxy, shipped and default configurations, run once for all the tests.
 
 Each proxy gets two echod of its own, logging to files the audit reads. Its default
 configuration is audited first, then its shipped one with ``--include reload``, which
