@@ -314,6 +314,11 @@ def test_configuration_table_lists_every_setting() -> None:
         assert re.search(rf"\| `{option.flag}` \| `{option.env}` \|", text), option.flag
 
 
+def test_the_readme_stays_short() -> None:
+    """At most 300 lines: usage, settings, a production checklist and links; docs/ has the rest."""
+    assert len((REPO / "README.md").read_text().splitlines()) <= 300
+
+
 def anchors(document: Path) -> set[str]:
     """The anchors GitHub makes of the document's headings (lower case, dashes)."""
     headings = re.findall(r"^#+ (.+)$", document.read_text(), re.MULTILINE)
