@@ -39,30 +39,13 @@ from tests.support.examples import (
     unshown,
 )
 from tests.support.processes import START_TIMEOUT, Echod
-from tests.support.tools import require_tool
+from tests.support.tools import nginx_conf, require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 DEFAULT_PORTS = (3000, 10000)
-#: The directives nginx needs around the documents' server blocks to run as a test's
-#: process: in the foreground, one process, every file in the scratch directory.
-NGINX_MAIN = """\
-daemon off;
-master_process off;
-pid nginx.pid;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path nginx-body;
-    proxy_temp_path nginx-proxy;
-    fastcgi_temp_path nginx-fastcgi;
-    uwsgi_temp_path nginx-uwsgi;
-    scgi_temp_path nginx-scgi;
-{servers}
-}}
-"""
 
 
 def ports_free(ports: tuple[int, ...]) -> bool:
@@ -183,7 +166,7 @@ def proxies(workspace: Path) -> Iterator[None]:
     nginx = require_tool("nginx", "Debian package nginx")
     need_ports(listen_ports())
     servers = "\n".join("\n".join(block.lines) for block in nginx_servers())
-    (workspace / "nginx.conf").write_text(NGINX_MAIN.format(servers=servers))
+    (workspace / "nginx.conf").write_text(nginx_conf(workspace, servers))
     process = subprocess.Popen(
         [nginx, "-p", str(workspace), "-c", "nginx.conf", "-e", "stderr"],
         cwd=workspace,

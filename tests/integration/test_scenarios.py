@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.processes import START_TIMEOUT, free_port
 from tests.support.redis import RedisServer
-from tests.support.tools import require_tool
+from tests.support.tools import nginx_conf, require_tool
 from tests.support.users import AUTH
 from tests.support.waiting import eventually
 
@@ -169,19 +169,8 @@ class TestRedisDown:
         assert "hunter2" not in echod.stdout() + echod.stderr() + answer.text
 
 
-NGINX = """\
-daemon off;
-master_process off;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
+#: The http block of the replicas' nginx: round robin over two echod, no retries.
+UPSTREAM = """\
     upstream echod {{
         server 127.0.0.1:{first};
         server 127.0.0.1:{second};
@@ -192,9 +181,7 @@ http {{
             proxy_pass http://echod;
             proxy_next_upstream off;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +195,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     instances = [Echod("--state", redis.url, "--log-level", "warning") for _ in range(2)]
     port = free_port()
     (directory / "nginx.conf").write_text(
-        NGINX.format(
-            directory=directory, first=instances[0].port, second=instances[1].port, port=port
+        nginx_conf(
+            directory,
+            UPSTREAM.format(first=instances[0].port, second=instances[1].port, port=port),
         )
     )
     proxy: subprocess.Popen[bytes] | None = None

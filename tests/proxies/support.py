@@ -26,7 +26,7 @@ import trustme
 import yaml
 
 from tests.support.processes import ECHOD, Echod, free_port
-from tests.support.tools import require_tool
+from tests.support.tools import nginx_conf, require_tool
 
 __all__ = [
     "DEFAULTS",
@@ -61,24 +61,6 @@ PACKAGES = {"nginx": "nginx", "haproxy": "haproxy", "caddy": "caddy"}
 #: interval (1 s), and delays long enough to outlast their read timeout (15 s).
 ORIGIN_FLAGS = ("--tls-port", "0", "--drain-delay", "3", "--max-delay", "20")
 START_TIMEOUT = 15.0
-#: nginx's main configuration around a configuration of the http block: in the
-#: foreground, one process, every file in the scratch directory.
-NGINX_MAIN = """\
-daemon off;
-master_process off;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/body;
-    proxy_temp_path {directory}/proxy;
-    fastcgi_temp_path {directory}/fastcgi;
-    uwsgi_temp_path {directory}/uwsgi;
-    scgi_temp_path {directory}/scgi;
-    include {directory}/site.conf;
-}}
-"""
 
 
 @dataclass(frozen=True)
@@ -180,7 +162,7 @@ class Proxy:
             ]
             (self.directory / "site.conf").write_text(_replace(text, changes, self.config))
             made = self.directory / "nginx.conf"
-            made.write_text(NGINX_MAIN.format(directory=self.directory))
+            made.write_text(nginx_conf(self.directory, f"    include {self.directory}/site.conf;"))
             return [nginx, "-p", str(self.directory), "-c", str(made), "-e", "stderr"], made
         if self.kind == "haproxy":
             haproxy = require_tool("haproxy", "Debian package haproxy")

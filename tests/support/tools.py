@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["require_tool"]
+__all__ = ["nginx_conf", "require_tool"]
 
 
 def require_tool(name: str, package: str) -> str:
@@ -30,3 +30,27 @@ def require_tool(name: str, package: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def nginx_conf(directory: Path, http: str) -> str:
+    """An nginx.conf that runs nginx as a test's process around the ``http`` block's lines.
+
+    In the foreground, one process, with its pid, error log and temporary files in
+    ``directory``; run it with ``nginx -p DIRECTORY -c FILE -e stderr``.
+    """
+    return f"""\
+daemon off;
+master_process off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {directory}/body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+{http}
+}}
+"""
