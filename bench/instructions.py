@@ -35,38 +35,19 @@ def _worker(requests: int, auth: str) -> None:
         FakeHeaders,
         FakeProto,
         FakeScope,
-        QuietLoop,
         new_record,
+        quiet_app,
     )
     from tests.support.tokens import SigningKey, bearer, claims, key_set  # noqa: PLC0415
     from tests.support.users import ALICE, cheap_users  # noqa: PLC0415
-
-    from echod.http.factory import create_app  # noqa: PLC0415 - only in the measured process
-    from echod.settings.config import Settings  # noqa: PLC0415
-    from echod.telemetry.collectors import build_registry  # noqa: PLC0415
-    from echod.telemetry.line_writer import LineWriter  # noqa: PLC0415
-    from echod.telemetry.metric_layout import Layout  # noqa: PLC0415
-    from echod.telemetry.metric_store import MetricsStore  # noqa: PLC0415
-    from echod.version import __version__  # noqa: PLC0415
 
     jwks, authorization = None, ALICE
     if auth == "bearer":  # a key set in service, and a token of its key
         key = SigningKey.generate("ES256", kid="bench")
         jwks, authorization = key_set(key), bearer(key.sign(claims("alice", 86400)))
     with tempfile.TemporaryDirectory() as directory:
-        store = MetricsStore.create(Path(directory) / "metrics", Layout(), 2)
         devnull = os.open(os.devnull, os.O_WRONLY)
-        app = create_app(
-            Settings(),
-            users=cheap_users(alice="wonderland"),
-            recorder=store.claim(),
-            registry=build_registry(store, root_pid=os.getpid(), version=__version__),
-            is_ready=lambda: True,
-            instance_id="00000000-0000-4000-8000-000000000000",
-            log_writer=LineWriter(devnull),
-            jwks=jwks,
-        )
-        app._log.bind(QuietLoop())  # type: ignore[arg-type]  # noqa: SLF001 - lines stay buffered
+        app, _ = quiet_app(Path(directory), devnull, cheap_users(alice="wonderland"), jwks)
         headers = FakeHeaders({"host": "echod.test", "authorization": authorization})
         headers["content-length"] = str(len(_BODY))
         scope = FakeScope("POST", "/api/echo", headers)

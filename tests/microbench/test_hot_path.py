@@ -17,9 +17,8 @@ import pytest
 
 from echod.http.auth import Authenticator
 from echod.http.echo import echo
-from echod.http.factory import create_app
 from echod.http.request_ids import RequestIds
-from echod.settings.config import LogLevel, Settings
+from echod.settings.config import LogLevel
 from echod.telemetry.access_log import AccessLog
 from echod.telemetry.collectors import build_registry
 from echod.telemetry.line_writer import LineWriter
@@ -27,7 +26,14 @@ from echod.telemetry.metric_layout import Layout
 from echod.telemetry.metric_store import MetricsStore
 from echod.telemetry.records import RequestRecord
 from echod.version import __version__
-from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop, new_record
+from tests.support.harness import (
+    FakeHeaders,
+    FakeProto,
+    FakeScope,
+    QuietLoop,
+    new_record,
+    quiet_app,
+)
 from tests.support.users import ALICE, cheap_users
 
 if TYPE_CHECKING:
@@ -56,17 +62,7 @@ def devnull() -> Iterator[int]:
 @pytest.fixture
 def app(tmp_path: Path, devnull: int) -> Iterator[EchoApp]:
     """The app as a worker builds it, logging at info to /dev/null."""
-    store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
-    made = create_app(
-        Settings(),
-        users=USERS,
-        recorder=store.claim(),
-        registry=build_registry(store, root_pid=os.getpid(), version=__version__),
-        is_ready=lambda: True,
-        instance_id="00000000-0000-4000-8000-000000000000",
-        log_writer=LineWriter(devnull),
-    )
-    made._log.bind(QuietLoop())  # type: ignore[arg-type]
+    made, store = quiet_app(tmp_path, devnull, USERS)
     yield made
     store.close()
 

@@ -12,15 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from echod.http.bearer import Tokens
-from echod.http.factory import create_app
 from echod.http.keyset import KeySet, Policy
-from echod.settings.config import Settings
-from echod.telemetry.collectors import build_registry
-from echod.telemetry.line_writer import LineWriter
-from echod.telemetry.metric_layout import Layout
-from echod.telemetry.metric_store import MetricsStore
-from echod.version import __version__
-from tests.support.harness import FakeHeaders, FakeProto, FakeScope, QuietLoop
+from tests.support.harness import FakeHeaders, FakeProto, FakeScope, quiet_app
 from tests.support.tokens import SigningKey, bearer, claims, key_set
 from tests.support.users import cheap_users
 
@@ -61,19 +54,10 @@ def test_whole_request_with_a_token(
     benchmark: BenchmarkFixture, keys: dict[str, SigningKey], tmp_path: Path
 ) -> None:
     """The echo with an ES256 token verified before, as test_whole_request does with Basic."""
-    store = MetricsStore.create(tmp_path / "metrics", Layout(), 2)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    app = create_app(
-        Settings(),
-        users=cheap_users(alice="wonderland"),
-        recorder=store.claim(),
-        registry=build_registry(store, root_pid=os.getpid(), version=__version__),
-        is_ready=lambda: True,
-        instance_id="00000000-0000-4000-8000-000000000000",
-        log_writer=LineWriter(devnull),
-        jwks=key_set(keys["ES256"]),
+    app, store = quiet_app(
+        tmp_path, devnull, cheap_users(alice="wonderland"), key_set(keys["ES256"])
     )
-    app._log.bind(QuietLoop())  # type: ignore[arg-type]
     token = bearer(keys["ES256"].sign(claims()))
     headers = FakeHeaders({"host": "echod.test", "authorization": token, "content-length": "14"})
     scope = FakeScope("POST", "/api/echo", headers)

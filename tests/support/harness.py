@@ -230,6 +230,29 @@ def new_record(
     )
 
 
+def quiet_app(
+    directory: Path, log_fd: int, users: dict[str, bytes], jwks: bytes | None = None
+) -> tuple[EchoApp, MetricsStore]:
+    """The app as a worker builds it, at info, its lines to ``log_fd`` and kept buffered.
+
+    What the hot path's measurements drive by hand: the metric store is in
+    ``directory`` (close it after), and the log writer's flushes are never scheduled.
+    """
+    store = MetricsStore.create(directory / "metrics", Layout(), 2)
+    app = create_app(
+        Settings(),
+        users=users,
+        recorder=store.claim(),
+        registry=build_registry(store, root_pid=os.getpid(), version=__version__),
+        is_ready=lambda: True,
+        instance_id=INSTANCE_ID,
+        log_writer=LineWriter(log_fd),
+        jwks=jwks,
+    )
+    app._log.bind(QuietLoop())  # type: ignore[arg-type]
+    return app, store
+
+
 class Harness:
     """An app wired to a real store and registry, logging into a pipe."""
 
